@@ -1,0 +1,49 @@
+# The two set-up commands of the README are `make demo` and `make test`; both bootstrap the
+# environment from uv.lock when it is missing or stale, installing uv with pip if it is absent.
+
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
+AIOPS_HOME ?= $(CURDIR)/.aiops
+export DAGSTER_HOME := $(AIOPS_HOME)/dagster_home
+export AIOPS_HOME
+# Never fetch a Python build at run time: use one that is installed.
+export UV_PYTHON_DOWNLOADS := never
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+PORT ?= 3000
+
+.PHONY: demo test lint typecheck pytest dev env clean
+
+env: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+demo: env
+	$(BIN)/aiops demo $(DEMO_ARGS)
+
+test: lint typecheck pytest
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: env
+	$(BIN)/mypy
+
+pytest: env
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+dev: env
+	@mkdir -p "$(DAGSTER_HOME)"
+	@cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+
+clean:
+	rm -rf "$(AIOPS_HOME)" .pytest_cache .mypy_cache .ruff_cache
