@@ -1,0 +1,247 @@
+"""Training sets, anomaly-detector training, scoring and evaluation (scikit-learn), all seeded.
+
+Reproducibility is the contract here: the same training set, config and seed must give a model whose
+pickled bytes, and so whose SHA-256, are identical, and the same metrics. That is why every random
+choice takes the config's seed, training is single-threaded, and the training set is split by time
+(never shuffled across time), so the holdout is always the future relative to what the model saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+)
+from sklearn.pipeline import Pipeline
+
+from aiops_assets.core.features import LABEL, SERVICE, TIMESTAMP, model_input_columns
+
+SPLIT = "split"
+TRAIN = "train"
+HOLDOUT = "holdout"
+
+
+@dataclass(frozen=True)
+class TrainingSetConfig:
+    """How to cut features into a training and a holdout part."""
+
+    holdout_days: int = 4
+    max_train_rows: int = 200_000
+    seed: int = 17
+
+    def __post_init__(self) -> None:
+        if self.holdout_days < 1:
+            raise ValueError(
+                "holdout_days must be at least 1: a model needs a future to be judged on"
+            )
+        if self.max_train_rows < 100:
+            raise ValueError("max_train_rows below 100 leaves too little to learn from")
+
+
+def build_training_set(features: pd.DataFrame, config: TrainingSetConfig) -> pd.DataFrame:
+    """Add a ``split`` column: the last ``holdout_days`` whole days are the holdout.
+
+    When the train part exceeds ``max_train_rows`` it is subsampled with the config's seed (and the
+    sample keeps time order); the holdout is never subsampled, so metrics stay comparable.
+    """
+    if features.empty:
+        raise ValueError("cannot build a training set from an empty feature frame")
+    days = features[TIMESTAMP].dt.floor("D")
+    distinct_days = np.sort(days.unique())
+    if len(distinct_days) <= config.holdout_days:
+        raise ValueError(
+            f"features cover {len(distinct_days)} day(s); holdout_days={config.holdout_days} would leave "
+            "nothing to train on (materialize more partitions or lower holdout_days)"
+        )
+    holdout_start = pd.Timestamp(distinct_days[-config.holdout_days])
+    is_holdout = (features[TIMESTAMP] >= holdout_start).to_numpy()
+    train = features.loc[~is_holdout]
+    if len(train) > config.max_train_rows:
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(train), size=config.max_train_rows, replace=False))
+        train = train.iloc[keep]
+    holdout = features.loc[is_holdout]
+    result = pd.concat(
+        [train.assign(**{SPLIT: TRAIN}), holdout.assign(**{SPLIT: HOLDOUT})], ignore_index=True
+    )
+    return result.sort_values([TIMESTAMP, SERVICE], kind="mergesort").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Isolation-forest settings; ``seed`` drives every random choice in training."""
+
+    n_estimators: int = 200
+    max_samples: int = 512
+    seed: int = 7
+    # Used to place the alert threshold when the train split has no labeled anomalies at all.
+    fallback_alert_quantile: float = 0.995
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class AnomalyDetector:
+    """A fitted pipeline plus the alert threshold and the exact input columns it expects."""
+
+    pipeline: Pipeline
+    threshold: float
+    feature_columns: list[str]
+    config: DetectorConfig
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Higher means more anomalous (the negated isolation-forest score)."""
+        missing = [column for column in self.feature_columns if column not in frame.columns]
+        if missing:
+            raise ValueError(f"frame lacks the detector's input columns {missing[:5]}")
+        matrix = frame[self.feature_columns].to_numpy(dtype="float64", na_value=np.nan)
+        return -np.asarray(self.pipeline.score_samples(matrix), dtype="float64")
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return (self.score(frame) >= self.threshold).astype("int8")
+
+
+def train_detector(training_set: pd.DataFrame, config: DetectorConfig) -> AnomalyDetector:
+    """Fit on the normal rows of the train split and place the threshold on the train split.
+
+    Rows labeled anomalous are left out of fitting (the forest should learn what normal looks like);
+    the threshold is the one that maximizes F1 on the whole train split, so the holdout's labels are
+    never looked at before evaluation.
+    """
+    train = training_set[training_set[SPLIT] == TRAIN] if SPLIT in training_set else training_set
+    if train.empty:
+        raise ValueError("the training set has no train rows")
+    columns = model_input_columns(train)
+    if not columns:
+        raise ValueError("the training set has no model input columns (z-scores, changes, ratios)")
+    labels = train[LABEL].to_numpy() if LABEL in train else np.zeros(len(train), dtype="int8")
+    normal = train[labels == 0]
+    matrix = normal[columns].to_numpy(dtype="float64", na_value=np.nan)
+    # All-NaN columns (a metric missing for the whole window) would make the imputer drop them and
+    # shift column positions; keep them as zeros so the input layout stays fixed.
+    pipeline = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            (
+                "forest",
+                IsolationForest(
+                    n_estimators=config.n_estimators,
+                    max_samples=min(config.max_samples, len(normal)),
+                    random_state=config.seed,
+                    n_jobs=1,
+                ),
+            ),
+        ]
+    )
+    pipeline.fit(matrix)
+    detector = AnomalyDetector(
+        pipeline=pipeline, threshold=0.0, feature_columns=columns, config=config
+    )
+    scores = detector.score(train)
+    detector.threshold = _choose_threshold(scores, labels, config.fallback_alert_quantile)
+    return detector
+
+
+def _choose_threshold(scores: np.ndarray, labels: np.ndarray, fallback_quantile: float) -> float:
+    if labels.sum() == 0 or labels.sum() == len(labels):
+        return float(np.quantile(scores, fallback_quantile))
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    f1 = np.where(
+        precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0
+    )
+    best = int(np.argmax(f1[:-1]))
+    return float(thresholds[best])
+
+
+def evaluate_detector(detector: AnomalyDetector, frame: pd.DataFrame) -> dict[str, float]:
+    """Precision, recall, F1 at the detector's threshold, and PR-AUC (average precision)."""
+    if frame.empty:
+        raise ValueError("cannot evaluate on an empty frame")
+    scores = detector.score(frame)
+    predicted = (scores >= detector.threshold).astype("int8")
+    labels = (
+        frame[LABEL].to_numpy().astype("int8") if LABEL in frame else np.zeros(len(frame), "int8")
+    )
+    has_positives = bool(labels.any())
+    return {
+        "precision": float(precision_score(labels, predicted, zero_division=0.0)),
+        "recall": float(recall_score(labels, predicted, zero_division=0.0)),
+        "f1": float(f1_score(labels, predicted, zero_division=0.0)),
+        "pr_auc": float(average_precision_score(labels, scores)) if has_positives else 0.0,
+        "alert_rate": float(predicted.mean()),
+        "positive_rate": float(labels.mean()),
+        "rows": float(len(frame)),
+    }
+
+
+def detector_summary(detector: AnomalyDetector) -> dict[str, Any]:
+    return {
+        "threshold": detector.threshold,
+        "n_features": len(detector.feature_columns),
+        "config": asdict(detector.config),
+    }
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+
+
+def decide_promotion(
+    *,
+    candidate_sha256: str,
+    candidate_metrics: dict[str, float],
+    champion_sha256: str | None,
+    champion_metrics: dict[str, float] | None,
+    metric: str = "pr_auc",
+    min_improvement: float = 0.0,
+) -> PromotionDecision:
+    """The simple rule of the reference pipeline: strictly better by more than a margin.
+
+    A tie keeps the incumbent: swapping models for no gain only adds risk.
+    """
+    if metric not in candidate_metrics:
+        raise ValueError(
+            f"unknown promotion metric {metric!r}; choose one of {sorted(candidate_metrics)}"
+        )
+    candidate_score = candidate_metrics[metric]
+    if champion_sha256 is None:
+        return PromotionDecision(
+            True, f"no champion yet; candidate {candidate_sha256[:12]} promoted"
+        )
+    if champion_sha256 == candidate_sha256:
+        return PromotionDecision(
+            False, f"candidate {candidate_sha256[:12]} is already the champion"
+        )
+    if champion_metrics is None:
+        return PromotionDecision(
+            True,
+            f"champion {champion_sha256[:12]} cannot be evaluated on the current holdout; replaced",
+        )
+    champion_score = champion_metrics[metric]
+    if candidate_score > champion_score + min_improvement:
+        return PromotionDecision(
+            True,
+            f"candidate {metric} {candidate_score:.4f} beats champion {champion_score:.4f} "
+            f"by more than {min_improvement:.4f}",
+        )
+    return PromotionDecision(
+        False,
+        f"candidate {metric} {candidate_score:.4f} does not beat champion {champion_score:.4f} "
+        f"by more than {min_improvement:.4f}",
+    )
