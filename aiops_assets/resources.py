@@ -1,0 +1,137 @@
+"""Dagster resources that wrap ``core/``: the artifact store, its IO manager and the telemetry source.
+
+Assets hand each other :class:`~aiops_assets.core.store.ArtifactRef` pointers, never raw objects.
+The asset writes its artifact into the content-addressed store itself, because only then does it
+know the SHA-256 that becomes its Dagster data version at the moment it yields the output. The IO
+manager then only moves the asset's named ref and, downstream, loads and verifies the object.
+"""
+
+import typing
+from datetime import date, datetime
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from aiops_assets.core import telemetry
+from aiops_assets.core.store import ArtifactRef, ArtifactStore
+
+
+def asset_ref_name(asset_key: dg.AssetKey, partition_key: str | None) -> str:
+    """The store ref that holds an asset partition's current artifact."""
+    return "/".join(["assets", *asset_key.path, partition_key or "_"])
+
+
+class ArtifactStoreResource(dg.ConfigurableResource):
+    """The content-addressed artifact store.
+
+    Attributes:
+        root: A local directory or an fsspec URL (``s3://bucket/prefix``); the same code runs on both.
+    """
+
+    root: str
+
+    def get_store(self) -> ArtifactStore:
+        return ArtifactStore(self.root)
+
+    def current_ref(
+        self, asset_key: dg.AssetKey, partition_key: str | None = None
+    ) -> ArtifactRef | None:
+        return self.get_store().get_ref(asset_ref_name(asset_key, partition_key))
+
+
+class ArtifactRefIOManager(dg.ConfigurableIOManager):
+    """Persists an asset's :class:`ArtifactRef` and loads the referenced object, verified.
+
+    An input annotated ``ArtifactRef`` (or ``dict[str, ArtifactRef]``) receives the refs themselves,
+    for assets that need the upstream hash (to record it) or want to stream the object. Any other
+    input receives the decoded object (a DataFrame for Parquet). A partitioned upstream always
+    arrives as a dict keyed by partition, even when the mapping selects one partition, so asset
+    code does not need to special-case the first partition of a range.
+    """
+
+    root: str
+
+    def get_store(self) -> ArtifactStore:
+        # A plain root rather than a nested ArtifactStoreResource: nesting makes Dagster 1.13 call
+        # a deprecated API internally on every run, and both resources are built from one setting.
+        return ArtifactStore(self.root)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if not isinstance(obj, ArtifactRef):
+            raise TypeError(
+                f"asset {context.asset_key.to_user_string()} returned {type(obj).__name__}; assets "
+                "using the artifact IO manager must store their artifact and return its ArtifactRef"
+            )
+        partition_key = context.partition_key if context.has_partition_key else None
+        self.get_store().set_ref(asset_ref_name(context.asset_key, partition_key), obj)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        store = self.get_store()
+        wants_refs = _wants_refs(context)
+        asset_key = context.asset_key
+
+        def load(partition_key: str | None) -> Any:
+            ref = store.get_ref(asset_ref_name(asset_key, partition_key))
+            if ref is None:
+                where = f"{asset_key.to_user_string()}" + (
+                    f"[{partition_key}]" if partition_key else ""
+                )
+                raise dg.Failure(
+                    description=(
+                        f"{where} has not been materialized into the artifact store at {store.root}; "
+                        "materialize it first"
+                    )
+                )
+            return ref if wants_refs else store.load(ref)
+
+        if context.has_asset_partitions:
+            return {key: load(key) for key in context.asset_partition_keys}
+        return load(None)
+
+
+def _wants_refs(context: dg.InputContext) -> bool:
+    typing_type = context.dagster_type.typing_type
+    return typing_type is ArtifactRef or ArtifactRef in typing.get_args(typing_type)
+
+
+class TelemetrySourceResource(dg.ConfigurableResource):
+    """Where raw telemetry comes from.
+
+    Attributes:
+        kind: ``scenario`` (the seeded generator, the default), ``directory`` (CSV/Parquet files)
+            or ``nab`` (Numenta Anomaly Benchmark layout).
+        path: The directory for ``directory`` and ``nab``.
+        scenario_start: First day of the generated scenario (ISO date).
+        scenario_days: Length of the generated scenario in days.
+        seed: Seed of the generated scenario.
+    """
+
+    kind: typing.Literal["scenario", "directory", "nab"] = "scenario"
+    path: str | None = None
+    scenario_start: str = "2026-01-05"
+    scenario_days: int = 14
+    seed: int = 20260105
+
+    def scenario(self) -> telemetry.Scenario:
+        return telemetry.default_scenario(
+            start=date.fromisoformat(self.scenario_start), days=self.scenario_days, seed=self.seed
+        )
+
+    def describe(self) -> str:
+        if self.kind == "scenario":
+            return f"scenario(seed={self.seed}, start={self.scenario_start}, days={self.scenario_days})"
+        return f"{self.kind}({self.path})"
+
+    def load_window(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Telemetry with ``start <= timestamp < end``, as a canonical telemetry frame."""
+        if self.kind == "scenario":
+            scenario = self.scenario()
+            days = pd.date_range(start.date(), end.date(), freq="D", inclusive="left")
+            frames = [telemetry.generate_day(scenario, day.date()) for day in days]
+            return telemetry.canonical_telemetry(pd.concat(frames, ignore_index=True))
+        if not self.path:
+            raise ValueError(f"telemetry source kind {self.kind!r} needs a path")
+        if self.kind == "directory":
+            return telemetry.load_directory(self.path, start=start, end=end)
+        return telemetry.load_nab(self.path, start=start, end=end)

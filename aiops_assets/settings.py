@@ -1,0 +1,71 @@
+"""Settings for the reference pipeline, read once from the environment.
+
+Plain Python (no Dagster) so the CLI, tests and the code location agree on one source of truth:
+the partition range and the scenario must match, or a partition would ask the generator for a day
+it does not have.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+DEFAULT_START = date(2026, 1, 5)
+DEFAULT_DAYS = 14
+DEFAULT_SEED = 20260105
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Where the pipeline keeps its state and which days it covers.
+
+    Attributes:
+        start: First daily partition (a Monday, so weekly seasonality starts clean).
+        days: Number of daily partitions.
+        seed: Seed of the generated scenario; recorded with every snapshot.
+        home: Project-local folder holding the Dagster instance and the artifact store.
+        store_root: Artifact-store root: a local path or any fsspec URL (``s3://bucket/aiops``).
+    """
+
+    start: date = DEFAULT_START
+    days: int = DEFAULT_DAYS
+    seed: int = DEFAULT_SEED
+    home: Path = Path(".aiops")
+    store_root: str = ""
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError(f"days must be at least 1, got {self.days}")
+        if not self.store_root:
+            object.__setattr__(self, "store_root", str((self.home / "store").absolute()))
+
+    @property
+    def end(self) -> date:
+        """Exclusive end of the partition range."""
+        return self.start + timedelta(days=self.days)
+
+    @property
+    def dagster_home(self) -> Path:
+        return (self.home / "dagster_home").absolute()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> PipelineSettings:
+        """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``, ``AIOPS_STORE_ROOT``."""
+        env = dict(os.environ if environ is None else environ)
+        home = Path(env.get("AIOPS_HOME", ".aiops"))
+        return cls(
+            start=date.fromisoformat(env["AIOPS_START"])
+            if env.get("AIOPS_START")
+            else DEFAULT_START,
+            days=int(env.get("AIOPS_DAYS", DEFAULT_DAYS)),
+            seed=int(env.get("AIOPS_SEED", DEFAULT_SEED)),
+            home=home,
+            store_root=env.get("AIOPS_STORE_ROOT", ""),
+        )
+
+    def with_overrides(self, **changes: object) -> PipelineSettings:
+        if "home" in changes and "store_root" not in changes:
+            changes["store_root"] = ""
+        return replace(self, **changes)  # type: ignore[arg-type]

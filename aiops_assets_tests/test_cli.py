@@ -1,0 +1,65 @@
+"""The `aiops` command as a user runs it: a fresh process each time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+DAYS = "5"
+
+
+def _aiops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DAGSTER_", "AIOPS_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "aiops_assets.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _demo_json(home: Path, cwd: Path) -> dict[str, Any]:
+    completed = _aiops("demo", "--json", "--days", DAYS, "--home", str(home), cwd=cwd)
+    assert completed.returncode == 0, completed.stderr
+    last_line = completed.stdout.strip().splitlines()[-1]
+    result: dict[str, Any] = json.loads(last_line)
+    assert "[ 6/6] training_set, candidate_model, champion_model" in completed.stderr, (
+        "progress is shown"
+    )
+    return result
+
+
+def test_demo_json_is_identical_in_fresh_homes_and_on_a_rerun(tmp_path: Path) -> None:
+    first = _demo_json(tmp_path / "a", cwd=tmp_path)
+    second = _demo_json(tmp_path / "b", cwd=tmp_path)
+    rerun = _demo_json(tmp_path / "a", cwd=tmp_path)
+    assert first == second == rerun
+    assert set(first) == {"assets", "model_sha256", "metrics"}
+    assert first["assets"]["champion_model"] == first["model_sha256"]
+    assert "telemetry_snapshot[2026-01-09]" in first["assets"]
+    assert set(first["metrics"]) == {"precision", "recall", "f1", "pr_auc"}
+    assert (tmp_path / "a" / "dagster_home" / "dagster.yaml").is_file()
+
+
+def test_demo_without_json_says_where_to_look(tmp_path: Path) -> None:
+    completed = _aiops("demo", "--days", DAYS, "--home", str(tmp_path / "h"), cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert "Champion model" in completed.stdout
+    assert "make dev" in completed.stdout
+
+
+def test_demo_refuses_too_few_days_with_a_clear_message(tmp_path: Path) -> None:
+    completed = _aiops("demo", "--days", "2", "--home", str(tmp_path / "h"), cwd=tmp_path)
+    assert completed.returncode == 2
+    assert "needs more than 4 days" in completed.stderr
+    assert "Traceback" not in completed.stderr
