@@ -28,7 +28,7 @@ class FeaturesConfig(dg.Config):
 
     name: str = "telemetry_core"
     version: int = 1
-    windows: list[str] = Field(default_factory=lambda: ["1h", "6h"])
+    windows: list[str] = Field(default_factory=lambda: ["1h", "24h"])
     min_periods: int = 3
 
     def spec(self) -> FeatureSetSpec:

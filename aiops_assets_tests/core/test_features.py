@@ -45,7 +45,7 @@ def test_features_cover_every_metric_window_and_ratio() -> None:
     assert list(features.columns[:3]) == ["timestamp", "service", "label"]
     assert len(features) == len(_telemetry())
     assert set(model_input_columns(features)) == {
-        column for column in features.columns if "__z_" in column or column.endswith("__dz")
+        column for column in features.columns if "__z_" in column
     } | {"ratio__error_ratio"}
 
 
