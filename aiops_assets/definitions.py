@@ -28,7 +28,8 @@ def build_resources(settings: PipelineSettings) -> dict[str, object]:
         "artifact_store": artifact_store,
         "artifact_io_manager": ArtifactRefIOManager(root=settings.store_root),
         "telemetry_source": TelemetrySourceResource(
-            kind="scenario",
+            kind=settings.source_kind,
+            path=settings.source_path or None,
             scenario_start=settings.start.isoformat(),
             scenario_days=settings.days,
             seed=settings.seed,

@@ -15,6 +15,7 @@ import pandas as pd
 
 from aiops_assets.core import telemetry
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
+from aiops_assets.settings import SourceKind
 
 
 def asset_ref_name(asset_key: dg.AssetKey, partition_key: str | None) -> str:
@@ -107,7 +108,7 @@ class TelemetrySourceResource(dg.ConfigurableResource):
         seed: Seed of the generated scenario.
     """
 
-    kind: typing.Literal["scenario", "directory", "nab"] = "scenario"
+    kind: SourceKind = "scenario"
     path: str | None = None
     scenario_start: str = "2026-01-05"
     scenario_days: int = 14

@@ -11,10 +11,13 @@ import os
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Literal, cast, get_args
 
 DEFAULT_START = date(2026, 1, 5)
 DEFAULT_DAYS = 14
 DEFAULT_SEED = 20260105
+SourceKind = Literal["scenario", "directory", "nab"]
+SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class PipelineSettings:
         seed: Seed of the generated scenario; recorded with every snapshot.
         home: Project-local folder holding the Dagster instance and the artifact store.
         store_root: Artifact-store root: a local path or any fsspec URL (``s3://bucket/aiops``).
+        source_kind: ``scenario`` (generated), ``directory`` (CSV/Parquet files) or ``nab``.
+        source_path: The folder for ``directory`` and ``nab`` sources.
     """
 
     start: date = DEFAULT_START
@@ -34,10 +39,18 @@ class PipelineSettings:
     seed: int = DEFAULT_SEED
     home: Path = Path(".aiops")
     store_root: str = ""
+    source_kind: SourceKind = "scenario"
+    source_path: str = ""
 
     def __post_init__(self) -> None:
         if self.days < 1:
             raise ValueError(f"days must be at least 1, got {self.days}")
+        if self.source_kind not in SOURCE_KINDS:
+            raise ValueError(f"source kind must be one of {SOURCE_KINDS}, got {self.source_kind!r}")
+        if self.source_kind != "scenario" and not self.source_path:
+            raise ValueError(
+                f"a {self.source_kind!r} telemetry source needs a path (AIOPS_SOURCE_PATH)"
+            )
         if not self.store_root:
             object.__setattr__(self, "store_root", str((self.home / "store").absolute()))
 
@@ -52,7 +65,8 @@ class PipelineSettings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> PipelineSettings:
-        """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``, ``AIOPS_STORE_ROOT``."""
+        """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``,
+        ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND`` and ``AIOPS_SOURCE_PATH``."""
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("AIOPS_HOME", ".aiops"))
         return cls(
@@ -63,6 +77,8 @@ class PipelineSettings:
             seed=int(env.get("AIOPS_SEED", DEFAULT_SEED)),
             home=home,
             store_root=env.get("AIOPS_STORE_ROOT", ""),
+            source_kind=cast(SourceKind, env.get("AIOPS_SOURCE_KIND", "scenario")),
+            source_path=env.get("AIOPS_SOURCE_PATH", ""),
         )
 
     def with_overrides(self, **changes: object) -> PipelineSettings:

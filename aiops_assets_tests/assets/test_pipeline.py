@@ -124,3 +124,32 @@ def test_a_missing_upstream_partition_fails_with_a_clear_message(
             selection=["features"],
             partition_key="2026-01-07",
         )
+
+
+def test_a_directory_of_csv_files_is_a_source_by_configuration_alone(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    source = tmp_path / "telemetry"
+    source.mkdir()
+    timestamps = pd.date_range("2026-01-05", periods=2 * 288, freq="5min")
+    for service in ("api", "db"):
+        pd.DataFrame(
+            {"timestamp": timestamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "cpu_pct": 40.0, "label": 0}
+        ).to_csv(source / f"{service}.csv", index=False)
+    settings = PipelineSettings(
+        days=2, home=tmp_path / "aiops", source_kind="directory", source_path=str(source)
+    )
+    definitions = build_definitions(settings)
+    dg.materialize(
+        [asset for asset in definitions.assets or [] if isinstance(asset, dg.AssetsDefinition)],
+        instance=instance,
+        resources=definitions.resources,
+        selection=["telemetry_snapshot"],
+        partition_key="2026-01-06",
+    )
+    snapshot = _latest(instance, "telemetry_snapshot", "2026-01-06")
+    assert _value(snapshot, "dagster/row_count") == 2 * 288
+    assert str(_value(snapshot, "source")) == f"directory({source})"
+    frame = ArtifactStore(settings.store_root).get_frame(str(_value(snapshot, "sha256")))
+    assert sorted(frame["service"].unique()) == ["api", "db"]
+    assert frame["timestamp"].min() == pd.Timestamp("2026-01-06")
