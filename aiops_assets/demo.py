@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -84,10 +84,7 @@ def run_demo(
         )
     started = clock()
     definitions = build_definitions(settings)
-    assets = [asset for asset in definitions.assets or [] if isinstance(asset, dg.AssetsDefinition)]
-    resources = dict(definitions.resources or {})
     partition_keys = daily_partition_keys(definitions)
-    total_steps = len(partition_keys) + 1
     result = DemoResult(dagster_home=str(instance.root_directory), store_root=settings.store_root)
 
     def record(run: dg.ExecuteInProcessResult) -> None:
@@ -109,39 +106,49 @@ def run_demo(
                     if key in metadata
                 }
 
-    for step, partition_key in enumerate(partition_keys, start=1):
+    steps: list[tuple[str | None, tuple[str, ...]]] = [
+        *((partition_key, PARTITIONED_ASSETS) for partition_key in partition_keys),
+        (None, UNPARTITIONED_ASSETS),
+    ]
+    for step, (partition_key, selection) in enumerate(steps, start=1):
         step_started = clock()
-        _print(
-            progress, f"[{step:>2}/{total_steps}] {partition_key}  {', '.join(PARTITIONED_ASSETS)}"
-        )
+        what = f"{partition_key}  " if partition_key else ""
+        _print(progress, f"[{step:>2}/{len(steps)}] {what}{', '.join(selection)}")
         record(
-            dg.materialize(
-                assets,
-                instance=instance,
-                resources=resources,
+            materialize_selection(
+                definitions,
+                instance,
+                selection,
                 partition_key=partition_key,
-                selection=list(PARTITIONED_ASSETS),
                 run_config=_QUIET_RUN_CONFIG,
                 tags={"aiops/source": "demo"},
             )
         )
         _print(progress, f"        done in {clock() - step_started:.1f}s")
-
-    step_started = clock()
-    _print(progress, f"[{total_steps:>2}/{total_steps}] {', '.join(UNPARTITIONED_ASSETS)}")
-    record(
-        dg.materialize(
-            assets,
-            instance=instance,
-            resources=resources,
-            selection=list(UNPARTITIONED_ASSETS),
-            run_config=_QUIET_RUN_CONFIG,
-            tags={"aiops/source": "demo"},
-        )
-    )
-    _print(progress, f"        done in {clock() - step_started:.1f}s")
     result.seconds = clock() - started
     return result
+
+
+def materialize_selection(
+    definitions: dg.Definitions,
+    instance: dg.DagsterInstance,
+    selection: Sequence[str],
+    *,
+    partition_key: str | None = None,
+    run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of some of the definitions' assets, with the definitions' resources."""
+    assets = [asset for asset in definitions.assets or [] if isinstance(asset, dg.AssetsDefinition)]
+    return dg.materialize(
+        assets,
+        instance=instance,
+        resources=definitions.resources,
+        partition_key=partition_key,
+        selection=list(selection),
+        run_config=run_config,
+        tags=tags,
+    )
 
 
 def daily_partition_keys(definitions: dg.Definitions) -> list[str]:

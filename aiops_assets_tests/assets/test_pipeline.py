@@ -10,6 +10,7 @@ import pytest
 
 from aiops_assets.core.store import ArtifactStore
 from aiops_assets.definitions import build_definitions
+from aiops_assets.demo import materialize_selection
 from aiops_assets.settings import PipelineSettings
 from aiops_assets_tests.conftest import TEST_DAYS, run_quietly
 
@@ -94,10 +95,9 @@ def test_a_worse_candidate_does_not_replace_the_champion(
     crippled = {
         "ops": {"candidate_model": {"config": {"n_estimators": 1, "max_samples": 8, "seed": 3}}}
     }
-    dg.materialize(
-        [asset for asset in definitions.assets or [] if isinstance(asset, dg.AssetsDefinition)],
-        instance=instance,
-        resources=definitions.resources,
+    materialize_selection(
+        definitions,
+        instance,
         selection=["candidate_model", "champion_model"],
         run_config=crippled,
     )
@@ -117,10 +117,9 @@ def test_a_missing_upstream_partition_fails_with_a_clear_message(
     with pytest.raises(
         dg.Failure, match=r"telemetry_snapshot\[2026-01-0[67]\] has not been materialized"
     ):
-        dg.materialize(
-            [asset for asset in definitions.assets or [] if isinstance(asset, dg.AssetsDefinition)],
-            instance=instance,
-            resources=definitions.resources,
+        materialize_selection(
+            definitions,
+            instance,
             selection=["features"],
             partition_key="2026-01-07",
         )
@@ -140,10 +139,9 @@ def test_a_directory_of_csv_files_is_a_source_by_configuration_alone(
         days=2, home=tmp_path / "aiops", source_kind="directory", source_path=str(source)
     )
     definitions = build_definitions(settings)
-    dg.materialize(
-        [asset for asset in definitions.assets or [] if isinstance(asset, dg.AssetsDefinition)],
-        instance=instance,
-        resources=definitions.resources,
+    materialize_selection(
+        definitions,
+        instance,
         selection=["telemetry_snapshot"],
         partition_key="2026-01-06",
     )
