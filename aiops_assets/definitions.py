@@ -5,6 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from aiops_assets.assets import build_reference_assets
+from aiops_assets.assets.features import FEATURES_KEY
+from aiops_assets.checks.leakage import build_leakage_check
+from aiops_assets.checks.quality import build_quality_checks
+from aiops_assets.core.quality import DEFAULT_FEATURES_SUITE, Severity
 from aiops_assets.resources import (
     ArtifactRefIOManager,
     ArtifactStoreResource,
@@ -39,8 +43,14 @@ def build_resources(settings: PipelineSettings) -> dict[str, object]:
 
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     partitions_def = daily_partitions(settings)
+    assets = build_reference_assets(partitions_def, settings.quality_suite)
+    features = next(asset for asset in assets if asset.key == FEATURES_KEY)
     return dg.Definitions(
-        assets=build_reference_assets(partitions_def),
+        assets=assets,
+        asset_checks=[
+            *build_quality_checks(features, DEFAULT_FEATURES_SUITE, severity=Severity.WARN),
+            build_leakage_check(partitions_def),
+        ],
         jobs=[
             dg.define_asset_job(
                 "daily_telemetry_job",

@@ -31,7 +31,8 @@ DATA_VERSION_TAG = "dagster/data_version"
 # Used only when the working directory has no dagster.yaml of its own (the package run elsewhere).
 MINIMAL_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
-_QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The demo prints its own progress and a line per failed check; Dagster's console log would bury them.
+_QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -39,6 +40,7 @@ class DemoResult:
     """What the demo produced: data versions per asset (partition), the champion and its metrics."""
 
     data_versions: dict[str, str] = field(default_factory=dict)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_sha256: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     decision: str = ""
@@ -50,6 +52,7 @@ class DemoResult:
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "assets": dict(sorted(self.data_versions.items())),
+            "checks": dict(sorted(self.checks.items())),
             "model_sha256": self.model_sha256,
             "metrics": self.metrics,
         }
@@ -87,7 +90,20 @@ def run_demo(
     partition_keys = daily_partition_keys(definitions)
     result = DemoResult(dagster_home=str(instance.root_directory), store_root=settings.store_root)
 
-    def record(run: dg.ExecuteInProcessResult) -> None:
+    def record(run: dg.ExecuteInProcessResult) -> list[str]:
+        """Keep versions and check results; return a line per failed check."""
+        failed_checks: list[str] = []
+        for evaluation in run.get_asset_check_evaluations():
+            name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+            label = f"{name}[{evaluation.partition}]" if evaluation.partition else name
+            result.checks[label] = {
+                "passed": evaluation.passed,
+                "severity": evaluation.severity.value,
+            }
+            if not evaluation.passed:
+                failed_checks.append(
+                    f"{label} FAILED ({evaluation.severity.value}): {_failure_detail(evaluation)}"
+                )
         for event in run.get_asset_materialization_events():
             materialization = event.step_materialization_data.materialization
             name = materialization.asset_key.to_user_string()
@@ -105,6 +121,7 @@ def run_demo(
                     for key in ("precision", "recall", "f1", "pr_auc")
                     if key in metadata
                 }
+        return failed_checks
 
     steps: list[tuple[str | None, tuple[str, ...]]] = [
         *((partition_key, PARTITIONED_ASSETS) for partition_key in partition_keys),
@@ -114,17 +131,23 @@ def run_demo(
         step_started = clock()
         what = f"{partition_key}  " if partition_key else ""
         _print(progress, f"[{step:>2}/{len(steps)}] {what}{', '.join(selection)}")
-        record(
-            materialize_selection(
-                definitions,
-                instance,
-                selection,
-                partition_key=partition_key,
-                run_config=_QUIET_RUN_CONFIG,
-                tags={"aiops/source": "demo"},
-            )
+        run = materialize_selection(
+            definitions,
+            instance,
+            selection,
+            partition_key=partition_key,
+            run_config=_QUIET_RUN_CONFIG,
+            tags={"aiops/source": "demo"},
+            raise_on_error=False,
         )
-        _print(progress, f"        done in {clock() - step_started:.1f}s")
+        failed_checks = record(run)
+        for line in failed_checks:
+            _print(progress, f"        {line}")
+        if not run.success and not failed_checks:
+            # A failure that no check explains is a bug or a broken source, not bad data: stop.
+            raise dg.DagsterError(_run_failure_message(run))
+        outcome = "done" if run.success else "stopped by a failed blocking check; quarantined"
+        _print(progress, f"        {outcome} in {clock() - step_started:.1f}s")
     result.seconds = clock() - started
     return result
 
@@ -137,18 +160,42 @@ def materialize_selection(
     partition_key: str | None = None,
     run_config: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
+    raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of some of the definitions' assets, with the definitions' resources."""
-    assets = [asset for asset in definitions.assets or [] if isinstance(asset, dg.AssetsDefinition)]
+    assets = [
+        definition
+        for definition in [*(definitions.assets or []), *(definitions.asset_checks or [])]
+        if isinstance(definition, dg.AssetsDefinition)
+    ]
     return dg.materialize(
         assets,
         instance=instance,
         resources=definitions.resources,
         partition_key=partition_key,
-        selection=list(selection),
+        # Checks of the selected assets run with them (a blocking one can stop what follows).
+        selection=dg.AssetSelection.assets(*selection),
         run_config=run_config,
         tags=tags,
+        raise_on_error=raise_on_error,
     )
+
+
+def _failure_detail(evaluation: Any) -> str:
+    """The failed expectations named in a check's markdown summary, on one line."""
+    summary = str(getattr(evaluation.metadata.get("summary"), "value", ""))
+    failed = [line[2:].split(":")[0] for line in summary.splitlines() if line.startswith("- ")]
+    slices = str(getattr(evaluation.metadata.get("implicated_slices"), "value", ""))
+    detail = "; ".join(failed) if failed else summary.splitlines()[0] if summary else ""
+    return detail + (f" [slices: {slices}]" if slices else "")
+
+
+def _run_failure_message(run: dg.ExecuteInProcessResult) -> str:
+    for event in run.get_step_failure_events():
+        error = event.step_failure_data.error
+        if error is not None:
+            return f"step {event.step_key} failed: {error.message.strip()}"
+    return f"run {run.run_id} failed"
 
 
 def daily_partition_keys(definitions: dg.Definitions) -> list[str]:
@@ -168,6 +215,7 @@ def format_summary(result: DemoResult) -> str:
         "Latest data versions (SHA-256 of each artifact's bytes):",
         *(f"  {name:<{width}}  {version[:16]}" for name, version in latest.items()),
         "",
+        _checks_line(result.checks),
         f"Champion model {result.model_sha256[:16]} ({result.decision}: {result.reason})",
         "  holdout " + ", ".join(f"{key}={value:.3f}" for key, value in result.metrics.items()),
         "",
@@ -178,6 +226,12 @@ def format_summary(result: DemoResult) -> str:
         "row count, schema and SHA-256.",
     ]
     return "\n".join(lines)
+
+
+def _checks_line(checks: Mapping[str, Mapping[str, Any]]) -> str:
+    failed = [label for label, outcome in checks.items() if not outcome["passed"]]
+    line = f"Checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
+    return line + (f": {', '.join(failed)}" if failed else "")
 
 
 def _latest_per_asset(data_versions: dict[str, str]) -> dict[str, str]:

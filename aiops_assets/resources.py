@@ -17,6 +17,10 @@ from aiops_assets.core import telemetry
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.settings import SourceKind
 
+# Input metadata: the asset can do without some upstream partitions (history, or a training window
+# with a quarantined day); those partitions are left out of the dict it receives.
+ALLOW_MISSING_PARTITIONS = "aiops/allow_missing_partitions"
+
 
 def asset_ref_name(asset_key: dg.AssetKey, partition_key: str | None) -> str:
     """The store ref that holds an asset partition's current artifact."""
@@ -48,7 +52,8 @@ class ArtifactRefIOManager(dg.ConfigurableIOManager):
     for assets that need the upstream hash (to record it) or want to stream the object. Any other
     input receives the decoded object (a DataFrame for Parquet). A partitioned upstream always
     arrives as a dict keyed by partition, even when the mapping selects one partition, so asset
-    code does not need to special-case the first partition of a range.
+    code does not need to special-case the first partition of a range. An input whose metadata
+    sets ``ALLOW_MISSING_PARTITIONS`` receives only the partitions that have a current version.
     """
 
     root: str
@@ -72,23 +77,37 @@ class ArtifactRefIOManager(dg.ConfigurableIOManager):
         wants_refs = _wants_refs(context)
         asset_key = context.asset_key
 
-        def load(partition_key: str | None) -> Any:
-            ref = store.get_ref(asset_ref_name(asset_key, partition_key))
+        def missing(partition_key: str | None) -> dg.Failure:
+            where = f"{asset_key.to_user_string()}" + (
+                f"[{partition_key}]" if partition_key else ""
+            )
+            return dg.Failure(
+                description=(
+                    f"{where} has no current version in the artifact store at {store.root} (never "
+                    "materialized, or quarantined by its quality checks); materialize it first"
+                )
+            )
+
+        if not context.has_asset_partitions:
+            ref = store.get_ref(asset_ref_name(asset_key, None))
             if ref is None:
-                where = f"{asset_key.to_user_string()}" + (
-                    f"[{partition_key}]" if partition_key else ""
-                )
-                raise dg.Failure(
-                    description=(
-                        f"{where} has not been materialized into the artifact store at {store.root}; "
-                        "materialize it first"
-                    )
-                )
+                raise missing(None)
             return ref if wants_refs else store.load(ref)
 
-        if context.has_asset_partitions:
-            return {key: load(key) for key in context.asset_partition_keys}
-        return load(None)
+        allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING_PARTITIONS))
+        loaded: dict[str, Any] = {}
+        for partition_key in context.asset_partition_keys:
+            ref = store.get_ref(asset_ref_name(asset_key, partition_key))
+            if ref is None:
+                if not allow_missing:
+                    raise missing(partition_key)
+                context.log.warning(
+                    f"{asset_key.to_user_string()}[{partition_key}] has no current version; "
+                    "continuing without it"
+                )
+                continue
+            loaded[partition_key] = ref if wants_refs else store.load(ref)
+        return loaded
 
 
 def _wants_refs(context: dg.InputContext) -> bool:

@@ -16,6 +16,8 @@ from typing import Literal, cast, get_args
 DEFAULT_START = date(2026, 1, 5)
 DEFAULT_DAYS = 14
 DEFAULT_SEED = 20260105
+# core/ is plain Python, so naming its suite file here keeps settings free of Dagster too.
+DEFAULT_QUALITY_SUITE = Path(__file__).parent / "core" / "suites" / "telemetry.yaml"
 SourceKind = Literal["scenario", "directory", "nab"]
 SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
 
@@ -32,6 +34,7 @@ class PipelineSettings:
         store_root: Artifact-store root: a local path or any fsspec URL (``s3://bucket/aiops``).
         source_kind: ``scenario`` (generated), ``directory`` (CSV/Parquet files) or ``nab``.
         source_path: The folder for ``directory`` and ``nab`` sources.
+        quality_suite: The suite file that gates every snapshot (default: the telemetry suite).
     """
 
     start: date = DEFAULT_START
@@ -41,6 +44,7 @@ class PipelineSettings:
     store_root: str = ""
     source_kind: SourceKind = "scenario"
     source_path: str = ""
+    quality_suite: str = str(DEFAULT_QUALITY_SUITE)
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -66,7 +70,7 @@ class PipelineSettings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> PipelineSettings:
         """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``,
-        ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND`` and ``AIOPS_SOURCE_PATH``."""
+        ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND``, ``AIOPS_SOURCE_PATH`` and ``AIOPS_QUALITY_SUITE``."""
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("AIOPS_HOME", ".aiops"))
         return cls(
@@ -79,6 +83,7 @@ class PipelineSettings:
             store_root=env.get("AIOPS_STORE_ROOT", ""),
             source_kind=cast(SourceKind, env.get("AIOPS_SOURCE_KIND", "scenario")),
             source_path=env.get("AIOPS_SOURCE_PATH", ""),
+            quality_suite=env.get("AIOPS_QUALITY_SUITE", str(DEFAULT_QUALITY_SUITE)),
         )
 
     def with_overrides(self, **changes: object) -> PipelineSettings:

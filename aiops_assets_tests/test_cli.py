@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DAYS = "5"
+# Seven days reach the scenario's null-injection day (2026-01-11), whose snapshot must be refused.
+DAYS = "7"
 
 
 def _aiops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -33,7 +34,7 @@ def _demo_json(home: Path, cwd: Path) -> dict[str, Any]:
     assert completed.returncode == 0, completed.stderr
     last_line = completed.stdout.strip().splitlines()[-1]
     result: dict[str, Any] = json.loads(last_line)
-    assert "[ 6/6] training_set, candidate_model, champion_model" in completed.stderr, (
+    assert "[ 8/8] training_set, candidate_model, champion_model" in completed.stderr, (
         "progress is shown"
     )
     return result
@@ -44,9 +45,18 @@ def test_demo_json_is_identical_in_fresh_homes_and_on_a_rerun(tmp_path: Path) ->
     second = _demo_json(tmp_path / "b", cwd=tmp_path)
     rerun = _demo_json(tmp_path / "a", cwd=tmp_path)
     assert first == second == rerun
-    assert set(first) == {"assets", "model_sha256", "metrics"}
+    assert set(first) == {"assets", "checks", "model_sha256", "metrics"}
     assert first["assets"]["champion_model"] == first["model_sha256"]
     assert "telemetry_snapshot[2026-01-09]" in first["assets"]
+    null_day = "telemetry_snapshot.telemetry_default_error[2026-01-11]"
+    assert first["checks"][null_day] == {"passed": False, "severity": "ERROR"}
+    assert "telemetry_snapshot[2026-01-11]" not in first["assets"]
+    assert "features[2026-01-11]" not in first["assets"]
+    failed = sorted(label for label, outcome in first["checks"].items() if not outcome["passed"])
+    assert failed == [null_day], "every other day and check is unaffected"
+    for day in ("2026-01-05", "2026-01-10"):
+        assert first["checks"][f"features.point_in_time_correct[{day}]"]["passed"]
+        assert first["checks"][f"telemetry_snapshot.telemetry_default_warn[{day}]"]["passed"]
     assert set(first["metrics"]) == {"precision", "recall", "f1", "pr_auc"}
     assert (tmp_path / "a" / "dagster_home" / "dagster.yaml").is_file()
 

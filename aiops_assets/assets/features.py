@@ -6,18 +6,20 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from aiops_assets.assets._metadata import (
+from aiops_assets.assets.snapshot import SNAPSHOT_KEY
+from aiops_assets.core.features import FeatureSetSpec, compute_features, model_input_columns
+from aiops_assets.core.store import ArtifactRef
+from aiops_assets.metadata import (
     artifact_metadata,
     config_hash,
     frame_metadata,
     naive_utc,
     versioned_output,
 )
-from aiops_assets.core.features import FeatureSetSpec, compute_features, model_input_columns
-from aiops_assets.core.store import ArtifactRef
-from aiops_assets.resources import ArtifactStoreResource
+from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource
 
-FEATURES_CODE_VERSION = "features-1"
+FEATURES_CODE_VERSION = "features-2"
+FEATURES_KEY = dg.AssetKey("features")
 
 # Features of day D read day D-1 as history, so a trailing window never starts cut off at midnight.
 HISTORY_PARTITIONS = 1
@@ -53,15 +55,24 @@ def _history_mapping() -> dg.TimeWindowPartitionMapping:
         )
 
 
+def history_input() -> dg.AssetIn:
+    """Snapshots of D-1 and D; D-1 is optional (the first day, or a quarantined day, lacks it)."""
+    return dg.AssetIn(
+        key=SNAPSHOT_KEY,
+        partition_mapping=_history_mapping(),
+        metadata={ALLOW_MISSING_PARTITIONS: True},
+    )
+
+
 def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
-        name="features",
+        key=FEATURES_KEY,
         partitions_def=partitions_def,
         code_version=FEATURES_CODE_VERSION,
         io_manager_key="artifact_io_manager",
         group_name="aiops",
         kinds={"pandas", "parquet"},
-        ins={"telemetry_snapshot": dg.AssetIn(partition_mapping=_history_mapping())},
+        ins={"telemetry_snapshot": history_input()},
         description=(
             "Rolling means, spreads and z-scores per metric and window, standardized rate of change and "
             "error-to-request ratio; every row uses only rows at or before it."
@@ -71,7 +82,7 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         context: dg.AssetExecutionContext,
         config: FeaturesConfig,
         artifact_store: ArtifactStoreResource,
-        telemetry_snapshot: dict[str, pd.DataFrame],
+        telemetry_snapshot: dict[str, ArtifactRef],
     ) -> dg.Output[ArtifactRef]:
         spec = config.spec()
         if spec.lookback > pd.Timedelta(days=HISTORY_PARTITIONS):
@@ -81,13 +92,22 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                     f"{HISTORY_PARTITIONS} day(s) of history this asset reads; shorten the windows"
                 )
             )
+        if context.partition_key not in telemetry_snapshot:
+            raise dg.Failure(
+                description=(
+                    f"telemetry_snapshot[{context.partition_key}] has no accepted snapshot (it was "
+                    "quarantined or never materialized); features cannot be computed for this day"
+                )
+            )
         window = context.partition_time_window
         start, end = naive_utc(window.start), naive_utc(window.end)
+        store = artifact_store.get_store()
         history = pd.concat(
-            [telemetry_snapshot[key] for key in sorted(telemetry_snapshot)], ignore_index=True
+            [store.get_frame(telemetry_snapshot[key]) for key in sorted(telemetry_snapshot)],
+            ignore_index=True,
         )
         frame = compute_features(history, spec, output_start=start, output_end=end)
-        ref = artifact_store.get_store().put_frame(frame)
+        ref = store.put_frame(frame)
         return versioned_output(
             ref,
             {
@@ -95,9 +115,14 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 **frame_metadata(frame),
                 "feature_set_version": dg.MetadataValue.text(spec.version_id),
                 "feature_spec_hash": dg.MetadataValue.text(spec.spec_hash),
+                "feature_spec": dg.MetadataValue.json(spec.to_dict()),
                 "config_hash": dg.MetadataValue.text(config_hash(config)),
                 "model_input_features": dg.MetadataValue.int(len(model_input_columns(frame))),
                 "history_partitions": dg.MetadataValue.text(", ".join(sorted(telemetry_snapshot))),
+                # The exact snapshot versions read, so a check can recompute from the same bytes.
+                "history_snapshots": dg.MetadataValue.json(
+                    {key: telemetry_snapshot[key].sha256 for key in sorted(telemetry_snapshot)}
+                ),
             },
         )
 

@@ -3,13 +3,6 @@
 import dagster as dg
 import pandas as pd
 
-from aiops_assets.assets._metadata import (
-    artifact_metadata,
-    config_hash,
-    float_metrics,
-    frame_metadata,
-    versioned_output,
-)
 from aiops_assets.core.features import TIMESTAMP
 from aiops_assets.core.models import (
     HOLDOUT,
@@ -24,7 +17,14 @@ from aiops_assets.core.models import (
     train_detector,
 )
 from aiops_assets.core.store import ArtifactRef
-from aiops_assets.resources import ArtifactStoreResource
+from aiops_assets.metadata import (
+    artifact_metadata,
+    config_hash,
+    float_metrics,
+    frame_metadata,
+    versioned_output,
+)
+from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource
 
 TRAINING_SET_CODE_VERSION = "training_set-1"
 CANDIDATE_MODEL_CODE_VERSION = "candidate_model-1"
@@ -59,9 +59,11 @@ class ChampionModelConfig(dg.Config):
     io_manager_key="artifact_io_manager",
     group_name="aiops",
     kinds={"pandas", "parquet"},
+    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
     description="All feature partitions split by time into train and holdout; never shuffled across time.",
 )
 def training_set(
+    context: dg.AssetExecutionContext,
     config: TrainingSetRunConfig,
     artifact_store: ArtifactStoreResource,
     features: dict[str, pd.DataFrame],
@@ -80,6 +82,11 @@ def training_set(
         "seed": dg.MetadataValue.int(config.seed),
         "config_hash": dg.MetadataValue.text(config_hash(config)),
         "feature_partitions": dg.MetadataValue.int(len(features)),
+        "missing_feature_partitions": dg.MetadataValue.text(
+            ", ".join(
+                sorted(set(context.asset_partition_keys_for_input("features")) - set(features))
+            )
+        ),
     }
     for split in (TRAIN, HOLDOUT):
         part = frame[frame[SPLIT] == split]

@@ -1,62 +1,107 @@
-"""``telemetry_snapshot``: one immutable, content-addressed day of telemetry."""
+"""``telemetry_snapshot``: one immutable, content-addressed, quality-gated day of telemetry."""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 
-from aiops_assets.assets._metadata import (
-    artifact_metadata,
-    frame_metadata,
-    naive_utc,
-    versioned_output,
-)
+from aiops_assets.checks.quality import QualityGate
 from aiops_assets.core import telemetry
+from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.metadata import artifact_metadata, frame_metadata, naive_utc, versioned_output
 from aiops_assets.resources import ArtifactStoreResource, TelemetrySourceResource
 
-SNAPSHOT_CODE_VERSION = "telemetry_snapshot-1"
+SNAPSHOT_CODE_VERSION = "telemetry_snapshot-2"
+SNAPSHOT_KEY = dg.AssetKey("telemetry_snapshot")
+
+# Daily ingest: a day without a new snapshot is worth a warning, two are a failure.
+SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)
+)
 
 
-def build_snapshot_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_snapshot_asset(
+    partitions_def: dg.PartitionsDefinition, suite_path: str | Path
+) -> dg.AssetsDefinition:
+    gate = QualityGate(SNAPSHOT_KEY, suite_path, partitions_def=partitions_def)
+
     @dg.asset(
-        name="telemetry_snapshot",
+        key=SNAPSHOT_KEY,
         partitions_def=partitions_def,
         code_version=SNAPSHOT_CODE_VERSION,
         io_manager_key="artifact_io_manager",
         group_name="aiops",
         kinds={"parquet"},
+        check_specs=gate.specs,
+        # A snapshot that fails an ERROR expectation yields no output: it never becomes the
+        # partition's current version, and nothing downstream runs on it.
+        output_required=False,
+        freshness_policy=SNAPSHOT_FRESHNESS,
         description=(
             "One day of multi-service telemetry as canonical Parquet (sorted rows, fixed schema and "
-            "compression), stored under its SHA-256, which is also its data version."
+            "compression), stored under its SHA-256, which is also its data version. Validated "
+            f"by suite {gate.suite.version_id} before it is accepted; a failing day is quarantined."
         ),
     )
     def telemetry_snapshot(
         context: dg.AssetExecutionContext,
         telemetry_source: TelemetrySourceResource,
         artifact_store: ArtifactStoreResource,
-    ) -> dg.Output[ArtifactRef]:
+    ) -> Iterator[dg.Output[ArtifactRef] | dg.AssetCheckResult]:
         window = context.partition_time_window
         start, end = naive_utc(window.start), naive_utc(window.end)
-        frame = telemetry_source.load_window(start.to_pydatetime(), end.to_pydatetime())
-        if frame.empty:
+        source = telemetry_source.describe()
+        try:
+            frame = telemetry_source.load_window(start.to_pydatetime(), end.to_pydatetime())
+            frame = telemetry.canonical_telemetry(frame)
+        except telemetry.TelemetryFormatError as error:
             raise dg.Failure(
-                description=f"source {telemetry_source.describe()} has no telemetry in [{start}, {end})"
+                description=f"telemetry from {source} is malformed: {error}"
+            ) from error
+        if frame.empty:
+            raise dg.Failure(description=f"source {source} has no telemetry in [{start}, {end})")
+        store = artifact_store.get_store()
+        # Stored before it is judged: a rejected snapshot is kept (in quarantine), never lost.
+        ref = store.put_frame(frame)
+        report = gate.validate(frame, context)
+        if not report.passed(Severity.ERROR):
+            subject = f"telemetry_snapshot[{context.partition_key}] from {source} (artifact {ref.sha256[:16]})"
+            message = report.failure_message(Severity.ERROR, subject=subject)
+            filed_as = quarantine(
+                store,
+                QuarantineRecord(
+                    asset="telemetry_snapshot",
+                    partition=context.partition_key,
+                    artifact=ref,
+                    report=report.to_dict(),
+                    source=source,
+                    message=message,
+                ),
             )
-        frame = telemetry.canonical_telemetry(frame)
-        ref = artifact_store.get_store().put_frame(frame)
+            context.log.error(
+                f"{message}. Quarantined as {filed_as} in {store.root}; the partition keeps its "
+                "last good snapshot."
+            )
+            yield from gate.results(report, {"quarantined_as": dg.MetadataValue.text(filed_as)})
+            return
         metrics = telemetry.metric_columns(frame)
-        null_cells = int(frame[metrics].isna().sum().sum())
-        return versioned_output(
+        yield versioned_output(
             ref,
             {
                 **artifact_metadata(ref),
                 **frame_metadata(frame),
-                "source": dg.MetadataValue.text(telemetry_source.describe()),
+                "source": dg.MetadataValue.text(source),
                 "seed": dg.MetadataValue.int(telemetry_source.seed),
                 "first_timestamp": dg.MetadataValue.text(str(frame[telemetry.TIMESTAMP].min())),
                 "last_timestamp": dg.MetadataValue.text(str(frame[telemetry.TIMESTAMP].max())),
                 "services": dg.MetadataValue.int(int(frame[telemetry.SERVICE].nunique())),
-                "null_cells": dg.MetadataValue.int(null_cells),
+                "null_cells": dg.MetadataValue.int(int(frame[metrics].isna().sum().sum())),
                 "label_positive_rate": dg.MetadataValue.float(float(frame[telemetry.LABEL].mean())),
+                "quality_suite": dg.MetadataValue.text(gate.suite.version_id),
             },
         )
+        yield from gate.results(report)
 
     return telemetry_snapshot

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -209,3 +210,81 @@ def _service_features(
     if LABEL in indexed.columns:
         result.insert(1, LABEL, indexed[LABEL].to_numpy())
     return result.reset_index()
+
+
+@dataclass(frozen=True)
+class LeakageProbe:
+    """Outcome of recomputing features with the future removed: what moved, if anything."""
+
+    cutoffs: tuple[pd.Timestamp, ...]
+    compared_rows: int
+    compared_cells: int
+    mismatches: tuple[dict[str, Any], ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+
+def probe_point_in_time(
+    history: pd.DataFrame,
+    stored_features: pd.DataFrame,
+    recompute: Callable[[pd.DataFrame], pd.DataFrame],
+    *,
+    cutoffs: int = 3,
+    sample_rows: int = 200,
+    seed: int = 0,
+    tolerance: float = 1e-9,
+) -> LeakageProbe:
+    """Check that features before a cutoff do not depend on rows after it.
+
+    For ``cutoffs`` seeded cut points inside the stored features' time range, every row after the
+    cut point is removed from ``history`` and ``recompute`` runs on what is left; a sample of the
+    stored rows at or before the cut point must come out identical (NaN equals NaN, numbers within
+    ``tolerance`` relative). Any difference is leakage: a feature that looked into the future.
+    """
+    if stored_features.empty:
+        return LeakageProbe((), 0, 0, ())
+    rng = np.random.default_rng(seed)
+    times = np.sort(stored_features[TIMESTAMP].unique())
+    chosen = np.sort(rng.choice(times, size=min(cutoffs, len(times)), replace=False))
+    feature_columns = [
+        str(column)
+        for column in stored_features.columns
+        if column not in (TIMESTAMP, SERVICE, LABEL)
+        and pd.api.types.is_numeric_dtype(stored_features[column])
+    ]
+    mismatches: list[dict[str, Any]] = []
+    compared_rows = 0
+    for cutoff in chosen:
+        before = stored_features[stored_features[TIMESTAMP] <= cutoff]
+        if len(before) > sample_rows:
+            before = before.iloc[np.sort(rng.choice(len(before), size=sample_rows, replace=False))]
+        recomputed = recompute(history[history[TIMESTAMP] <= cutoff])
+        joined = before.merge(
+            recomputed, on=[SERVICE, TIMESTAMP], how="left", suffixes=("", "__recomputed")
+        )
+        compared_rows += len(joined)
+        for column in feature_columns:
+            stored = joined[column].to_numpy(dtype="float64")
+            again = joined[f"{column}__recomputed"].to_numpy(dtype="float64")
+            same = (np.isnan(stored) & np.isnan(again)) | np.isclose(
+                stored, again, rtol=tolerance, atol=tolerance, equal_nan=False
+            )
+            for position in np.flatnonzero(~same)[:5]:
+                mismatches.append(
+                    {
+                        "cutoff": str(pd.Timestamp(cutoff)),
+                        "service": joined[SERVICE].iloc[position],
+                        "timestamp": str(joined[TIMESTAMP].iloc[position]),
+                        "column": column,
+                        "stored": float(stored[position]),
+                        "recomputed": float(again[position]),
+                    }
+                )
+    return LeakageProbe(
+        cutoffs=tuple(pd.Timestamp(cutoff) for cutoff in chosen),
+        compared_rows=compared_rows,
+        compared_cells=compared_rows * len(feature_columns),
+        mismatches=tuple(mismatches),
+    )

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from aiops_assets.assets.snapshot import SNAPSHOT_CODE_VERSION
 from aiops_assets.core.store import ArtifactStore
 from aiops_assets.definitions import build_definitions
 from aiops_assets.demo import materialize_selection
@@ -44,7 +45,7 @@ def test_the_whole_graph_materializes_with_content_hash_data_versions(
     snapshot = _latest(instance, "telemetry_snapshot", "2026-01-07")
     assert snapshot.tags is not None
     assert snapshot.tags["dagster/data_version"] == _value(snapshot, "sha256")
-    assert snapshot.tags["dagster/code_version"] == "telemetry_snapshot-1"
+    assert snapshot.tags["dagster/code_version"] == SNAPSHOT_CODE_VERSION
     assert _value(snapshot, "dagster/row_count") == 6 * 288
     schema = _value(snapshot, "dagster/column_schema")
     assert isinstance(schema, dg.TableSchema)
@@ -115,7 +116,7 @@ def test_a_missing_upstream_partition_fails_with_a_clear_message(
 ) -> None:
     definitions = build_definitions(small_settings)
     with pytest.raises(
-        dg.Failure, match=r"telemetry_snapshot\[2026-01-0[67]\] has not been materialized"
+        dg.Failure, match=r"telemetry_snapshot\[2026-01-07\] has no accepted snapshot"
     ):
         materialize_selection(
             definitions,
@@ -123,6 +124,9 @@ def test_a_missing_upstream_partition_fails_with_a_clear_message(
             selection=["features"],
             partition_key="2026-01-07",
         )
+
+    with pytest.raises(dg.Failure, match=r"training_set has no current version"):
+        materialize_selection(definitions, instance, selection=["candidate_model"])
 
 
 def test_a_directory_of_csv_files_is_a_source_by_configuration_alone(
@@ -135,8 +139,17 @@ def test_a_directory_of_csv_files_is_a_source_by_configuration_alone(
         pd.DataFrame(
             {"timestamp": timestamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "cpu_pct": 40.0, "label": 0}
         ).to_csv(source / f"{service}.csv", index=False)
+    suite = tmp_path / "cpu_only.yaml"
+    suite.write_text(
+        "name: cpu_only\nversion: 1\nexpectations:\n"
+        "  - {type: expect_column_values_to_be_between, kwargs: {column: cpu_pct, min_value: 0, max_value: 100}}\n"
+    )
     settings = PipelineSettings(
-        days=2, home=tmp_path / "aiops", source_kind="directory", source_path=str(source)
+        days=2,
+        home=tmp_path / "aiops",
+        source_kind="directory",
+        source_path=str(source),
+        quality_suite=str(suite),
     )
     definitions = build_definitions(settings)
     materialize_selection(
