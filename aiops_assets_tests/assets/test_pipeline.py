@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from aiops_assets.assets.snapshot import SNAPSHOT_CODE_VERSION
+from aiops_assets.core.quality import list_quarantine
 from aiops_assets.core.store import ArtifactStore
 from aiops_assets.definitions import build_definitions
 from aiops_assets.demo import materialize_selection
@@ -164,3 +165,39 @@ def test_a_directory_of_csv_files_is_a_source_by_configuration_alone(
     frame = ArtifactStore(settings.store_root).get_frame(str(_value(snapshot, "sha256")))
     assert sorted(frame["service"].unique()) == ["api", "db"]
     assert frame["timestamp"].min() == pd.Timestamp("2026-01-06")
+
+
+def test_the_null_injection_day_is_quarantined_and_nothing_else_is_affected(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    settings = PipelineSettings(days=8, home=tmp_path / "aiops")
+    result = run_quietly(settings, instance)
+    store = ArtifactStore(settings.store_root)
+    null_day = "2026-01-11"
+
+    failed = {label for label, outcome in result.checks.items() if not outcome["passed"]}
+    assert failed == {f"telemetry_snapshot.telemetry_default_error[{null_day}]"}
+    assert f"telemetry_snapshot[{null_day}]" not in result.data_versions
+    assert f"features[{null_day}]" not in result.data_versions
+    assert store.get_ref(f"assets/telemetry_snapshot/{null_day}") is None
+    assert store.get_ref(f"assets/features/{null_day}") is None
+
+    (record,) = list_quarantine(store, "telemetry_snapshot")
+    assert record.partition == null_day and store.verify(record.artifact)
+    for fragment in (
+        "latency_p99_ms",
+        "cpu_pct",
+        "expect_column_values_to_not_be_null",
+        "service=search",
+    ):
+        assert fragment in record.message
+    assert "2026-01-11T00:00:00" in record.message, "the first failing rows are named"
+    assert store.get_frame(record.artifact)["latency_p99_ms"].isna().sum() > 0, (
+        "the bad data is kept"
+    )
+
+    next_day = _latest(instance, "features", "2026-01-12")
+    assert _value(next_day, "history_partitions") == "2026-01-12"
+    training = _latest(instance, "training_set")
+    assert _value(training, "missing_feature_partitions") == null_day
+    assert _value(training, "feature_partitions") == 7

@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiops_assets.core.features import FeatureSetSpec, compute_features, model_input_columns
+from aiops_assets.core.features import (
+    FeatureSetSpec,
+    compute_features,
+    model_input_columns,
+    probe_point_in_time,
+)
 
 SPEC = FeatureSetSpec(windows=("30min", "2h"))
 
@@ -151,3 +156,33 @@ def test_appending_future_rows_never_changes_existing_features(extra_rows: int, 
     pd.testing.assert_frame_equal(
         on_full[on_full["timestamp"] < cutoff].reset_index(drop=True), on_truncated
     )
+
+
+def test_the_leakage_probe_passes_point_in_time_features() -> None:
+    telemetry = _telemetry(rows=288)
+    stored = compute_features(telemetry, SPEC)
+    probe = probe_point_in_time(
+        telemetry, stored, lambda history: compute_features(history, SPEC), seed=1
+    )
+    assert probe.passed
+    assert len(probe.cutoffs) == 3 and probe.compared_rows > 0 and probe.compared_cells > 0
+
+
+def test_the_leakage_probe_catches_a_feature_that_looks_ahead() -> None:
+    def centered_mean(history: pd.DataFrame) -> pd.DataFrame:
+        features = compute_features(history, SPEC)
+        # A classic leak: a centered window averages the next rows too.
+        features["cpu_pct__mean_30min"] = (
+            history.sort_values(["timestamp", "service"])
+            .groupby("service")["cpu_pct"]
+            .transform(lambda values: values.rolling(7, center=True, min_periods=1).mean())
+            .to_numpy()
+        )
+        return features
+
+    telemetry = _telemetry(rows=288).sort_values(["timestamp", "service"]).reset_index(drop=True)
+    stored = centered_mean(telemetry)
+    probe = probe_point_in_time(telemetry, stored, centered_mean, seed=1)
+    assert not probe.passed
+    assert {mismatch["column"] for mismatch in probe.mismatches} == {"cpu_pct__mean_30min"}
+    assert all(pd.Timestamp(m["timestamp"]) <= pd.Timestamp(m["cutoff"]) for m in probe.mismatches)
