@@ -20,9 +20,11 @@ import dagster as dg
 
 from aiops_assets.assets.models import TrainingSetRunConfig
 from aiops_assets.definitions import (
-    PARTITIONED_ASSETS,
-    UNPARTITIONED_ASSETS,
+    INGEST_ASSETS,
+    TRAINING_ASSETS,
     build_definitions,
+    ingest_selection,
+    scoring_selection,
 )
 from aiops_assets.settings import PipelineSettings
 
@@ -123,14 +125,22 @@ def run_demo(
                 }
         return failed_checks
 
-    steps: list[tuple[str | None, tuple[str, ...]]] = [
-        *((partition_key, PARTITIONED_ASSETS) for partition_key in partition_keys),
-        (None, UNPARTITIONED_ASSETS),
+    steps: list[tuple[str | None, tuple[str, ...], dg.AssetSelection]] = [
+        *((key, INGEST_ASSETS, ingest_selection()) for key in partition_keys),
+        (None, TRAINING_ASSETS, dg.AssetSelection.assets(*TRAINING_ASSETS)),
+        *((key, ("anomaly_scores", "drift checks"), scoring_selection()) for key in partition_keys),
     ]
-    for step, (partition_key, selection) in enumerate(steps, start=1):
+    for step, (partition_key, names, selection) in enumerate(steps, start=1):
         step_started = clock()
         what = f"{partition_key}  " if partition_key else ""
-        _print(progress, f"[{step:>2}/{len(steps)}] {what}{', '.join(selection)}")
+        _print(progress, f"[{step:>2}/{len(steps)}] {what}{', '.join(names)}")
+        if (
+            names is not INGEST_ASSETS
+            and partition_key
+            and f"features[{partition_key}]" not in result.data_versions
+        ):
+            _print(progress, "        skipped: this day has no features (its snapshot was refused)")
+            continue
         run = materialize_selection(
             definitions,
             instance,
@@ -146,7 +156,7 @@ def run_demo(
         if not run.success and not failed_checks:
             # A failure that no check explains is a bug or a broken source, not bad data: stop.
             raise dg.DagsterError(_run_failure_message(run))
-        outcome = "done" if run.success else "stopped by a failed blocking check; quarantined"
+        outcome = "done" if run.success else "stopped by a failed blocking check"
         _print(progress, f"        {outcome} in {clock() - step_started:.1f}s")
     result.seconds = clock() - started
     return result
@@ -155,7 +165,7 @@ def run_demo(
 def materialize_selection(
     definitions: dg.Definitions,
     instance: dg.DagsterInstance,
-    selection: Sequence[str],
+    selection: Sequence[str] | dg.AssetSelection,
     *,
     partition_key: str | None = None,
     run_config: Mapping[str, Any] | None = None,
@@ -174,7 +184,9 @@ def materialize_selection(
         resources=definitions.resources,
         partition_key=partition_key,
         # Checks of the selected assets run with them (a blocking one can stop what follows).
-        selection=dg.AssetSelection.assets(*selection),
+        selection=selection
+        if isinstance(selection, dg.AssetSelection)
+        else dg.AssetSelection.assets(*selection),
         run_config=run_config,
         tags=tags,
         raise_on_error=raise_on_error,
@@ -183,6 +195,11 @@ def materialize_selection(
 
 def _failure_detail(evaluation: Any) -> str:
     """The failed expectations named in a check's markdown summary, on one line."""
+    drifted = evaluation.metadata.get("drifted")
+    if drifted is not None:
+        names = str(getattr(drifted, "value", "")).split(", ")
+        more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+        return f"drifted: {', '.join(names[:4])}{more}"
     summary = str(getattr(evaluation.metadata.get("summary"), "value", ""))
     failed = [line[2:].split(":")[0] for line in summary.splitlines() if line.startswith("- ")]
     slices = str(getattr(evaluation.metadata.get("implicated_slices"), "value", ""))
@@ -200,9 +217,9 @@ def _run_failure_message(run: dg.ExecuteInProcessResult) -> str:
 
 def daily_partition_keys(definitions: dg.Definitions) -> list[str]:
     graph = definitions.resolve_asset_graph()
-    partitions_def = graph.get(dg.AssetKey(PARTITIONED_ASSETS[0])).partitions_def
+    partitions_def = graph.get(dg.AssetKey(INGEST_ASSETS[0])).partitions_def
     if partitions_def is None:
-        raise RuntimeError(f"{PARTITIONED_ASSETS[0]} is expected to be partitioned")
+        raise RuntimeError(f"{INGEST_ASSETS[0]} is expected to be partitioned")
     return list(partitions_def.get_partition_keys())
 
 

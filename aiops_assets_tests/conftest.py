@@ -17,7 +17,11 @@ TEST_DAYS = 6
 
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
+    """An in-memory instance: the SQLite one spends most of a test run in fsync-ed event writes.
+
+    The CLI tests run the real thing (a SQLite instance in DAGSTER_HOME) end to end.
+    """
+    with dg.DagsterInstance.ephemeral() as test_instance:
         yield test_instance
 
 

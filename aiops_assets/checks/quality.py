@@ -238,7 +238,7 @@ def _build_one_check(
         def quality_check(
             context: dg.AssetCheckExecutionContext, frame: Any
         ) -> dg.AssetCheckResult:
-            data = _single_frame(frame, context)
+            data = partition_frame(frame, context, purpose="quality checks")
             report = validate_frame(data, suite, parameters=partition_parameters(context))
             if not report.passed(severity):
                 context.log.warning(
@@ -254,7 +254,9 @@ def _subject(asset_key: dg.AssetKey, context: dg.AssetCheckExecutionContext) -> 
     return f"{asset_key.to_user_string()}{partition}"
 
 
-def _single_frame(value: Any, context: dg.AssetCheckExecutionContext) -> pd.DataFrame:
+def partition_frame(
+    value: Any, context: dg.AssetCheckExecutionContext, *, purpose: str
+) -> pd.DataFrame:
     """Our IO manager hands partitioned values over as {partition: frame}; others hand a frame."""
     if isinstance(value, pd.DataFrame):
         return value
@@ -265,5 +267,5 @@ def _single_frame(value: Any, context: dg.AssetCheckExecutionContext) -> pd.Data
         if frames and all(isinstance(frame, pd.DataFrame) for frame in frames):
             return pd.concat(frames, ignore_index=True)
     raise TypeError(
-        f"quality checks need a pandas DataFrame, but the asset's IO manager loaded {type(value).__name__}"
+        f"{purpose} need a pandas DataFrame, but the asset's IO manager loaded {type(value).__name__}"
     )

@@ -245,3 +245,27 @@ def decide_promotion(
         f"candidate {metric} {candidate_score:.4f} does not beat champion {champion_score:.4f} "
         f"by more than {min_improvement:.4f}",
     )
+
+
+SCORE = "score"
+ALERT = "alert"
+
+
+def score_frame(detector: AnomalyDetector, features: pd.DataFrame) -> pd.DataFrame:
+    """The detector's output per row: anomaly score, alert at its threshold, and the label if known.
+
+    This is what prediction-drift checks watch: a detector whose score distribution moves is
+    seeing a different world than the one it was calibrated on, labels or not.
+    """
+    scores = detector.score(features)
+    frame = pd.DataFrame(
+        {
+            TIMESTAMP: features[TIMESTAMP].to_numpy(),
+            SERVICE: features[SERVICE].to_numpy(),
+            SCORE: scores,
+            ALERT: (scores >= detector.threshold).astype("int8"),
+        }
+    )
+    if LABEL in features:
+        frame[LABEL] = features[LABEL].to_numpy().astype("int8")
+    return frame.sort_values([TIMESTAMP, SERVICE], kind="mergesort").reset_index(drop=True)

@@ -1,0 +1,193 @@
+"""Drift asset checks: each partition of an asset against a stored baseline profile.
+
+The check never reads the reference data: it loads the baseline profile (an artifact of the
+baseline asset, see ``assets/drift.py``) and the current partition only. Persistence ("k of the
+last n partitions drifted") needs the verdicts of earlier partitions; they are read back from this
+check's own earlier results in the Dagster instance, so no extra state exists to drift out of sync.
+"""
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from aiops_assets.checks.quality import partition_frame
+from aiops_assets.core.drift import (
+    BaselineProfile,
+    DriftPolicy,
+    DriftResult,
+    evaluate_drift,
+    load_policy,
+)
+from aiops_assets.core.store import ArtifactRef
+from aiops_assets.resources import ArtifactStoreResource
+
+DRIFT_CHECK_NAME = "drift"
+_SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
+
+
+def load_baseline(artifact_store: ArtifactStoreResource, ref: ArtifactRef) -> BaselineProfile:
+    return BaselineProfile.from_bytes(artifact_store.get_store().get_bytes(ref))
+
+
+def build_drift_checks(
+    asset: dg.AssetsDefinition | dg.AssetSpec,
+    baseline: dg.AssetsDefinition | dg.AssetSpec,
+    columns: Sequence[str] | None = None,
+    policy: DriftPolicy | str | Path | None = None,
+    *,
+    name: str = DRIFT_CHECK_NAME,
+) -> list[dg.AssetChecksDefinition]:
+    """A drift check on each partition of ``asset`` against the profile that ``baseline`` stores.
+
+    The result has a per-feature table (test, statistic, p, q, effect size, thresholds, verdict),
+    one float metadata entry per feature's main score (``score/<feature>``, plotted over time by
+    the UI), and a markdown summary naming the drifted features. A WARN verdict fails the check
+    at WARN severity, an ERROR verdict at ERROR; the check does not block downstream assets
+    (drift is a reason to retrain, not to stop serving).
+
+    Args:
+        asset: The checked asset; its IO manager must load a DataFrame (or, for our artifact IO
+            manager, a dict of one partition's DataFrame).
+        baseline: An asset whose value is an ``ArtifactRef`` to a ``BaselineProfile`` (see
+            ``build_drift_baseline_asset``).
+        columns: Only these profiled columns; default all the baseline profiles.
+        policy: A ``DriftPolicy`` or the path of a policy YAML; default ``core/drift_policy.yaml``.
+        name: The check's name (two drift checks on one asset need different names).
+
+    Example:
+        >>> baseline = build_drift_baseline_asset(...)  # doctest: +SKIP
+        >>> checks = build_drift_checks(my_asset, baseline)  # doctest: +SKIP
+    """
+    resolved = policy if isinstance(policy, DriftPolicy) else load_policy(policy)
+    selected = list(columns) if columns is not None else None
+    partitions_def = asset.partitions_def
+    check_key = dg.AssetCheckKey(asset.key, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+
+        @dg.asset_check(
+            asset=asset.key,
+            name=name,
+            partitions_def=partitions_def,
+            additional_ins={"baseline": dg.AssetIn(key=baseline.key)},
+            description=(
+                f"Drift of each partition against {baseline.key.to_user_string()} under policy "
+                f"{resolved.name} v{resolved.version}"
+            ),
+        )
+        def drift_check(
+            context: dg.AssetCheckExecutionContext,
+            artifact_store: ArtifactStoreResource,
+            frame: Any,
+            baseline: ArtifactRef,
+        ) -> dg.AssetCheckResult:
+            profile = load_baseline(artifact_store, baseline)
+            if selected is not None:
+                missing = sorted(set(selected) - set(profile.names))
+                if missing:
+                    raise dg.Failure(description=f"the baseline does not profile columns {missing}")
+                profile = BaselineProfile(
+                    features=tuple(profile.feature(column) for column in selected),
+                    psi_bins=profile.psi_bins,
+                    sketch_bins=profile.sketch_bins,
+                )
+            current = partition_frame(frame, context, purpose="drift checks")
+            previous = _previous_verdicts(
+                context, check_key, partitions_def, resolved.persistence_window - 1
+            )
+            result = evaluate_drift(profile, current, resolved, previous=previous)
+            return drift_check_result(result, baseline_sha256=baseline.sha256)
+
+    return [drift_check]
+
+
+def drift_check_result(result: DriftResult, *, baseline_sha256: str) -> dg.AssetCheckResult:
+    rows = [
+        dg.TableRecord(
+            {
+                "feature": item.feature,
+                "kind": item.kind,
+                "test": item.test,
+                "statistic": float(item.statistic),
+                "p": float(item.p_value),
+                "q": float(item.q_value),
+                "effect": f"{item.effect_name} {item.effect:.4g}",
+                "thresholds": f"{item.warn_threshold:.3g} / {item.error_threshold:.3g}",
+                "verdict": item.verdict + (" (persistent)" if item.persistent else ""),
+            }
+        )
+        for item in result.features
+    ]
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn("feature", "string"),
+            dg.TableColumn("kind", "string"),
+            dg.TableColumn("test", "string"),
+            dg.TableColumn("statistic", "float"),
+            dg.TableColumn("p", "float"),
+            dg.TableColumn("q", "float"),
+            dg.TableColumn("effect", "string"),
+            dg.TableColumn("thresholds", "string"),
+            dg.TableColumn("verdict", "string"),
+        ]
+    )
+    scores = {
+        f"score/{item.feature}": dg.MetadataValue.float(float(item.score))
+        for item in result.features
+    }
+    return dg.AssetCheckResult(
+        passed=result.verdict == "ok",
+        severity=_SEVERITY.get(result.verdict, dg.AssetCheckSeverity.WARN),
+        metadata={
+            "summary": dg.MetadataValue.md(result.to_markdown()),
+            "features": dg.MetadataValue.table(records=rows, schema=schema),
+            "verdict": dg.MetadataValue.text(result.verdict),
+            "drifted": dg.MetadataValue.text(", ".join(result.drifted)),
+            "drifted_features": dg.MetadataValue.float(float(len(result.drifted))),
+            "feature_verdicts": dg.MetadataValue.json(dict(result.feature_verdicts())),
+            "policy_sha256": dg.MetadataValue.text(result.policy_sha256),
+            "baseline_sha256": dg.MetadataValue.text(baseline_sha256),
+            **scores,
+        },
+    )
+
+
+def _previous_verdicts(
+    context: dg.AssetCheckExecutionContext,
+    check_key: dg.AssetCheckKey,
+    partitions_def: dg.PartitionsDefinition | None,
+    count: int,
+) -> list[dict[str, str]]:
+    """Feature verdicts of the ``count`` partitions just before this one, oldest first.
+
+    A partition never checked contributes an empty mapping (it did not drift, as far as we know).
+    """
+    if count <= 0 or partitions_def is None or not context.has_partition_key:
+        return []
+    keys = list(partitions_def.get_partition_keys())
+    position = keys.index(context.partition_key)
+    wanted = keys[max(0, position - count) : position]
+    if not wanted:
+        return []
+    latest: dict[str, dict[str, str]] = {}
+    records = context.instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=max(50, 4 * count)
+    )
+    for record in records:  # newest first
+        partition = getattr(record, "partition", None)
+        if partition not in wanted or partition in latest or record.event is None:
+            continue
+        evaluation = (
+            record.event.dagster_event.event_specific_data if record.event.dagster_event else None
+        )
+        verdicts = (
+            getattr(evaluation, "metadata", {}).get("feature_verdicts") if evaluation else None
+        )
+        if verdicts is not None:
+            value = verdicts.value
+            latest[partition] = dict(value if isinstance(value, dict) else json.loads(str(value)))
+    return [latest.get(key, {}) for key in wanted]
