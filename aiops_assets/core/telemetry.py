@@ -15,15 +15,23 @@ Columns are ordered ``timestamp, service, <metrics sorted by name>, label`` and 
 
 Bad input never turns into a silent bad snapshot: every loader raises :class:`TelemetryFormatError`
 naming the file, the column and the first offending rows (CSV: 1-based physical line numbers, header
-= line 1; Parquet and in-memory frames: 0-based row positions) with their raw values.
+= line 1; Parquet and in-memory frames: 0-based row positions) with their raw values. Files are
+read as recorded, not repaired: within one file each service's rows must already be in time order
+(a file whose rows went backwards was spliced or concatenated wrongly, and sorting it would hide
+that), and a timestamp column must not mix values with and without a UTC offset (a naive value next
+to aware ones is a local time that cannot be placed). In-memory frames passed to
+:func:`canonical_telemetry` are simply sorted.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -83,6 +91,12 @@ _TIMESTAMP_DTYPE: Final = "datetime64[us]"
 _MISSING_NUMBER_TOKENS: Final = frozenset({"", "nan", "+nan", "-nan", "na", "n/a", "null", "none"})
 _BOOLEAN_LABEL_TOKENS: Final = {"true": 1.0, "false": 0.0}
 _MAX_REPR_CHARS: Final = 60
+_UTC_OFFSET_SUFFIX: Final = re.compile(
+    r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+)
+"""The end of an ISO 8601 date-time that carries a UTC offset: a time of day, then ``Z`` or ``+hh:mm``
+(``hhmm``, ``hh``). A bare date such as ``2026-01-05`` does not match (its ``-05`` is the day)."""
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
 
 class TelemetryFormatError(ValueError):
@@ -119,6 +133,9 @@ def canonical_telemetry(frame: pd.DataFrame) -> pd.DataFrame:
     offending row positions (0-based) with their values: a missing ``timestamp``/``service`` column,
     unparseable or missing timestamps, empty service names, non-numeric or infinite metric values,
     labels other than 0/1, duplicate ``(service, timestamp)`` pairs, or no metric column at all.
+    Timestamp values mixing aware and naive values in one column are refused too; rows in any
+    order are accepted and sorted (the loaders, which know files and lines, insist on recorded
+    time order).
     """
     source = "telemetry frame"
     typed = _typed_frame(
@@ -172,6 +189,12 @@ def _typed_frame(
         raise TelemetryFormatError(
             f"{source}: column names must be strings, got {non_text_names!r}"
         )
+    unnamed = [position for position, name in enumerate(names, start=1) if not name.strip()]
+    if unnamed:
+        raise TelemetryFormatError(
+            f"{source}: column(s) at position(s) {unnamed} (1-based) have an empty name "
+            f"(columns present: {names!r})"
+        )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise TelemetryFormatError(f"{source}: repeated column name(s) {repeated!r}")
@@ -210,8 +233,18 @@ def _typed_frame(
     return typed
 
 
-def _finalize(typed: pd.DataFrame, *, source: str, describe_rows: RowDescriber) -> pd.DataFrame:
-    """Check frame-wide rules on already typed columns, then fix the column and row order."""
+def _finalize(
+    typed: pd.DataFrame,
+    *,
+    source: str,
+    describe_rows: RowDescriber,
+    check_recorded_order: Callable[[], None] | None = None,
+) -> pd.DataFrame:
+    """Check frame-wide rules on already typed columns, then fix the column and row order.
+
+    ``check_recorded_order`` (loaders) runs after the duplicate check, because a repeated row is
+    better reported as a duplicate than as time going backwards.
+    """
     metrics = metric_columns(typed)
     if not metrics:
         raise TelemetryFormatError(
@@ -219,6 +252,8 @@ def _finalize(typed: pd.DataFrame, *, source: str, describe_rows: RowDescriber) 
             f"besides {TIMESTAMP!r}, {SERVICE!r} and {LABEL!r})"
         )
     _raise_on_duplicate_keys(typed, source=source, describe_rows=describe_rows)
+    if check_recorded_order is not None:
+        check_recorded_order()
     ordered = typed[[TIMESTAMP, SERVICE, *metrics, LABEL]]
     ordered = ordered.sort_values([TIMESTAMP, SERVICE], kind="stable", ignore_index=True)
     ordered[SERVICE] = ordered[SERVICE].astype(object)
@@ -254,6 +289,48 @@ def _raise_on_duplicate_keys(
     )
 
 
+def _raise_on_out_of_order(loaded: _LoadedFile) -> None:
+    """Within one file, every service's rows must be in increasing time order, as recorded.
+
+    Services may interleave (time-major exports) and different files may overlap in time; but a
+    service whose timestamps go backwards within a file means lines were swapped, appended twice or
+    spliced from another export, which sorting would silently paper over.
+    """
+    typed = loaded.typed
+    if len(typed) < 2:
+        return
+    codes, _ = pd.factorize(typed[SERVICE].to_numpy(dtype=object))
+    by_service = np.argsort(codes, kind="stable")  # file order kept within each service
+    times = typed[TIMESTAMP].to_numpy()[by_service]
+    same_service = codes[by_service][1:] == codes[by_service][:-1]
+    backwards = np.flatnonzero(same_service & (times[1:] < times[:-1]))
+    if not len(backwards):
+        return
+    later_rows, earlier_rows = by_service[backwards + 1], by_service[backwards]
+    # Report in file order: the first place where a service's clock went back comes first.
+    order = np.argsort(later_rows, kind="stable")
+    later_rows, earlier_rows = later_rows[order], earlier_rows[order]
+    shown = min(len(later_rows), MAX_REPORTED_ROWS)
+    later_places = loaded.describe_rows(later_rows[:shown])
+    earlier_places = loaded.describe_rows(earlier_rows[:shown])
+    services = typed[SERVICE].to_numpy(dtype=object)
+    timestamps = typed[TIMESTAMP]
+    examples = [
+        f"service {services[later]!r}: {later_place} ({timestamps.iloc[later]!s}) comes after "
+        f"{earlier_place} ({timestamps.iloc[earlier]!s})"
+        for later, earlier, later_place, earlier_place in zip(
+            later_rows[:shown], earlier_rows[:shown], later_places, earlier_places, strict=True
+        )
+    ]
+    hidden = len(later_rows) - shown
+    more = f" (and {hidden} more)" if hidden else ""
+    raise TelemetryFormatError(
+        f"{loaded.path}: column {TIMESTAMP!r}: timestamps out of order within a service in "
+        f"{len(later_rows)} place(s) (each service's rows must be in time order, as recorded): "
+        f"{'; '.join(examples)}{more}"
+    )
+
+
 def _parse_timestamps(cells: pd.Series, source: str, describe_rows: RowDescriber) -> pd.Series:
     """Datetimes or ISO 8601 text -> naive UTC microseconds; text without an offset is taken as UTC."""
     dtype = cells.dtype
@@ -265,6 +342,7 @@ def _parse_timestamps(cells: pd.Series, source: str, describe_rows: RowDescriber
         as_objects = cells.astype(object)
         text_cells = as_objects.map(lambda cell: cell.strip() if isinstance(cell, str) else cell)
         parsed_utc = pd.to_datetime(text_cells, utc=True, format="ISO8601", errors="coerce")
+        _raise_on_mixed_offsets(text_cells, parsed_utc.notna().to_numpy(), source, describe_rows)
         parsed = parsed_utc.dt.tz_localize(None)
     else:
         raise _bad_rows_error(
@@ -287,6 +365,57 @@ def _parse_timestamps(cells: pd.Series, source: str, describe_rows: RowDescriber
             describe_rows,
         )
     return result.reset_index(drop=True)
+
+
+def _has_utc_offset(cell: object) -> bool:
+    if isinstance(cell, str):
+        return _UTC_OFFSET_SUFFIX.search(cell) is not None
+    if isinstance(cell, datetime):  # also pd.Timestamp
+        return cell.tzinfo is not None and cell.utcoffset() is not None
+    return False
+
+
+def _raise_on_mixed_offsets(
+    cells: pd.Series, parsed: BoolArray, source: str, describe_rows: RowDescriber
+) -> None:
+    """Refuse a column where some timestamps carry a UTC offset and others do not.
+
+    Different offsets are fine (a daylight-saving change, or exports from two regions): each value
+    names its own instant. But a naive value next to aware ones is most likely local time written
+    without its offset, and reading it as UTC would silently shift it by hours.
+    """
+    raw = cells.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(raw, skipna=False) == "string":
+        texts = pd.Series(raw, dtype=object)
+        # A parsed value ending in Z is UTC; only the others need the (slower) offset pattern.
+        has_offset = np.array(texts.str.endswith("Z").to_numpy(dtype=bool))  # writable copy
+        others = np.flatnonzero(~has_offset & parsed)
+        if len(others):
+            has_offset[others] = (
+                texts.iloc[others].str.contains(_UTC_OFFSET_SUFFIX, regex=True).to_numpy(dtype=bool)
+            )
+    else:
+        has_offset = np.fromiter((_has_utc_offset(c) for c in raw), dtype=bool, count=len(raw))
+    aware = has_offset & parsed
+    naive = parsed & ~aware
+    if not (aware.any() and naive.any()):
+        return
+    # Point at the minority: in a file that is mostly UTC with a few local lines, those lines.
+    aware_is_minority = aware.sum() < naive.sum()
+    minority, majority = (aware, naive) if aware_is_minority else (naive, aware)
+    first = np.flatnonzero(majority)[:1]
+    first_other = f"{describe_rows(first)[0]}: {_short_repr(raw[first[0]])}"
+    majority_has, minority_has = ("no", "do") if aware_is_minority else ("a", "do not")
+    raise _bad_rows_error(
+        source,
+        TIMESTAMP,
+        f"mixed time zones (write every timestamp the same way, preferably with its UTC offset "
+        f"as in 2026-01-05T00:00:00Z): {int(majority.sum())} timestamp(s) have {majority_has} UTC "
+        f"offset (first: {first_other}) but these {minority_has}",
+        minority,
+        raw,
+        describe_rows,
+    )
 
 
 def _cells_as_text(cells: pd.Series) -> tuple[npt.NDArray[np.object_], BoolArray]:
@@ -377,10 +506,20 @@ def _parse_metric(
             describe_rows,
         )
     if bad.any():
+        text = bad & np.isnan(values)
+        present = int(bad.sum() + np.isfinite(values).sum())
+        problem = "value is not a finite number"
+        if present > 1 and text.sum() == present:
+            # Typically an extra text column (a region, a host name) that became a metric by
+            # contract; say so rather than complain about each value.
+            problem = (
+                f"not a numeric column (every column other than {TIMESTAMP!r}, {SERVICE!r} and "
+                f"{LABEL!r} is a metric and must hold numbers): no value is a number"
+            )
         raise _bad_rows_error(
             source,
             column,
-            "value is not a finite number",
+            problem,
             bad,
             cells.to_numpy(dtype=object),
             describe_rows,
@@ -453,12 +592,21 @@ def load_directory(
     whole directory is validated before filtering, because a broken file is a problem even when
     its rows fall outside today's window.
 
+    A file is read as recorded, never repaired: within one file, each service's rows must be in
+    increasing time order, and a timestamp column must not mix values with and without a UTC
+    offset (different offsets are fine). CSV files must be UTF-8 (a byte-order mark is allowed).
+    A header-only CSV or an empty Parquet table is a valid file with no rows.
+
     Raises:
         TelemetryFormatError: naming the file, column and first bad rows (CSV: 1-based line numbers,
-            header = line 1; Parquet: 0-based row index) for unparseable timestamps, non-numeric
-            metric values, labels other than 0/1, duplicate (service, timestamp) pairs (both rows are
-            named, also across files), a missing timestamp column, an unreadable file, or a
-            directory without data files.
+            header = line 1; Parquet: 0-based row index) for unparseable timestamps, timestamps
+            with and without a UTC offset in one column, non-numeric or infinite metric values,
+            labels other than 0/1, duplicate (service, timestamp) pairs (both rows are named, also
+            across files), a service's timestamps going backwards within a file (file, service and
+            both lines are named), a missing timestamp column, an empty or repeated column name, a
+            line with more or fewer fields than the header, a CSV that is not UTF-8 (byte offset
+            and line), an empty (0-byte or blank) CSV, an unreadable file, or a directory without
+            data files.
     """
     directory = Path(path)
     if not directory.is_dir():
@@ -591,25 +739,38 @@ def _read_csv_cells(path: Path) -> tuple[pd.DataFrame, RowDescriber]:
 
     Cells stay text so validation can quote the offending raw value. The header is read as an
     ordinary row so that a data row with more fields than the header is a parse error naming its
-    line, instead of pandas silently turning the first column into an index. Blank lines are read
-    as rows and dropped afterwards, because letting the parser skip them would shift every later
-    row's line number in error messages.
+    line, instead of pandas silently turning the first column into an index; a row with fewer
+    fields (a truncated line) is refused too, instead of reading its missing fields as missing
+    values. Blank lines are read as rows and dropped afterwards, because letting the parser skip
+    them would shift every later row's line number in error messages. The file must be UTF-8 (a
+    byte-order mark is allowed); anything else is refused with the byte offset and line of the first
+    byte that is not.
     """
     try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise TelemetryFormatError(f"{path}: cannot read CSV: {error}") from error
+    text = _decode_utf8(path, data)
+    if not text.strip():
+        what = "0 bytes" if not data else "only blank lines"
+        raise TelemetryFormatError(
+            f"{path}: cannot read CSV: empty file ({what}); expected a header line naming the "
+            "columns, then one line per row"
+        )
+    try:
         cells = pd.read_csv(
-            path,
+            io.StringIO(text, newline=""),
             header=None,
             index_col=False,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
-            encoding="utf-8-sig",
         )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
-        raise TelemetryFormatError(f"{path}: cannot read CSV: {str(error).strip()}") from error
-    except ValueError as error:
-        raise TelemetryFormatError(f"{path}: cannot read CSV: {str(error).strip()}") from error
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+        raise TelemetryFormatError(
+            f"{path}: cannot read CSV: {_describe_parser_error(error, text)}"
+        ) from error
     cells = cells.astype(object).fillna("")
     header = [str(name) for name in cells.iloc[0]]
     body = cells.iloc[1:]
@@ -620,33 +781,119 @@ def _read_csv_cells(path: Path) -> tuple[pd.DataFrame, RowDescriber]:
     kept = body.iloc[record_index].reset_index(drop=True)
     kept.columns = pd.Index(header, dtype=object)
 
-    record_lines: list[int] = []
+    layouts: list[tuple[list[int], IntArray] | None] = []
+
+    def layout() -> tuple[list[int], IntArray] | None:
+        """Computed once, and only when needed: an error to report, or a possibly short row."""
+        if not layouts:
+            layouts.append(_csv_layout(text, expected_records=len(body)))
+        return layouts[0]
 
     def describe_rows(positions: IntArray) -> list[str]:
-        if not record_lines:
-            record_lines.extend(_csv_record_start_lines(path, expected_records=len(body)))
-        return [f"line {record_lines[record_index[position]]}" for position in positions]
+        known = layout()
+        return [
+            f"line {known[0][record_index[position]] if known else record_index[position] + 2}"
+            for position in positions
+        ]
 
+    # pandas pads a line with too few fields with empty strings, which would then read as missing
+    # values; Python's csv module still knows how many fields each line had. A short line always
+    # ends in an empty cell, so files without one skip the extra pass.
+    maybe_short = len(header) > 1 and (kept.iloc[:, -1] == "").any()
+    known = layout() if maybe_short else None
+    if known is not None:
+        field_counts = known[1][record_index]
+        short = field_counts < len(header)
+        if short.any():
+            positions = np.flatnonzero(short)
+            shown = positions[:MAX_REPORTED_ROWS]
+            examples = ", ".join(
+                f"{where} ({int(field_counts[position])} field(s))"
+                for where, position in zip(describe_rows(shown), shown, strict=True)
+            )
+            hidden = len(positions) - len(shown)
+            more = f" (and {hidden} more)" if hidden else ""
+            raise TelemetryFormatError(
+                f"{path}: cannot read CSV: fewer fields than the header's {len(header)} (a "
+                f"truncated or hand-edited line) in {len(positions)} row(s): {examples}{more}"
+            )
     return kept, describe_rows
 
 
-def _csv_record_start_lines(path: Path, *, expected_records: int) -> list[int]:
-    """Physical line on which each data record starts, so quoted newlines do not skew line numbers.
+def _decode_utf8(path: Path, data: bytes) -> str:
+    """The file's text; a byte that is not UTF-8 is refused with its offset and line."""
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = bom + error.start
+        before = data[bom:offset].decode("utf-8")
+        line = len(_LINE_BREAK.findall(before)) + 1
+        hint = ""
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            hint = " (the file starts with a UTF-16 byte-order mark)"
+        raise TelemetryFormatError(
+            f"{path}: cannot read CSV: not UTF-8 text{hint}: byte(s) "
+            f"{data[offset : bom + error.end].hex(' ')} at byte offset {offset} (line {line}): "
+            f"{error.reason}; re-export the file as UTF-8"
+        ) from error
 
-    Only computed when an error needs it. If Python's csv module ever disagrees with pandas on the
-    number of records, the plain "record + 2" numbering is used instead of guessing.
+
+def _describe_parser_error(error: Exception, text: str) -> str:
+    """pandas' parser message, with its record numbers turned into physical line numbers."""
+    message = str(error).strip()
+    ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if ragged:
+        # pandas counts records (header = line 1), which drifts after a quoted newline.
+        expected, record_line, seen = (int(group) for group in ragged.groups())
+        ragged_line = _record_start_line(text, record_line - 1) or record_line
+        return (
+            f"more fields than the header's {expected} (a stray delimiter or a spliced line) on "
+            f"line {ragged_line} ({seen} field(s))"
+        )
+    unclosed = re.search(r"EOF inside string starting at row (\d+)", message)
+    if unclosed:
+        quote_line = _record_start_line(text, int(unclosed.group(1)))
+        if quote_line is not None:
+            message += f" (the double quote opened on line {quote_line} is never closed)"
+    return message
+
+
+def _record_start_line(text: str, record: int) -> int | None:
+    """Physical line (1-based) on which the 0-based record ``record`` (header = 0) starts."""
+    if record == 0:
+        return 1
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for number, _fields in enumerate(reader):
+            if number == record - 1:
+                return reader.line_num + 1
+    except csv.Error:
+        return None
+    return None
+
+
+def _csv_layout(text: str, *, expected_records: int) -> tuple[list[int], IntArray] | None:
+    """Per data record: the physical line it starts on and its number of fields.
+
+    Line numbers account for quoted newlines. ``None`` if Python's csv module disagrees with pandas
+    on the number of records (callers then fall back to "record + 2" numbering instead of guessing).
     """
     starts: list[int] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        previous_line = 0
-        for record_number, _record in enumerate(reader):
+    field_counts: list[int] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    previous_line = 0
+    try:
+        for record_number, record in enumerate(reader):
             if record_number > 0:
                 starts.append(previous_line + 1)
+                field_counts.append(len(record))
             previous_line = reader.line_num
+    except csv.Error:
+        return None
     if len(starts) != expected_records:
-        return [record + 2 for record in range(expected_records)]
-    return starts
+        return None
+    return starts, np.asarray(field_counts, dtype=np.int64)
 
 
 def _read_parquet_cells(path: Path) -> tuple[pd.DataFrame, RowDescriber]:
@@ -677,6 +924,12 @@ def _combine(
     start: datetime | None,
     end: datetime | None,
 ) -> pd.DataFrame:
+    if not any(metric_columns(item.typed) for item in loaded):
+        files = ", ".join(str(item.path) for item in loaded)
+        raise TelemetryFormatError(
+            f"{source}: no metric columns in any file ({files}): a telemetry frame needs at least "
+            f"one numeric column besides {TIMESTAMP!r}, {SERVICE!r} and {LABEL!r}"
+        )
     origin_file = np.concatenate(
         [np.full(len(item.typed), index, dtype=np.int64) for index, item in enumerate(loaded)]
     )
@@ -695,7 +948,17 @@ def _combine(
         combined[column] = combined[column].astype(np.float64)
     combined[SERVICE] = combined[SERVICE].astype(object)
     combined[LABEL] = combined[LABEL].astype(np.int8)
-    frame = _finalize(combined, source=source, describe_rows=describe_rows)
+
+    def check_recorded_order() -> None:
+        for item in loaded:
+            _raise_on_out_of_order(item)
+
+    frame = _finalize(
+        combined,
+        source=source,
+        describe_rows=describe_rows,
+        check_recorded_order=check_recorded_order,
+    )
     return _filter_time(frame, start=start, end=end)
 
 

@@ -508,6 +508,10 @@ def with_cell(frame: pd.DataFrame, column: str, rows: list[int], value: Any) -> 
             with_cell(valid_frame(), TIMESTAMP, [7], pd.Timestamp("2026-01-05 00:10")),
             ["'service', 'timestamp'", "row 2 and row 7", "'svc'", "2026-01-05 00:10:00"],
         ),
+        (
+            with_cell(valid_frame(), TIMESTAMP, [3], pd.Timestamp("2026-01-05 00:15", tz="UTC")),
+            ["'timestamp'", "mixed time zones", "row 3: Timestamp('2026-01-05 00:15:00+0000'"],
+        ),
     ],
 )
 def test_canonical_telemetry_names_column_and_rows_of_violations(
@@ -545,7 +549,7 @@ def test_load_directory_combines_csv_and_parquet(tmp_path: Path) -> None:
         "2026-01-05T01:00:00+01:00,web,10.5,0\n"
         "\n"
         "2026-01-05T00:05:00Z,web,,1\n"
-        "2026-01-05 00:10:00,web,12,0\n",
+        "2026-01-05T00:10:00+00:00,web,12,0\n",
     )
     pd.DataFrame(
         {
@@ -620,7 +624,7 @@ BAD_CSV_CASES = [
         id="label-not-0-or-1",
     ),
     pytest.param(
-        "timestamp,service,cpu_pct\n2026-01-05T00:00:00Z,a,1\n2026-01-05 00:05,a,2\n"
+        "timestamp,service,cpu_pct\n2026-01-05T00:00:00Z,a,1\n2026-01-05T00:05Z,a,2\n"
         "2026-01-05T01:00:00+01:00,a,3\n",
         "'service', 'timestamp'",
         ["line 2 and", "line 4"],
@@ -716,6 +720,99 @@ def test_load_directory_wraps_unreadable_files(
         load_directory(tmp_path)
     assert str(tmp_path / file_name) in str(caught.value)
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        pytest.param(
+            b"timestamp,v\n2026-01-05,\xe9\n",
+            ["not UTF-8 text", "byte(s) e9 at byte offset 23 (line 2)"],
+            id="not-utf8",
+        ),
+        pytest.param(
+            b"\xef\xbb\xbftimestamp,v\r\n2026-01-05,1\r\n2026-01-05 00:05,\xff\r\n",
+            ["byte(s) ff at byte offset 47 (line 3)"],
+            id="not-utf8-after-a-bom-and-crlf",
+        ),
+        pytest.param(b"", ["empty file (0 bytes)"], id="zero-bytes"),
+        pytest.param(b"\n \r\n", ["empty file (only blank lines)"], id="blank-lines"),
+        pytest.param(
+            b'timestamp,v\n2026-01-05,"x\ny"\n\n2026-01-05 00:05,3,4\n',
+            ["more fields than the header's 2", "on line 5 (3 field(s))"],
+            id="more-fields-after-a-quoted-newline",
+        ),
+        pytest.param(
+            b"timestamp,v,w\n2026-01-05,1,2\n2026-01-05 00:05,1\n2026-01-05 00:10\n",
+            ["fewer fields than the header's 3", "in 2 row(s): line 3 (2 field(s)), line 4 (1"],
+            id="fewer-fields",
+        ),
+        pytest.param(
+            b'timestamp,v\n2026-01-05,1\n2026-01-05 00:05,"2\n2026-01-05 00:10,3\n',
+            ["the double quote opened on line 3 is never closed"],
+            id="unclosed-quote",
+        ),
+        pytest.param(
+            b"timestamp,,v\n2026-01-05,1,2\n", ["position(s) [2]", "empty name"], id="unnamed"
+        ),
+        pytest.param(
+            b"timestamp,host,v\n2026-01-05,x,1\n2026-01-05 00:05,y,2\n",
+            ["column 'host': not a numeric column", "line 2: 'x', line 3: 'y'"],
+            id="text-column",
+        ),
+        pytest.param(
+            b"timestamp,service,v\n2026-01-05T00:00Z,a,1\n2026-01-05T00:00Z,b,1\n"
+            b"2026-01-05T00:10Z,a,2\n2026-01-05T00:05Z,a,3\n2026-01-05T00:05Z,b,3\n",
+            [
+                "column 'timestamp': timestamps out of order within a service in 1 place(s)",
+                "service 'a': line 5 (2026-01-05 00:05:00) comes after line 4 (2026-01-05 00:10:00)",
+            ],
+            id="out-of-order-within-a-service",
+        ),
+        pytest.param(
+            b"timestamp,v\n2026-01-05T00:00Z,1\n2026-01-05 00:05,2\n2026-01-05T01:10+01:00,3\n",
+            ["column 'timestamp': mixed time zones", "in 1 row(s): line 3: '2026-01-05 00:05'"],
+            id="aware-and-naive",
+        ),
+    ],
+)
+def test_load_directory_names_the_place_of_structural_problems(
+    tmp_path: Path, content: bytes, fragments: list[str]
+) -> None:
+    bad_file = tmp_path / "bad.csv"
+    bad_file.write_bytes(content)
+    with pytest.raises(TelemetryFormatError) as caught:
+        load_directory(tmp_path)
+    message = str(caught.value)
+    assert str(bad_file) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_order_is_required_per_service_within_a_file_only(tmp_path: Path) -> None:
+    # Interleaved services, files overlapping in time, and different UTC offsets are all fine.
+    write_text(
+        tmp_path / "a.csv",
+        "timestamp,service,v\n2026-01-05T01:10+01:00,s,1\n2026-01-05T00:05Z,t,2\n"
+        "2026-01-05T00:15Z,s,3\n",
+    )
+    write_text(tmp_path / "b.csv", "timestamp,service,v\n2026-01-05T00:00Z,s,4\n")
+    frame = load_directory(tmp_path)
+    assert_contract(frame)
+    assert list(frame["v"]) == [4.0, 2.0, 1.0, 3.0]
+
+
+def test_a_file_with_a_header_and_no_rows_is_empty_not_an_error(tmp_path: Path) -> None:
+    write_text(tmp_path / "empty.csv", "timestamp,service,cpu_pct,label\n")
+    pd.DataFrame(
+        {
+            TIMESTAMP: pd.Series([], dtype="datetime64[us, UTC]"),
+            "cpu_pct": pd.Series([], dtype=float),
+        }
+    ).to_parquet(tmp_path / "empty.parquet")
+    frame = load_directory(tmp_path)
+    assert_contract(frame)
+    assert frame.empty and metric_columns(frame) == ["cpu_pct"]
 
 
 def test_load_directory_rejects_an_empty_or_missing_directory(tmp_path: Path) -> None:
@@ -814,9 +911,11 @@ def test_aware_timestamps_are_converted_to_naive_utc(
     scratch_directory: Path, instants: list[datetime], offsets: list[int]
 ) -> None:
     directory = fresh_directory(scratch_directory)
+    # Loaders insist on recorded time order per service, so the file lists the instants in order,
+    # each written with its own offset.
     written = [
         instant.replace(tzinfo=UTC).astimezone(timezone(timedelta(minutes=15 * offset))).isoformat()
-        for instant, offset in zip(instants, offsets, strict=False)
+        for instant, offset in zip(sorted(instants), offsets, strict=False)
     ]
     write_csv_rows(directory / "svc.csv", [TIMESTAMP, "v"], [[text, "1"] for text in written])
     frame = load_directory(directory)
