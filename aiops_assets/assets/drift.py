@@ -173,13 +173,18 @@ def score_baseline(
     scores = score_frame(detector, train)
     profile = build_profile(scores, numeric=[], predictions=[SCORE], labels=[LABEL])
     chunks = [day for _, day in scores.groupby(scores[TIMESTAMP].dt.floor("D"))]
-    profile = calibrate(profile, chunks)
+    # Calibration needs at least two chunks to measure spread; with a single training day the
+    # policy's plain floors apply, and the metadata says so.
+    calibrated = len(chunks) >= 2
+    if calibrated:
+        profile = calibrate(profile, chunks)
     ref = store_profile(store, profile)
     return versioned_output(
         ref,
         {
             **artifact_metadata(ref),
             **profile_metadata(profile, scores),
+            "calibrated_on_days": dg.MetadataValue.int(len(chunks) if calibrated else 0),
             "model_sha256": dg.MetadataValue.text(champion_model.sha256),
         },
     )

@@ -28,6 +28,7 @@ from aiops_assets.core.quality import (
     SuiteReport,
     load_suite,
     validate_frame,
+    window_parameters,
 )
 from aiops_assets.metadata import naive_utc
 
@@ -72,8 +73,8 @@ def partition_parameters(
     try:
         window = context.partition_time_window
     except Exception:
-        return {"partition_start": pd.Timestamp.min, "partition_end": pd.Timestamp.max}
-    return {"partition_start": naive_utc(window.start), "partition_end": naive_utc(window.end)}
+        return window_parameters(pd.Timestamp.min, pd.Timestamp.max)
+    return window_parameters(naive_utc(window.start), naive_utc(window.end))
 
 
 def report_metadata(report: SuiteReport, suite: QualitySuite, severity: Severity) -> dict[str, Any]:

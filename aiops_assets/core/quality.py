@@ -288,6 +288,20 @@ class SuiteReport:
         return data
 
 
+def window_parameters(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, pd.Timestamp]:
+    """Suite parameters for a time window ``[start, end)``.
+
+    ``partition_last_hour`` lets a suite ask that the window's last hour be present, which is how a
+    file cut short at a line break is told apart from a complete day.
+    """
+    last_hour = (
+        max(start, end - pd.Timedelta(hours=1))
+        if end > pd.Timestamp.min + pd.Timedelta(hours=1)
+        else start
+    )
+    return {"partition_start": start, "partition_end": end, "partition_last_hour": last_hour}
+
+
 def validate_frame(
     frame: pd.DataFrame,
     suite: QualitySuite,
@@ -354,6 +368,12 @@ def _outcome(spec: ExpectationSpec, result: Any, slice_by: str | None) -> Expect
             if isinstance(entry, dict) and slice_by in entry:
                 slices[f"{slice_by}={entry[slice_by]}"] += 1
     observed = details.get("observed_value")
+    mismatched = (details.get("details") or {}).get("mismatched")
+    if isinstance(mismatched, dict) and any(mismatched.values()):
+        # Column-set expectations: what is missing or unexpected says more than the whole set.
+        observed = ", ".join(
+            f"{kind}: {sorted(names)}" for kind, names in mismatched.items() if names
+        )
     return ExpectationOutcome(
         expectation=spec.type,
         columns=spec.columns,

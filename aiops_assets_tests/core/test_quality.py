@@ -20,14 +20,12 @@ from aiops_assets.core.quality import (
     load_suite,
     quarantine,
     validate_frame,
+    window_parameters,
 )
 from aiops_assets.core.store import ArtifactStore
 
 DAY = date(2026, 1, 10)
-WINDOW = {
-    "partition_start": pd.Timestamp(DAY),
-    "partition_end": pd.Timestamp(DAY) + pd.Timedelta(days=1),
-}
+WINDOW = window_parameters(pd.Timestamp(DAY), pd.Timestamp(DAY) + pd.Timedelta(days=1))
 SUITE = load_suite(DEFAULT_TELEMETRY_SUITE)
 
 
@@ -41,9 +39,9 @@ def _failed(frame: pd.DataFrame) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def test_the_default_suite_is_versioned_by_the_hash_of_its_file() -> None:
-    assert SUITE.name == "telemetry_default" and SUITE.version == 1
+    assert SUITE.name == "telemetry_default" and SUITE.version == 2
     assert len(SUITE.sha256) == 64
-    assert SUITE.version_id.startswith("telemetry_default-v1-")
+    assert SUITE.version_id.startswith("telemetry_default-v2-")
     assert SUITE.severities() == [Severity.ERROR, Severity.WARN]
     assert load_suite(DEFAULT_FEATURES_SUITE).severities() == [Severity.WARN]
 
@@ -59,10 +57,9 @@ def test_the_null_injection_day_fails_on_the_nulled_columns_and_names_the_slice(
     scenario = telemetry.default_scenario()
     null_day = scenario.start + pd.Timedelta(days=6).to_pytimedelta()
     frame = telemetry.generate_day(scenario, null_day)
-    parameters = {
-        "partition_start": pd.Timestamp(null_day),
-        "partition_end": pd.Timestamp(null_day) + pd.Timedelta(days=1),
-    }
+    parameters = window_parameters(
+        pd.Timestamp(null_day), pd.Timestamp(null_day) + pd.Timedelta(days=1)
+    )
     report = validate_frame(frame, SUITE, parameters=parameters)
     failures = report.failures(Severity.ERROR)
     assert sorted(outcome.columns for outcome in failures) == [("cpu_pct",), ("latency_p99_ms",)]
@@ -132,6 +129,27 @@ def test_a_labeling_bug_is_a_warning_not_an_error() -> None:
     (warning,) = report.failures(Severity.WARN)
     assert warning.expectation == "expect_column_mean_to_be_between"
     assert warning.observed_value == "1.0"
+
+
+def test_a_day_cut_short_is_a_warning() -> None:
+    frame = _good_day()
+    cut_short = frame[frame["timestamp"] < pd.Timestamp(DAY) + pd.Timedelta(hours=20)]
+    report = validate_frame(cut_short, SUITE, parameters=WINDOW)
+    assert report.passed(Severity.ERROR)
+    (warning,) = report.failures(Severity.WARN)
+    assert (warning.expectation, warning.columns) == (
+        "expect_column_max_to_be_between",
+        ("timestamp",),
+    )
+
+
+def test_a_schema_change_names_the_missing_and_unexpected_columns() -> None:
+    frame = _good_day().drop(columns=["memory_pct"]).assign(disk_pct=1.0)
+    report = validate_frame(frame, SUITE, parameters=WINDOW)
+    (schema,) = [
+        o for o in report.failures() if o.expectation == "expect_table_columns_to_match_set"
+    ]
+    assert schema.observed_value == "unexpected: ['disk_pct'], missing: ['memory_pct']"
 
 
 def test_a_missing_column_is_reported_not_raised() -> None:
