@@ -39,7 +39,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -52,6 +51,10 @@ from scipy import stats
 
 from aiops_assets.core.drift import build_profile, evaluate_drift, load_policy
 
+# One resident-memory sampler for our engine and for the peers, so their numbers compare.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from run_peer import measure as timed
+
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 PEER_PYTHON = PEERS / ".venv" / "bin" / "python"
@@ -59,7 +62,6 @@ SHIFT_SIGMA = 0.1
 SCALING_ROWS = (10_000, 100_000, 1_000_000, 10_000_000)
 # Peers and scipy take minutes per million rows; beyond this only our engine runs.
 PEER_MAX_ROWS = 1_000_000
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def generate(rows: int, cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,33 +75,6 @@ def generate(rows: int, cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def as_frame(columns: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({f"c{index}": column for index, column in enumerate(columns)})
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * _PAGE
-
-
-def timed(compute: Callable[[], Any]) -> tuple[float, float, Any]:
-    """Seconds and resident high-water MB above the start while ``compute`` runs."""
-    start = resident_bytes()
-    peak = start
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, resident_bytes())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    began = time.perf_counter()
-    result = compute()
-    seconds = time.perf_counter() - began
-    done.set()
-    sampler.join()
-    return seconds, (max(peak, resident_bytes()) - start) / 2**20, result
 
 
 def traced_peak_mb(compute: Callable[[], Any]) -> float:
