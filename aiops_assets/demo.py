@@ -197,12 +197,12 @@ def _failure_detail(evaluation: Any) -> str:
     """The failed expectations named in a check's markdown summary, on one line."""
     drifted = evaluation.metadata.get("drifted")
     if drifted is not None:
-        names = str(getattr(drifted, "value", "")).split(", ")
+        names = str(_metadata_value(drifted)).split(", ")
         more = f" and {len(names) - 4} more" if len(names) > 4 else ""
         return f"drifted: {', '.join(names[:4])}{more}"
-    summary = str(getattr(evaluation.metadata.get("summary"), "value", ""))
+    summary = str(_metadata_value(evaluation.metadata.get("summary", "")))
     failed = [line[2:].split(":")[0] for line in summary.splitlines() if line.startswith("- ")]
-    slices = str(getattr(evaluation.metadata.get("implicated_slices"), "value", ""))
+    slices = str(_metadata_value(evaluation.metadata.get("implicated_slices", "")))
     detail = "; ".join(failed) if failed else summary.splitlines()[0] if summary else ""
     return detail + (f" [slices: {slices}]" if slices else "")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.core.telemetry import naive_utc
 
 
 def config_hash(config: dg.Config) -> str:
@@ -39,9 +39,20 @@ def frame_metadata(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def naive_utc(moment: datetime) -> pd.Timestamp:
-    """Partition windows are aware datetimes; telemetry timestamps are naive UTC."""
-    return pd.Timestamp(moment.astimezone(UTC).replace(tzinfo=None))
+def partition_window(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The partition's ``[start, end)`` as naive UTC, the form telemetry timestamps take."""
+    window = context.partition_time_window
+    return naive_utc(window.start), naive_utc(window.end)
+
+
+def table_metadata(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> dg.MetadataValue:
+    """A ``MetadataValue.table`` from plain dict rows and (name, type) column pairs."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns]),
+    )
 
 
 def float_metrics(metrics: dict[str, float], prefix: str = "") -> dict[str, dg.MetadataValue]:

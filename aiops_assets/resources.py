@@ -146,10 +146,7 @@ class TelemetrySourceResource(dg.ConfigurableResource):
     def load_window(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Telemetry with ``start <= timestamp < end``, as a canonical telemetry frame."""
         if self.kind == "scenario":
-            scenario = self.scenario()
-            days = pd.date_range(start.date(), end.date(), freq="D", inclusive="left")
-            frames = [telemetry.generate_day(scenario, day.date()) for day in days]
-            return telemetry.canonical_telemetry(pd.concat(frames, ignore_index=True))
+            return telemetry.generate(self.scenario(), start.date(), end.date())
         if not self.path:
             raise ValueError(f"telemetry source kind {self.kind!r} needs a path")
         if self.kind == "directory":

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from aiops_assets.core.drift import BaselineProfile, build_profile, calibrate
-from aiops_assets.core.features import LABEL, SERVICE, TIMESTAMP
+from aiops_assets.core.features import KEY_COLUMNS, LABEL, TIMESTAMP
 from aiops_assets.core.models import HOLDOUT, SCORE, SPLIT, AnomalyDetector, score_frame
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.metadata import artifact_metadata, frame_metadata, versioned_output
@@ -22,7 +22,6 @@ PROFILE_MEDIA_TYPE = "application/x-aiops-drift-profile"
 BASELINE_CODE_VERSION = "drift_baseline-1"
 SCORES_CODE_VERSION = "anomaly_scores-1"
 SCORE_BASELINE_CODE_VERSION = "score_baseline-1"
-KEY_COLUMNS = (TIMESTAMP, SERVICE)
 
 
 class DriftBaselineConfig(dg.Config):

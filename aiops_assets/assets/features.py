@@ -13,7 +13,7 @@ from aiops_assets.metadata import (
     artifact_metadata,
     config_hash,
     frame_metadata,
-    naive_utc,
+    partition_window,
     versioned_output,
 )
 from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource
@@ -99,8 +99,7 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                     "quarantined or never materialized); features cannot be computed for this day"
                 )
             )
-        window = context.partition_time_window
-        start, end = naive_utc(window.start), naive_utc(window.end)
+        start, end = partition_window(context)
         store = artifact_store.get_store()
         history = pd.concat(
             [store.get_frame(telemetry_snapshot[key]) for key in sorted(telemetry_snapshot)],

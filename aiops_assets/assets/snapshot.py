@@ -10,7 +10,12 @@ from aiops_assets.checks.quality import QualityGate
 from aiops_assets.core import telemetry
 from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
 from aiops_assets.core.store import ArtifactRef
-from aiops_assets.metadata import artifact_metadata, frame_metadata, naive_utc, versioned_output
+from aiops_assets.metadata import (
+    artifact_metadata,
+    frame_metadata,
+    partition_window,
+    versioned_output,
+)
 from aiops_assets.resources import ArtifactStoreResource, TelemetrySourceResource
 
 SNAPSHOT_CODE_VERSION = "telemetry_snapshot-2"
@@ -50,12 +55,11 @@ def build_snapshot_asset(
         telemetry_source: TelemetrySourceResource,
         artifact_store: ArtifactStoreResource,
     ) -> Iterator[dg.Output[ArtifactRef] | dg.AssetCheckResult]:
-        window = context.partition_time_window
-        start, end = naive_utc(window.start), naive_utc(window.end)
+        start, end = partition_window(context)
         source = telemetry_source.describe()
         try:
-            frame = telemetry_source.load_window(start.to_pydatetime(), end.to_pydatetime())
-            frame = telemetry.canonical_telemetry(frame)
+            # Every source kind returns a canonical frame (contract dtypes, sorted).
+            frame = telemetry_source.load_window(start, end)
         except telemetry.TelemetryFormatError as error:
             raise dg.Failure(
                 description=f"telemetry from {source} is malformed: {error}"

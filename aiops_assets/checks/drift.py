@@ -6,7 +6,6 @@ last n partitions drifted") needs the verdicts of earlier partitions; they are r
 check's own earlier results in the Dagster instance, so no extra state exists to drift out of sync.
 """
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from aiops_assets.core.drift import (
     load_policy,
 )
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.metadata import table_metadata
 from aiops_assets.resources import ArtifactStoreResource
 
 DRIFT_CHECK_NAME = "drift"
@@ -105,36 +105,34 @@ def build_drift_checks(
     return [drift_check]
 
 
+_FEATURE_COLUMNS = [
+    ("feature", "string"),
+    ("kind", "string"),
+    ("test", "string"),
+    ("statistic", "float"),
+    ("p", "float"),
+    ("q", "float"),
+    ("effect", "string"),
+    ("thresholds", "string"),
+    ("verdict", "string"),
+]
+
+
 def drift_check_result(result: DriftResult, *, baseline_sha256: str) -> dg.AssetCheckResult:
     rows = [
-        dg.TableRecord(
-            {
-                "feature": item.feature,
-                "kind": item.kind,
-                "test": item.test,
-                "statistic": float(item.statistic),
-                "p": float(item.p_value),
-                "q": float(item.q_value),
-                "effect": f"{item.effect_name} {item.effect:.4g}",
-                "thresholds": f"{item.warn_threshold:.3g} / {item.error_threshold:.3g}",
-                "verdict": item.verdict + (" (persistent)" if item.persistent else ""),
-            }
-        )
+        {
+            "feature": item.feature,
+            "kind": item.kind,
+            "test": item.test,
+            "statistic": float(item.statistic),
+            "p": float(item.p_value),
+            "q": float(item.q_value),
+            "effect": f"{item.effect_name} {item.effect:.4g}",
+            "thresholds": f"{item.warn_threshold:.3g} / {item.error_threshold:.3g}",
+            "verdict": item.verdict + (" (persistent)" if item.persistent else ""),
+        }
         for item in result.features
     ]
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn("feature", "string"),
-            dg.TableColumn("kind", "string"),
-            dg.TableColumn("test", "string"),
-            dg.TableColumn("statistic", "float"),
-            dg.TableColumn("p", "float"),
-            dg.TableColumn("q", "float"),
-            dg.TableColumn("effect", "string"),
-            dg.TableColumn("thresholds", "string"),
-            dg.TableColumn("verdict", "string"),
-        ]
-    )
     scores = {
         f"score/{item.feature}": dg.MetadataValue.float(float(item.score))
         for item in result.features
@@ -144,7 +142,7 @@ def drift_check_result(result: DriftResult, *, baseline_sha256: str) -> dg.Asset
         severity=_SEVERITY.get(result.verdict, dg.AssetCheckSeverity.WARN),
         metadata={
             "summary": dg.MetadataValue.md(result.to_markdown()),
-            "features": dg.MetadataValue.table(records=rows, schema=schema),
+            "features": table_metadata(rows, _FEATURE_COLUMNS),
             "verdict": dg.MetadataValue.text(result.verdict),
             "drifted": dg.MetadataValue.text(", ".join(result.drifted)),
             "drifted_features": dg.MetadataValue.float(float(len(result.drifted))),
@@ -188,6 +186,5 @@ def _previous_verdicts(
             getattr(evaluation, "metadata", {}).get("feature_verdicts") if evaluation else None
         )
         if verdicts is not None:
-            value = verdicts.value
-            latest[partition] = dict(value if isinstance(value, dict) else json.loads(str(value)))
+            latest[partition] = dict(verdicts.value)
     return [latest.get(key, {}) for key in wanted]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from aiops_assets.assets.features import FEATURES_KEY
 from aiops_assets.core.features import FeatureSetSpec, compute_features, probe_point_in_time
-from aiops_assets.metadata import naive_utc
+from aiops_assets.metadata import partition_window
 from aiops_assets.resources import ArtifactStoreResource
 
 LEAKAGE_CHECK_NAME = "point_in_time_correct"
@@ -44,8 +44,7 @@ def build_leakage_check(
             recorded = _recorded_metadata(context, partition_key)
             spec = FeatureSetSpec.from_dict(recorded["feature_spec"])
             store = artifact_store.get_store()
-            window = context.partition_time_window
-            start, end = naive_utc(window.start), naive_utc(window.end)
+            start, end = partition_window(context)
             snapshots = recorded["history_snapshots"]
             history = pd.concat(
                 [store.get_frame(snapshots[key]) for key in sorted(snapshots)], ignore_index=True

@@ -30,7 +30,7 @@ from aiops_assets.core.quality import (
     validate_frame,
     window_parameters,
 )
-from aiops_assets.metadata import naive_utc
+from aiops_assets.metadata import partition_window, table_metadata
 
 _DAGSTER_SEVERITY = {
     Severity.ERROR: dg.AssetCheckSeverity.ERROR,
@@ -71,33 +71,31 @@ def partition_parameters(
 ) -> dict[str, Any]:
     """Suite parameters describing the partition being checked (its time window, if any)."""
     try:
-        window = context.partition_time_window
-    except Exception:
+        start, end = partition_window(context)
+    except Exception:  # unpartitioned, or not time-partitioned: there is no window to check
         return window_parameters(pd.Timestamp.min, pd.Timestamp.max)
-    return window_parameters(naive_utc(window.start), naive_utc(window.end))
+    return window_parameters(start, end)
+
+
+_REPORT_COLUMNS = [
+    ("expectation", "string"),
+    ("columns", "string"),
+    ("severity", "string"),
+    ("passed", "bool"),
+    ("observed", "string"),
+    ("unexpected_count", "int"),
+    ("unexpected_percent", "float"),
+    ("slices", "string"),
+    ("failing_rows", "string"),
+]
 
 
 def report_metadata(report: SuiteReport, suite: QualitySuite, severity: Severity) -> dict[str, Any]:
     rows = report.table_rows(severity)
     failures = report.failures(severity)
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn("expectation", "string"),
-            dg.TableColumn("columns", "string"),
-            dg.TableColumn("severity", "string"),
-            dg.TableColumn("passed", "bool"),
-            dg.TableColumn("observed", "string"),
-            dg.TableColumn("unexpected_count", "int"),
-            dg.TableColumn("unexpected_percent", "float"),
-            dg.TableColumn("slices", "string"),
-            dg.TableColumn("failing_rows", "string"),
-        ]
-    )
     return {
         "summary": dg.MetadataValue.md(report.summary_markdown(severity)),
-        "expectations": dg.MetadataValue.table(
-            records=[dg.TableRecord(row) for row in rows], schema=schema
-        ),
+        "expectations": table_metadata(rows, _REPORT_COLUMNS),
         "failed_expectations": dg.MetadataValue.float(float(len(failures))),
         "unexpected_rows": dg.MetadataValue.float(float(sum(f.unexpected_count for f in failures))),
         "rows": dg.MetadataValue.int(report.rows),

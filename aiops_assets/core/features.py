@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TIMESTAMP = "timestamp"
-SERVICE = "service"
-LABEL = "label"
+from aiops_assets.core.telemetry import LABEL, SERVICE, TIMESTAMP
+
 KEY_COLUMNS = (TIMESTAMP, SERVICE)
 
 # A z-score needs a spread to be meaningful; on a perfectly flat series the spread is zero, and a

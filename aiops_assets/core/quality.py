@@ -63,14 +63,8 @@ class ExpectationSpec:
         for key in ("column", "column_A", "column_B"):
             if key in self.kwargs:
                 names.append(str(self.kwargs[key]))
-        for key in ("column_list", "column_set"):
-            if key in self.kwargs and key != "column_set":
-                names.extend(str(name) for name in self.kwargs[key])
+        names.extend(str(name) for name in self.kwargs.get("column_list", ()))
         return tuple(names)
-
-    def label(self) -> str:
-        where = ", ".join(self.columns)
-        return f"{self.type}({where})" if where else self.type
 
 
 @dataclass(frozen=True)

@@ -132,12 +132,10 @@ def _canonical_column(name: str, column: pd.Series) -> tuple[pa.Array, pa.DataTy
         return pa.array(column.to_numpy(), type=arrow_type), arrow_type
     if pd.api.types.is_float_dtype(dtype):
         return pa.array(column.to_numpy(dtype="float64"), type=pa.float64()), pa.float64()
-    values = column.astype(object).to_numpy()
-    if all(value is None or isinstance(value, str) or value != value for value in values):
-        return pa.array(
-            [None if value is None or value != value else value for value in values],
-            type=pa.string(),
-        ), pa.string()
+    # "string" or "empty" means only text and missing values; pyarrow encodes them without a
+    # Python loop over the rows (missing -> null).
+    if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        return pa.array(column.astype(object), type=pa.string(), from_pandas=True), pa.string()
     raise StoreError(f"column {name!r} has dtype {dtype} that has no canonical Parquet encoding")
 
 

@@ -708,7 +708,7 @@ def _read_nab_windows(labels_path: Path) -> dict[str, list[tuple[pd.Timestamp, p
         parsed_windows = []
         for window in windows if isinstance(windows, list) else [windows]:
             try:
-                window_start, window_end = (_naive_utc(pd.Timestamp(bound)) for bound in window)
+                window_start, window_end = (naive_utc(pd.Timestamp(bound)) for bound in window)
             except (TypeError, ValueError) as error:
                 raise TelemetryFormatError(
                     f"{labels_path}: entry {key!r}: window {window!r} is not a [start, end] pair "
@@ -962,7 +962,8 @@ def _combine(
     return _filter_time(frame, start=start, end=end)
 
 
-def _naive_utc(moment: datetime | pd.Timestamp) -> pd.Timestamp:
+def naive_utc(moment: datetime | pd.Timestamp) -> pd.Timestamp:
+    """Telemetry timestamps are naive UTC; aware inputs (offsets, partition windows) convert."""
     timestamp = pd.Timestamp(moment)
     if timestamp.tzinfo is not None:
         timestamp = timestamp.tz_convert("UTC").tz_localize(None)
@@ -974,13 +975,13 @@ def _filter_time(
 ) -> pd.DataFrame:
     if start is None and end is None:
         return frame
-    if start is not None and end is not None and _naive_utc(start) > _naive_utc(end):
+    if start is not None and end is not None and naive_utc(start) > naive_utc(end):
         raise ValueError(f"start {start} is after end {end}")
     keep = np.ones(len(frame), dtype=bool)
     if start is not None:
-        keep &= (frame[TIMESTAMP] >= _naive_utc(start)).to_numpy()
+        keep &= (frame[TIMESTAMP] >= naive_utc(start)).to_numpy()
     if end is not None:
-        keep &= (frame[TIMESTAMP] < _naive_utc(end)).to_numpy()
+        keep &= (frame[TIMESTAMP] < naive_utc(end)).to_numpy()
     return frame.loc[keep].reset_index(drop=True)
 
 
