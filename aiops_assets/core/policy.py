@@ -1,0 +1,197 @@
+"""The access policy: which acting identity may promote, roll back, export or change a threshold.
+
+A registry change is only as trustworthy as the record of who made it and whether they were
+allowed to. The policy is a small YAML file (roles to actions, identities to roles) so that it can
+be reviewed and versioned with the deployment; a refusal is written to the audit log before it is
+raised, so attempts are provable too, not just successes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from aiops_assets.core.ledger import Ledger
+
+ACTIONS = ("promote", "rollback", "export", "change_threshold")
+ACTOR_TAG = "aiops/actor"
+ACTOR_ENV = "AIOPS_ACTOR"
+POLICY_ENV = "AIOPS_ACCESS_POLICY"
+DEFAULT_POLICY_PATH = Path(__file__).with_name("access_policy.yaml")
+
+
+class PolicyError(ValueError):
+    """The policy file is missing or malformed; the message names the file and the problem."""
+
+
+class AccessDenied(PermissionError):
+    """An identity tried an action its role does not allow."""
+
+    def __init__(
+        self,
+        actor: str,
+        role: str | None,
+        action: str,
+        subject: str,
+        *,
+        source: str,
+        allowed_roles: list[str],
+    ):
+        self.actor = actor
+        self.role = role
+        self.action = action
+        self.subject = subject
+        role_text = f"role {role!r}" if role else "no role"
+        super().__init__(
+            f"{actor} ({role_text}) may not {action} {subject}; the access policy {source} "
+            f"grants {action!r} to: {', '.join(allowed_roles) or 'no role'}"
+        )
+
+
+@dataclass(frozen=True)
+class Member:
+    identity: str
+    role: str
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """A parsed policy. ``source`` is where it came from, shown in every refusal."""
+
+    roles: Mapping[str, frozenset[str]]
+    members: tuple[Member, ...]
+    source: str
+    sha256: str
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> AccessPolicy:
+        """The policy at ``path``, else at ``$AIOPS_ACCESS_POLICY``, else the packaged default."""
+        env = os.environ if environ is None else environ
+        chosen = Path(path) if path else Path(env[POLICY_ENV]) if env.get(POLICY_ENV) else None
+        policy_path = chosen or DEFAULT_POLICY_PATH
+        try:
+            text = policy_path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise PolicyError(f"cannot read the access policy {policy_path}: {error}") from error
+        return cls.parse(text, source=str(policy_path))
+
+    @classmethod
+    def parse(cls, text: str, *, source: str = "<string>") -> AccessPolicy:
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise PolicyError(f"access policy {source} is not valid YAML: {error}") from error
+        if not isinstance(document, dict):
+            raise PolicyError(f"access policy {source} must be a mapping with roles and members")
+        raw_roles = document.get("roles")
+        if not isinstance(raw_roles, dict) or not raw_roles:
+            raise PolicyError(f"access policy {source}: `roles` must map role names to actions")
+        roles: dict[str, frozenset[str]] = {}
+        for role, actions in raw_roles.items():
+            actions = actions or []
+            if not isinstance(actions, list):
+                raise PolicyError(f"access policy {source}: role {role!r} must list actions")
+            unknown = sorted(set(map(str, actions)) - set(ACTIONS))
+            if unknown:
+                raise PolicyError(
+                    f"access policy {source}: role {role!r} names unknown action(s) "
+                    f"{', '.join(unknown)}; known actions: {', '.join(ACTIONS)}"
+                )
+            roles[str(role)] = frozenset(map(str, actions))
+        raw_members = document.get("members") or []
+        if not isinstance(raw_members, list):
+            raise PolicyError(f"access policy {source}: `members` must be a list")
+        members: list[Member] = []
+        for index, item in enumerate(raw_members):
+            if not isinstance(item, dict) or "identity" not in item or "role" not in item:
+                raise PolicyError(
+                    f"access policy {source}: members[{index}] needs `identity` and `role`"
+                )
+            if str(item["role"]) not in roles:
+                raise PolicyError(
+                    f"access policy {source}: members[{index}] names undefined role "
+                    f"{item['role']!r}; defined roles: {', '.join(sorted(roles))}"
+                )
+            members.append(Member(identity=str(item["identity"]), role=str(item["role"])))
+        return cls(
+            roles=roles,
+            members=tuple(members),
+            source=source,
+            sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        )
+
+    def role_of(self, actor: str) -> str | None:
+        """The role of the first member pattern matching ``actor`` (case-sensitive globs)."""
+        for member in self.members:
+            if fnmatch.fnmatchcase(actor, member.identity):
+                return member.role
+        return None
+
+    def allows(self, actor: str, action: str) -> bool:
+        if action not in ACTIONS:
+            raise PolicyError(f"unknown action {action!r}; known actions: {', '.join(ACTIONS)}")
+        role = self.role_of(actor)
+        return role is not None and action in self.roles[role]
+
+    def require(self, actor: str, action: str, subject: str) -> None:
+        if self.allows(actor, action):
+            return
+        raise AccessDenied(
+            actor,
+            self.role_of(actor),
+            action,
+            subject,
+            source=self.source,
+            allowed_roles=sorted(role for role, actions in self.roles.items() if action in actions),
+        )
+
+
+def acting_identity(
+    tags: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Who is acting: the run's ``aiops/actor`` tag, else ``$AIOPS_ACTOR``, else the OS user."""
+    if tags and tags.get(ACTOR_TAG):
+        return str(tags[ACTOR_TAG])
+    env = os.environ if environ is None else environ
+    if env.get(ACTOR_ENV):
+        return env[ACTOR_ENV]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container UID
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"local:{user}"
+
+
+def authorize(
+    policy: AccessPolicy,
+    ledger: Ledger,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    run_id: str | None = None,
+) -> None:
+    """Raise ``AccessDenied`` unless allowed; a refusal is audited first, so it cannot go unseen."""
+    try:
+        policy.require(actor, action, subject)
+    except AccessDenied as error:
+        details: dict[str, Any] = {
+            "action": action,
+            "role": error.role,
+            "policy": policy.source,
+            "policy_sha256": policy.sha256,
+            "message": str(error),
+        }
+        ledger.audit("access_denied", actor=actor, subject=subject, details=details, run_id=run_id)
+        raise
