@@ -420,6 +420,32 @@ class OutboxSink:
         return alerts
 
 
+class JournaledSink:
+    """A sink that also keeps a local record of every alert it delivered.
+
+    Slack keeps no history a tool can query; the journal (a JSON-lines outbox) lets the demo, the
+    incident report and a post-mortem read exactly what was sent. The journal is written after
+    delivery and its failure does not fail the send: re-sending an alert that people already
+    received, because a local disk was full, would be worse than a gap in the record.
+    """
+
+    def __init__(self, primary: AlertSink, journal: OutboxSink) -> None:
+        self.primary = primary
+        self.journal = journal
+        self.journal_errors: list[str] = []
+
+    def describe(self) -> str:
+        return f"{self.primary.describe()} (journal {self.journal.path})"
+
+    def send(self, alert: Alert) -> DeliveryReceipt:
+        receipt = self.primary.send(alert)
+        try:
+            self.journal.send(alert)
+        except AlertDeliveryError as error:
+            self.journal_errors.append(str(error))
+        return receipt
+
+
 class RecordingSink:
     """Keeps alerts in memory, for tests and the demo, where a file or a server is just noise."""
 

@@ -22,6 +22,7 @@ from aiops_assets.core.alerts import (
     AlertDeliveryError,
     AlertSink,
     AlertState,
+    JournaledSink,
     OutboxSink,
     RecordingSink,
     WebhookSink,
@@ -439,3 +440,25 @@ def test_alert_json_round_trip(alert: Alert) -> None:
     assert "\n" not in text, "one alert per outbox line"
     assert Alert.from_json(text) == alert
     assert Alert.from_json(json.dumps(alert.to_payload())) == alert, "a received payload too"
+
+
+def test_a_journaled_webhook_keeps_a_local_record_of_what_it_delivered(tmp_path: Path) -> None:
+    journal = OutboxSink(tmp_path / "alerts.jsonl")
+    with local_webhook() as hook:
+        sink = JournaledSink(WebhookSink(hook.url, sleep=lambda _: None), journal)
+        sink.send(_alert(summary="disk full"))
+        hook.failures = [400]
+        with pytest.raises(AlertDeliveryError):
+            sink.send(_alert(summary="never delivered"))
+    assert [alert.summary for alert in journal.read()] == ["disk full"]
+    assert [item["summary"] for item in hook.received] == ["disk full"]
+
+
+def test_a_broken_journal_does_not_fail_a_delivered_alert(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with local_webhook() as hook:
+        sink = JournaledSink(WebhookSink(hook.url), OutboxSink(blocker / "alerts.jsonl"))
+        sink.send(_alert())
+    assert len(hook.received) == 1
+    assert sink.journal_errors and "not written" in sink.journal_errors[0]
