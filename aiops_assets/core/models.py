@@ -88,6 +88,16 @@ class DetectorConfig:
     seed: int = 7
     # Used to place the alert threshold when the train split has no labeled anomalies at all.
     fallback_alert_quantile: float = 0.995
+    # An alert budget: when set, the threshold is this quantile of the train scores instead of the
+    # F1-optimal one (teams that can handle only so many pages a day set it).
+    alert_quantile: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.alert_quantile is not None and not 0.5 <= self.alert_quantile < 1.0:
+            raise ValueError(
+                f"alert_quantile must be in [0.5, 1) (the share of train rows below the alert "
+                f"threshold), got {self.alert_quantile}"
+            )
 
     def config_hash(self) -> str:
         canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -152,7 +162,11 @@ def train_detector(training_set: pd.DataFrame, config: DetectorConfig) -> Anomal
         pipeline=pipeline, threshold=0.0, feature_columns=columns, config=config
     )
     scores = detector.score(train)
-    detector.threshold = _choose_threshold(scores, labels, config.fallback_alert_quantile)
+    detector.threshold = (
+        float(np.quantile(scores, config.alert_quantile))
+        if config.alert_quantile is not None
+        else _choose_threshold(scores, labels, config.fallback_alert_quantile)
+    )
     return detector
 
 
@@ -168,7 +182,8 @@ def _choose_threshold(scores: np.ndarray, labels: np.ndarray, fallback_quantile:
 
 
 def evaluate_detector(detector: AnomalyDetector, frame: pd.DataFrame) -> dict[str, float]:
-    """Precision, recall, F1 at the detector's threshold, and PR-AUC (average precision)."""
+    """Precision, recall, F1 at the detector's threshold, PR-AUC (average precision), and the
+    false-alarm rate (alerts among normal rows), which stays meaningful on a day without anomalies."""
     if frame.empty:
         raise ValueError("cannot evaluate on an empty frame")
     scores = detector.score(frame)
@@ -183,6 +198,7 @@ def evaluate_detector(detector: AnomalyDetector, frame: pd.DataFrame) -> dict[st
         "f1": float(f1_score(labels, predicted, zero_division=0.0)),
         "pr_auc": float(average_precision_score(labels, scores)) if has_positives else 0.0,
         "alert_rate": float(predicted.mean()),
+        "false_alarm_rate": float(predicted[labels == 0].mean()) if (labels == 0).any() else 0.0,
         "positive_rate": float(labels.mean()),
         "rows": float(len(frame)),
     }
@@ -194,57 +210,6 @@ def detector_summary(detector: AnomalyDetector) -> dict[str, Any]:
         "n_features": len(detector.feature_columns),
         "config": asdict(detector.config),
     }
-
-
-@dataclass(frozen=True)
-class PromotionDecision:
-    promote: bool
-    reason: str
-
-
-def decide_promotion(
-    *,
-    candidate_sha256: str,
-    candidate_metrics: dict[str, float],
-    champion_sha256: str | None,
-    champion_metrics: dict[str, float] | None,
-    metric: str = "pr_auc",
-    min_improvement: float = 0.0,
-) -> PromotionDecision:
-    """The simple rule of the reference pipeline: strictly better by more than a margin.
-
-    A tie keeps the incumbent: swapping models for no gain only adds risk.
-    """
-    if metric not in candidate_metrics:
-        raise ValueError(
-            f"unknown promotion metric {metric!r}; choose one of {sorted(candidate_metrics)}"
-        )
-    candidate_score = candidate_metrics[metric]
-    if champion_sha256 is None:
-        return PromotionDecision(
-            True, f"no champion yet; candidate {candidate_sha256[:12]} promoted"
-        )
-    if champion_sha256 == candidate_sha256:
-        return PromotionDecision(
-            False, f"candidate {candidate_sha256[:12]} is already the champion"
-        )
-    if champion_metrics is None:
-        return PromotionDecision(
-            True,
-            f"champion {champion_sha256[:12]} cannot be evaluated on the current holdout; replaced",
-        )
-    champion_score = champion_metrics[metric]
-    if candidate_score > champion_score + min_improvement:
-        return PromotionDecision(
-            True,
-            f"candidate {metric} {candidate_score:.4f} beats champion {champion_score:.4f} "
-            f"by more than {min_improvement:.4f}",
-        )
-    return PromotionDecision(
-        False,
-        f"candidate {metric} {candidate_score:.4f} does not beat champion {champion_score:.4f} "
-        f"by more than {min_improvement:.4f}",
-    )
 
 
 SCORE = "score"

@@ -14,7 +14,6 @@ from aiops_assets.core.models import (
     DetectorConfig,
     TrainingSetConfig,
     build_training_set,
-    decide_promotion,
     evaluate_detector,
     train_detector,
 )
@@ -99,54 +98,10 @@ def test_scoring_refuses_frames_without_the_models_inputs() -> None:
         detector.score(training.drop(columns=[detector.feature_columns[0]]))
 
 
-def test_promotion_rule() -> None:
-    better, worse = {"pr_auc": 0.8}, {"pr_auc": 0.6}
-    assert decide_promotion(
-        candidate_sha256="a" * 64,
-        candidate_metrics=worse,
-        champion_sha256=None,
-        champion_metrics=None,
-    ).promote
-    assert decide_promotion(
-        candidate_sha256="a" * 64,
-        candidate_metrics=better,
-        champion_sha256="b" * 64,
-        champion_metrics=worse,
-    ).promote
-    kept = decide_promotion(
-        candidate_sha256="a" * 64,
-        candidate_metrics=worse,
-        champion_sha256="b" * 64,
-        champion_metrics=better,
-    )
-    assert not kept.promote and "does not beat" in kept.reason
-    tie = decide_promotion(
-        candidate_sha256="a" * 64,
-        candidate_metrics=better,
-        champion_sha256="b" * 64,
-        champion_metrics=better,
-    )
-    assert not tie.promote
-    margin = decide_promotion(
-        candidate_sha256="a" * 64,
-        candidate_metrics=better,
-        champion_sha256="b" * 64,
-        champion_metrics=worse,
-        min_improvement=0.5,
-    )
-    assert not margin.promote
-    same = decide_promotion(
-        candidate_sha256="a" * 64,
-        candidate_metrics=better,
-        champion_sha256="a" * 64,
-        champion_metrics=None,
-    )
-    assert not same.promote and "already" in same.reason
-    with pytest.raises(ValueError, match="unknown promotion metric"):
-        decide_promotion(
-            candidate_sha256="a" * 64,
-            candidate_metrics=better,
-            champion_sha256=None,
-            champion_metrics=None,
-            metric="auc",
-        )
+def test_an_alert_budget_places_the_threshold_at_that_train_quantile() -> None:
+    training = build_training_set(_labeled_features(), TrainingSetConfig(holdout_days=2))
+    detector = train_detector(training, DetectorConfig(n_estimators=20, alert_quantile=0.9))
+    train = training[training["split"] == "train"]
+    assert abs(float(detector.predict(train).mean()) - 0.1) < 0.02
+    with pytest.raises(ValueError, match="alert_quantile"):
+        DetectorConfig(alert_quantile=0.2)

@@ -1,0 +1,85 @@
+"""The registry's view of models: names, aliases, and loading a registered version safely.
+
+The ledger records *which* bytes a version is (their SHA-256); the store holds the bytes. Loading
+goes through both so that a model file swapped or edited on disk is refused before it is
+unpickled, with an error that says which version is affected and what to do, instead of a model
+that silently scores differently from the one that was evaluated and promoted.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from aiops_assets.core.ledger import ModelVersion
+from aiops_assets.core.store import (
+    PICKLE,
+    ArtifactNotFoundError,
+    ArtifactRef,
+    ArtifactStore,
+    IntegrityError,
+)
+
+MODEL_NAME = "anomaly_detector"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+SHADOW = "shadow"
+ALIASES = (CHAMPION, CHALLENGER, SHADOW)
+
+# Tags a registered version carries so its artifact ref can be rebuilt from the ledger alone.
+MEDIA_TYPE_TAG = "media_type"
+SIZE_TAG = "size"
+
+
+class TamperedModelError(IntegrityError):
+    """A registered model's stored bytes no longer match the hash the ledger recorded."""
+
+
+class MissingModelError(ArtifactNotFoundError):
+    """A registered model's artifact is not in the store (deleted, or another store)."""
+
+
+def artifact_tags(ref: ArtifactRef) -> dict[str, str]:
+    return {MEDIA_TYPE_TAG: ref.media_type, SIZE_TAG: str(ref.size)}
+
+
+def artifact_ref(version: ModelVersion) -> ArtifactRef:
+    """The store ref of a registered version, rebuilt from what the ledger recorded."""
+    return ArtifactRef(
+        sha256=version.sha256,
+        size=int(version.tags.get(SIZE_TAG, "0")),
+        media_type=version.tags.get(MEDIA_TYPE_TAG, PICKLE),
+    )
+
+
+def describe(version: ModelVersion) -> str:
+    return f"{version.model_name} v{version.version} ({version.sha256[:12]})"
+
+
+def verify_model(store: ArtifactStore, version: ModelVersion) -> ArtifactRef:
+    """The version's ref, after proving its bytes are the ones the ledger recorded."""
+    return _verified_bytes(store, version)[0]
+
+
+def load_model(store: ArtifactStore, version: ModelVersion) -> Any:
+    """Unpickle a registered model only after its bytes verified against the ledger's hash."""
+    _, data = _verified_bytes(store, version)
+    return pickle.loads(data)
+
+
+def _verified_bytes(store: ArtifactStore, version: ModelVersion) -> tuple[ArtifactRef, bytes]:
+    ref = artifact_ref(version)
+    try:
+        data = store.get_bytes(ref)
+    except IntegrityError as error:
+        raise TamperedModelError(
+            f"refusing to load {describe(version)}: its stored artifact does not match the hash "
+            f"the registry recorded ({error}). Restore the object from a backup, or roll back to "
+            "another version with `aiops registry rollback`."
+        ) from error
+    except ArtifactNotFoundError as error:
+        raise MissingModelError(
+            f"{describe(version)} is registered but its artifact is not in the store at "
+            f"{store.root}: is this the store it was trained into?"
+        ) from error
+    return ref, data
