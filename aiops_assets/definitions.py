@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from aiops_assets.assets import build_reference_assets
 from aiops_assets.assets.features import FEATURES_KEY
 from aiops_assets.checks.drift import DRIFT_CHECK_NAME, build_drift_checks
 from aiops_assets.checks.leakage import build_leakage_check
+from aiops_assets.checks.performance import PERFORMANCE_CHECK_NAME, build_performance_check
 from aiops_assets.checks.quality import build_quality_checks
 from aiops_assets.core.quality import DEFAULT_FEATURES_SUITE, Severity
 from aiops_assets.resources import (
+    AccessPolicyResource,
+    AlertSinkResource,
     ArtifactRefIOManager,
     ArtifactStoreResource,
+    LedgerResource,
+    PromotionGateResource,
     TelemetrySourceResource,
+)
+from aiops_assets.sensors import (
+    build_alert_on_check_failure_sensor,
+    build_retrain_on_drift_sensor,
+    build_rollback_on_regression_sensor,
 )
 from aiops_assets.settings import PipelineSettings
 
@@ -31,7 +43,14 @@ TRAINING_ASSETS = (
 SCORING_ASSETS = ("anomaly_scores",)
 PARTITIONED_ASSETS = (*INGEST_ASSETS, *SCORING_ASSETS)
 UNPARTITIONED_ASSETS = TRAINING_ASSETS
+ROLLBACK_ASSETS = ("champion_model", "score_baseline")
 FEATURES_DRIFT_CHECK = dg.AssetCheckKey(FEATURES_KEY, DRIFT_CHECK_NAME)
+SCORES_KEY = dg.AssetKey("anomaly_scores")
+SCORES_DRIFT_CHECK = dg.AssetCheckKey(SCORES_KEY, DRIFT_CHECK_NAME)
+PERFORMANCE_CHECK = dg.AssetCheckKey(SCORES_KEY, PERFORMANCE_CHECK_NAME)
+DAILY_JOB = "daily_telemetry_job"
+TRAIN_JOB = "train_and_promote_job"
+ROLLBACK_JOB = "rollback_champion_job"
 
 
 def ingest_selection() -> dg.AssetSelection:
@@ -52,7 +71,9 @@ def daily_partitions(settings: PipelineSettings) -> dg.DailyPartitionsDefinition
     )
 
 
-def build_resources(settings: PipelineSettings) -> dict[str, object]:
+def build_resources(
+    settings: PipelineSettings, *, gate_checks: Sequence[dg.AssetCheckKey] = ()
+) -> dict[str, object]:
     artifact_store = ArtifactStoreResource(root=settings.store_root)
     return {
         "artifact_store": artifact_store,
@@ -64,7 +85,57 @@ def build_resources(settings: PipelineSettings) -> dict[str, object]:
             scenario_days=settings.days,
             seed=settings.seed,
         ),
+        "ledger": LedgerResource(url=settings.ledger_url, key_file=str(settings.audit_key_file)),
+        "access_policy": AccessPolicyResource(path=settings.access_policy),
+        "alert_sink": AlertSinkResource(
+            webhook_url=settings.alert_webhook,
+            outbox_path=str(settings.alert_outbox),
+            ui_url=settings.ui_url,
+        ),
+        "promotion_gate": PromotionGateResource(
+            blocking_checks=[key.to_user_string() for key in gate_checks]
+        ),
     }
+
+
+def blocking_checks_upstream(
+    assets: Sequence[dg.AssetsDefinition], asset_key: dg.AssetKey
+) -> list[dg.AssetCheckKey]:
+    """Every blocking check on an asset upstream of ``asset_key``.
+
+    Computed once from the whole graph because a run sees only the part of the graph it selected:
+    a training run does not know the snapshot's gate exists, yet the gate must require it.
+    """
+    parents: dict[dg.AssetKey, set[dg.AssetKey]] = {}
+    checks: list[dg.AssetCheckSpec] = []
+    for definition in assets:
+        for spec in definition.specs:
+            parents.setdefault(spec.key, set()).update(dep.asset_key for dep in spec.deps)
+        checks.extend(definition.check_specs)
+    pending = set(parents.get(asset_key, set()))
+    ancestors: set[dg.AssetKey] = set()
+    while pending:
+        key = pending.pop()
+        if key not in ancestors:
+            ancestors.add(key)
+            pending |= parents.get(key, set())
+    return sorted(
+        (spec.key for spec in checks if spec.asset_key in ancestors and spec.blocking),
+        key=lambda key: key.to_user_string(),
+    )
+
+
+def build_sensors() -> list[dg.SensorDefinition]:
+    """The closed loop. Stopped by default: a team switches each on in the UI when it is ready."""
+    return [
+        build_retrain_on_drift_sensor(
+            job=TRAIN_JOB, drift_checks=[FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
+        ),
+        build_rollback_on_regression_sensor(
+            job=ROLLBACK_JOB, performance_checks=[PERFORMANCE_CHECK]
+        ),
+        build_alert_on_check_failure_sensor(),
+    ]
 
 
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
@@ -72,17 +143,20 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     assets = build_reference_assets(partitions_def, settings.quality_suite)
     by_name = {asset.key.to_user_string(): asset for asset in assets}
     features = by_name["features"]
+    checks = [
+        *build_quality_checks(features, DEFAULT_FEATURES_SUITE, severity=Severity.WARN),
+        build_leakage_check(partitions_def),
+        *build_drift_checks(features, by_name["drift_baseline"]),
+        *build_drift_checks(by_name["anomaly_scores"], by_name["score_baseline"]),
+        build_performance_check(by_name["anomaly_scores"]),
+    ]
+    gate_checks = blocking_checks_upstream([*assets, *checks], dg.AssetKey("champion_model"))
     return dg.Definitions(
         assets=assets,
-        asset_checks=[
-            *build_quality_checks(features, DEFAULT_FEATURES_SUITE, severity=Severity.WARN),
-            build_leakage_check(partitions_def),
-            *build_drift_checks(features, by_name["drift_baseline"]),
-            *build_drift_checks(by_name["anomaly_scores"], by_name["score_baseline"]),
-        ],
+        asset_checks=checks,
         jobs=[
             dg.define_asset_job(
-                "daily_telemetry_job",
+                DAILY_JOB,
                 selection=dg.AssetSelection.assets(*PARTITIONED_ASSETS),
                 executor_def=dg.in_process_executor,
                 description=(
@@ -91,16 +165,27 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
                 ),
             ),
             dg.define_asset_job(
-                "train_and_promote_job",
+                TRAIN_JOB,
                 selection=dg.AssetSelection.assets(*UNPARTITIONED_ASSETS),
                 executor_def=dg.in_process_executor,
                 description=(
                     "Profile the drift baselines, build the training set, train a candidate and "
-                    "decide on the champion."
+                    "decide on the champion through the promotion gate."
+                ),
+            ),
+            dg.define_asset_job(
+                ROLLBACK_JOB,
+                selection=dg.AssetSelection.assets(*ROLLBACK_ASSETS),
+                executor_def=dg.in_process_executor,
+                config={"ops": {"champion_model": {"config": {"action": "rollback"}}}},
+                description=(
+                    "Point the champion back at the most recent earlier version whose checks "
+                    "passed (or a chosen one), and re-profile its scores. Deletes nothing."
                 ),
             ),
         ],
-        resources=build_resources(settings),
+        sensors=build_sensors(),
+        resources=build_resources(settings, gate_checks=gate_checks),
         executor=dg.in_process_executor,
     )
 

@@ -72,3 +72,23 @@ def versioned_output(ref: ArtifactRef, metadata: dict[str, Any]) -> dg.Output[Ar
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
         return dg.Output(ref, data_version=dg.DataVersion(ref.sha256), metadata=metadata)
+
+
+def latest_materialization_metadata(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str | None = None
+) -> dict[str, Any]:
+    """Plain values of the latest materialization's metadata (empty when never materialized).
+
+    Assets pass each other artifact refs only; facts an upstream asset recorded about itself (its
+    feature-set version, the day it was trained until) are read back from its materialization.
+    """
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=asset_key, asset_partitions=None if partition is None else [partition]
+    )
+    records = instance.fetch_materializations(records_filter, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return {
+        name: getattr(value, "value", value)
+        for name, value in records[0].asset_materialization.metadata.items()
+    }

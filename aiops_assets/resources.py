@@ -1,4 +1,5 @@
-"""Dagster resources that wrap ``core/``: the artifact store, its IO manager and the telemetry source.
+"""Dagster resources that wrap ``core/``: artifact store and IO manager, telemetry source, ledger,
+access policy and alert sink.
 
 Assets hand each other :class:`~aiops_assets.core.store.ArtifactRef` pointers, never raw objects.
 The asset writes its artifact into the content-addressed store itself, because only then does it
@@ -6,14 +7,26 @@ know the SHA-256 that becomes its Dagster data version at the moment it yields t
 manager then only moves the asset's named ref and, downstream, loads and verifies the object.
 """
 
+import functools
+import os
 import typing
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from aiops_assets.core import telemetry
+from aiops_assets.core.alerts import (
+    AlertSink,
+    JournaledSink,
+    OutboxSink,
+    WebhookSink,
+    sink_from_url,
+)
+from aiops_assets.core.ledger import AUDIT_KEY_ENV, Ledger
+from aiops_assets.core.policy import AccessPolicy
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.settings import SourceKind
 
@@ -152,3 +165,103 @@ class TelemetrySourceResource(dg.ConfigurableResource):
         if self.kind == "directory":
             return telemetry.load_directory(self.path, start=start, end=end)
         return telemetry.load_nab(self.path, start=start, end=end)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_ledger(url: str, key_file: str | None, key_from_env: str | None) -> Ledger:
+    # One engine (and one migration check) per process and URL: opening a ledger per asset or
+    # per sensor tick would spend most of a short run in Alembic.
+    del key_from_env  # part of the cache key only: a changed key must not reuse the old ledger
+    ledger = Ledger.from_env(url, default_key_file=Path(key_file) if key_file else None)
+    _OPENED.append(ledger)
+    return ledger
+
+
+def close_ledgers() -> None:
+    """Dispose of every ledger this process opened (before a SQLite file is moved aside)."""
+    for ledger in list(_OPENED):
+        ledger.dispose()
+    _OPENED.clear()
+    _open_ledger.cache_clear()
+
+
+_OPENED: list[Ledger] = []
+
+
+class LedgerResource(dg.ConfigurableResource):
+    """The model registry and tamper-evident audit log (``core/ledger.py``).
+
+    Attributes:
+        url: A SQLAlchemy URL: SQLite by default, PostgreSQL (``postgresql+psycopg2://...``) in a
+            cluster.
+        key_file: Where the audit HMAC key lives when ``AIOPS_AUDIT_KEY`` is not set (created on
+            first use); empty requires the environment variable, as a shared deployment should.
+    """
+
+    url: str
+    key_file: str = ""
+
+    def get_ledger(self) -> Ledger:
+        return _open_ledger(self.url, self.key_file or None, os.environ.get(AUDIT_KEY_ENV))
+
+
+class PromotionGateResource(dg.ConfigurableResource):
+    """The checks the promotion gate requires to have passed on every partition a model learned from.
+
+    A run executes only the part of the asset graph it selected, so the champion cannot discover
+    the data gates upstream of it at run time; ``build_definitions`` fills this from the whole
+    graph (every blocking check upstream of ``champion_model``). A host project may list more.
+
+    Attributes:
+        blocking_checks: Check keys as ``asset:check`` strings (``a/b:check`` for a prefixed key).
+    """
+
+    blocking_checks: list[str] = []  # noqa: RUF012 - a pydantic field: copied per instance
+
+    def check_keys(self) -> list[dg.AssetCheckKey]:
+        return [dg.AssetCheckKey.from_user_string(text) for text in self.blocking_checks]
+
+
+class AccessPolicyResource(dg.ConfigurableResource):
+    """Which identity may promote, roll back, export or change a threshold.
+
+    Attributes:
+        path: The policy YAML; empty uses ``AIOPS_ACCESS_POLICY`` or the packaged default.
+    """
+
+    path: str = ""
+
+    def get_policy(self) -> AccessPolicy:
+        return AccessPolicy.load(self.path or None)
+
+
+class AlertSinkResource(dg.ConfigurableResource):
+    """Where alerts go: a Slack-compatible webhook, or a JSON-lines outbox file by default.
+
+    Attributes:
+        webhook_url: ``http(s)://`` URL; empty writes to ``outbox_path``.
+        outbox_path: The JSON-lines file alerts go to when no webhook is configured, and the
+            journal of every alert delivered when one is.
+        ui_url: Base URL of the Dagster UI, for the run link in each alert.
+        max_attempts: Delivery attempts per alert before it is queued for the next tick.
+        backoff_seconds: The first wait between attempts; it doubles after each.
+    """
+
+    webhook_url: str = ""
+    outbox_path: str = ".aiops/alerts.jsonl"
+    ui_url: str = "http://127.0.0.1:3000"
+    max_attempts: int = 4
+    backoff_seconds: float = 0.5
+
+    def get_sink(self) -> AlertSink:
+        if self.webhook_url.startswith(("http://", "https://")):
+            webhook = WebhookSink(
+                self.webhook_url,
+                max_attempts=self.max_attempts,
+                backoff_seconds=self.backoff_seconds,
+            )
+            return JournaledSink(webhook, OutboxSink(Path(self.outbox_path)))
+        return sink_from_url(self.webhook_url or None, outbox=Path(self.outbox_path))
+
+    def run_url(self, run_id: str | None) -> str | None:
+        return f"{self.ui_url.rstrip('/')}/runs/{run_id}" if run_id else None

@@ -16,6 +16,7 @@ from typing import Literal, cast, get_args
 DEFAULT_START = date(2026, 1, 5)
 DEFAULT_DAYS = 14
 DEFAULT_SEED = 20260105
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
 # core/ is plain Python, so naming its suite file here keeps settings free of Dagster too.
 DEFAULT_QUALITY_SUITE = Path(__file__).parent / "core" / "suites" / "telemetry.yaml"
 SourceKind = Literal["scenario", "directory", "nab"]
@@ -35,6 +36,11 @@ class PipelineSettings:
         source_kind: ``scenario`` (generated), ``directory`` (CSV/Parquet files) or ``nab``.
         source_path: The folder for ``directory`` and ``nab`` sources.
         quality_suite: The suite file that gates every snapshot (default: the telemetry suite).
+        ledger_url: SQLAlchemy URL of the registry and audit ledger (default: SQLite in ``home``).
+        alert_webhook: Where alerts are POSTed (Slack-compatible); empty writes them to
+            ``home/alerts.jsonl`` instead, so a laptop run loses none.
+        ui_url: Base URL of the Dagster UI, used for the run links in alerts.
+        access_policy: The roles-to-actions YAML; empty uses the packaged default.
     """
 
     start: date = DEFAULT_START
@@ -45,6 +51,10 @@ class PipelineSettings:
     source_kind: SourceKind = "scenario"
     source_path: str = ""
     quality_suite: str = str(DEFAULT_QUALITY_SUITE)
+    ledger_url: str = ""
+    alert_webhook: str = ""
+    ui_url: str = DEFAULT_UI_URL
+    access_policy: str = ""
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -57,6 +67,19 @@ class PipelineSettings:
             )
         if not self.store_root:
             object.__setattr__(self, "store_root", str((self.home / "store").absolute()))
+        if not self.ledger_url:
+            object.__setattr__(
+                self, "ledger_url", f"sqlite:///{(self.home / 'ledger.db').absolute()}"
+            )
+
+    @property
+    def audit_key_file(self) -> Path:
+        """The laptop default for the audit HMAC key when ``AIOPS_AUDIT_KEY`` is not set."""
+        return (self.home / "audit.key").absolute()
+
+    @property
+    def alert_outbox(self) -> Path:
+        return (self.home / "alerts.jsonl").absolute()
 
     @property
     def end(self) -> date:
@@ -70,7 +93,8 @@ class PipelineSettings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> PipelineSettings:
         """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``,
-        ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND``, ``AIOPS_SOURCE_PATH`` and ``AIOPS_QUALITY_SUITE``."""
+        ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND``, ``AIOPS_SOURCE_PATH``, ``AIOPS_QUALITY_SUITE``,
+        ``AIOPS_LEDGER_URL``, ``AIOPS_ALERT_WEBHOOK``, ``AIOPS_UI_URL`` and ``AIOPS_ACCESS_POLICY``."""
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("AIOPS_HOME", ".aiops"))
         return cls(
@@ -84,9 +108,18 @@ class PipelineSettings:
             source_kind=cast(SourceKind, env.get("AIOPS_SOURCE_KIND", "scenario")),
             source_path=env.get("AIOPS_SOURCE_PATH", ""),
             quality_suite=env.get("AIOPS_QUALITY_SUITE", str(DEFAULT_QUALITY_SUITE)),
+            ledger_url=env.get("AIOPS_LEDGER_URL", ""),
+            alert_webhook=env.get("AIOPS_ALERT_WEBHOOK", ""),
+            ui_url=env.get("AIOPS_UI_URL", DEFAULT_UI_URL),
+            access_policy=env.get("AIOPS_ACCESS_POLICY", ""),
         )
 
     def with_overrides(self, **changes: object) -> PipelineSettings:
-        if "home" in changes and "store_root" not in changes:
-            changes["store_root"] = ""
+        if "home" in changes:
+            # Paths derived from the old home would otherwise keep pointing into it; paths the
+            # user chose explicitly stay.
+            derived = PipelineSettings(home=self.home)
+            for name in ("store_root", "ledger_url"):
+                if getattr(self, name) == getattr(derived, name):
+                    changes.setdefault(name, "")
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -14,13 +14,14 @@ import pandas as pd
 from aiops_assets.core.drift import BaselineProfile, build_profile, calibrate
 from aiops_assets.core.features import KEY_COLUMNS, LABEL, TIMESTAMP
 from aiops_assets.core.models import HOLDOUT, SCORE, SPLIT, AnomalyDetector, score_frame
+from aiops_assets.core.registry import MODEL_NAME, load_model
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.metadata import artifact_metadata, frame_metadata, versioned_output
-from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource
+from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource, LedgerResource
 
 PROFILE_MEDIA_TYPE = "application/x-aiops-drift-profile"
 BASELINE_CODE_VERSION = "drift_baseline-1"
-SCORES_CODE_VERSION = "anomaly_scores-1"
+SCORES_CODE_VERSION = "anomaly_scores-2"
 SCORE_BASELINE_CODE_VERSION = "score_baseline-1"
 
 
@@ -129,11 +130,17 @@ def build_anomaly_scores_asset(
     def anomaly_scores(
         context: dg.AssetExecutionContext,
         artifact_store: ArtifactStoreResource,
+        ledger: LedgerResource,
         features: dict[str, ArtifactRef],
         champion_model: ArtifactRef,
     ) -> dg.Output[ArtifactRef]:
         store = artifact_store.get_store()
-        detector: AnomalyDetector = store.get_pickle(champion_model)
+        version = ledger.get_ledger().find_version(MODEL_NAME, champion_model.sha256)
+        # A registered model loads only after its bytes match the ledger's hash (a tampered file
+        # is refused with the version named); an unregistered one still verifies against the store.
+        detector: AnomalyDetector = (
+            load_model(store, version) if version is not None else store.get_pickle(champion_model)
+        )
         frame = score_frame(detector, store.get_frame(features[context.partition_key]))
         ref = store.put_frame(frame)
         return versioned_output(
@@ -144,6 +151,7 @@ def build_anomaly_scores_asset(
                 "alert_rate": dg.MetadataValue.float(float(frame["alert"].mean())),
                 "mean_score": dg.MetadataValue.float(float(frame[SCORE].mean())),
                 "model_sha256": dg.MetadataValue.text(champion_model.sha256),
+                "model_version": dg.MetadataValue.int(0 if version is None else version.version),
             },
         )
 

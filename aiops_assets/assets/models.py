@@ -1,9 +1,20 @@
-"""``training_set``, ``candidate_model`` and ``champion_model``: from features to the model in service."""
+"""``training_set``, ``candidate_model`` and ``champion_model``: from features to the model in service.
+
+The registry in the ledger is the source of truth for which version is champion; the
+``champion_model`` asset is how every change of that alias happens (the promotion gate, a manual
+promotion, a rollback), so each change is also a materialization the UI shows with its evidence,
+and ``anomaly_scores`` downstream always scores with the model the registry says is in service.
+"""
+
+from typing import Any, Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
-from aiops_assets.core.features import TIMESTAMP
+from aiops_assets.core.alerts import Alert, AlertDeliveryError
+from aiops_assets.core.features import LABEL, TIMESTAMP
+from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -12,46 +23,108 @@ from aiops_assets.core.models import (
     DetectorConfig,
     TrainingSetConfig,
     build_training_set,
-    decide_promotion,
     evaluate_detector,
     train_detector,
 )
-from aiops_assets.core.store import ArtifactRef
+from aiops_assets.core.policy import acting_identity, authorize
+from aiops_assets.core.promotion import GateConfig, GateDecision, ScoredRows, decide
+from aiops_assets.core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_NAME,
+    artifact_ref,
+    artifact_tags,
+    describe,
+    load_model,
+    verify_model,
+)
+from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.metadata import (
     artifact_metadata,
     config_hash,
     float_metrics,
     frame_metadata,
+    latest_materialization_metadata,
     versioned_output,
 )
-from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource
+from aiops_assets.resources import (
+    ALLOW_MISSING_PARTITIONS,
+    AccessPolicyResource,
+    AlertSinkResource,
+    ArtifactStoreResource,
+    LedgerResource,
+    PromotionGateResource,
+)
 
-TRAINING_SET_CODE_VERSION = "training_set-1"
-CANDIDATE_MODEL_CODE_VERSION = "candidate_model-1"
-CHAMPION_MODEL_CODE_VERSION = "champion_model-1"
+TRAINING_SET_CODE_VERSION = "training_set-2"
+CANDIDATE_MODEL_CODE_VERSION = "candidate_model-2"
+CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
+FEATURES_KEY = dg.AssetKey("features")
+SCORES_KEY = dg.AssetKey("anomaly_scores")
 
 
 class TrainingSetRunConfig(dg.Config):
-    """The last ``holdout_days`` days are the holdout; ``seed`` drives any train subsampling."""
+    """The last ``holdout_days`` days are the holdout; ``seed`` drives any train subsampling.
+
+    ``until`` (a partition key) trains on the world as it was that day: a retraining triggered by
+    drift in a partition uses the features up to and including it, never later ones.
+    """
 
     holdout_days: int = 4
     max_train_rows: int = 200_000
     seed: int = 17
+    until: str = ""
 
 
 class CandidateModelConfig(dg.Config):
-    """Isolation-forest settings; ``seed`` drives every random choice in training."""
+    """Isolation-forest settings; ``seed`` drives every random choice in training.
+
+    ``alert_quantile`` sets an alert budget (the share of train rows below the threshold) instead
+    of the F1-optimal threshold; 0 keeps the F1-optimal one.
+    """
 
     n_estimators: int = 200
     max_samples: int = 512
     seed: int = 7
+    alert_quantile: float = 0.0
 
 
 class ChampionModelConfig(dg.Config):
-    """The candidate replaces the champion only when it is better by more than ``min_improvement``."""
+    """What this materialization of the champion does.
 
+    ``gate`` (the default, what training runs do) promotes the challenger only when the promotion
+    gate passes; ``promote`` moves the alias to ``version`` (default: the challenger) by the
+    acting identity's authority, skipping the gate; ``rollback`` restores the most recent earlier
+    champion whose checks passed (or ``version``). ``reason`` is recorded with the change.
+    The remaining fields configure the gate (see ``core/promotion.py``).
+    """
+
+    action: Literal["gate", "promote", "rollback"] = "gate"
+    version: int = 0
+    reason: str = ""
     metric: str = "pr_auc"
-    min_improvement: float = 0.0
+    margin: float = 0.0
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    block_rows: int = 60
+    seed: int = 0
+    shadow_partitions: int = 2
+    shadow_metric: str = "f1"
+    shadow_tolerance: float = 0.02
+    max_alert_rate_increase: float = 0.01
+
+    def gate_config(self) -> GateConfig:
+        return GateConfig(
+            metric=self.metric,
+            margin=self.margin,
+            bootstrap_samples=self.bootstrap_samples,
+            confidence=self.confidence,
+            block_rows=self.block_rows,
+            seed=self.seed,
+            shadow_metric=self.shadow_metric,
+            shadow_tolerance=self.shadow_tolerance,
+            max_alert_rate_increase=self.max_alert_rate_increase,
+        )
 
 
 @dg.asset(
@@ -68,7 +141,12 @@ def training_set(
     artifact_store: ArtifactStoreResource,
     features: dict[str, pd.DataFrame],
 ) -> dg.Output[ArtifactRef]:
-    combined = pd.concat([features[key] for key in sorted(features)], ignore_index=True)
+    used = sorted(key for key in features if not config.until or key <= config.until)
+    if not used:
+        raise dg.Failure(
+            description=f"no feature partition exists up to {config.until!r}; nothing to train on"
+        )
+    combined = pd.concat([features[key] for key in used], ignore_index=True)
     frame = build_training_set(
         combined,
         TrainingSetConfig(
@@ -76,15 +154,24 @@ def training_set(
         ),
     )
     ref = artifact_store.get_store().put_frame(frame)
+    feature_set_versions = _feature_set_versions(context, used)
     metadata: dict[str, object] = {
         **artifact_metadata(ref),
         **frame_metadata(frame),
         "seed": dg.MetadataValue.int(config.seed),
         "config_hash": dg.MetadataValue.text(config_hash(config)),
-        "feature_partitions": dg.MetadataValue.int(len(features)),
+        "feature_partitions": dg.MetadataValue.int(len(used)),
+        "partitions": dg.MetadataValue.text(", ".join(used)),
+        "until": dg.MetadataValue.text(config.until or used[-1]),
+        "feature_set_version": dg.MetadataValue.text(", ".join(feature_set_versions)),
         "missing_feature_partitions": dg.MetadataValue.text(
             ", ".join(
-                sorted(set(context.asset_partition_keys_for_input("features")) - set(features))
+                sorted(
+                    key
+                    for key in set(context.asset_partition_keys_for_input("features"))
+                    - set(features)
+                    if not config.until or key <= config.until
+                )
             )
         ),
     }
@@ -97,31 +184,87 @@ def training_set(
     return versioned_output(ref, metadata)
 
 
+def _feature_set_versions(context: dg.AssetExecutionContext, partitions: list[str]) -> list[str]:
+    """The feature-set versions of the partitions trained on (normally one), from their metadata."""
+    result = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=FEATURES_KEY, asset_partitions=partitions),
+        limit=max(100, 4 * len(partitions)),
+    )
+    seen: dict[str, str] = {}
+    for record in result.records:  # newest first
+        materialization = record.asset_materialization
+        if materialization is None or materialization.partition in seen:
+            continue
+        version = materialization.metadata.get("feature_set_version")
+        if version is not None and materialization.partition is not None:
+            seen[materialization.partition] = str(getattr(version, "value", version))
+    return sorted(set(seen.values()))
+
+
 @dg.asset(
     code_version=CANDIDATE_MODEL_CODE_VERSION,
     io_manager_key="artifact_io_manager",
     group_name="aiops",
     kinds={"scikitlearn"},
-    description="An isolation-forest anomaly detector trained on the train split with a recorded seed.",
+    description=(
+        "An isolation-forest anomaly detector trained on the train split with a recorded seed, "
+        "registered in the ledger as the challenger."
+    ),
 )
 def candidate_model(
+    context: dg.AssetExecutionContext,
     config: CandidateModelConfig,
     artifact_store: ArtifactStoreResource,
+    ledger: LedgerResource,
     training_set: ArtifactRef,
 ) -> dg.Output[ArtifactRef]:
     store = artifact_store.get_store()
     frame = store.get_frame(training_set)
     detector_config = DetectorConfig(
-        n_estimators=config.n_estimators, max_samples=config.max_samples, seed=config.seed
+        n_estimators=config.n_estimators,
+        max_samples=config.max_samples,
+        seed=config.seed,
+        alert_quantile=config.alert_quantile or None,
     )
     detector = train_detector(frame, detector_config)
     metrics = evaluate_detector(detector, frame[frame[SPLIT] == HOLDOUT])
     ref = store.put_pickle(detector)
+    training_metadata = latest_materialization_metadata(
+        context.instance, dg.AssetKey("training_set")
+    )
+    registry = ledger.get_ledger()
+    actor = acting_identity(context.run.tags)
+    version = registry.register_model_version(
+        MODEL_NAME,
+        ref.sha256,
+        metrics=metrics,
+        training_set_version=training_set.sha256,
+        feature_set_version=str(training_metadata.get("feature_set_version", "")),
+        actor=actor,
+        run_id=context.run.run_id,
+        tags={
+            **artifact_tags(ref),
+            "seed": str(config.seed),
+            "config_hash": config_hash(config),
+            "trained_until": str(training_metadata.get("until", "")),
+        },
+    )
+    current = registry.get_alias(MODEL_NAME, CHALLENGER)
+    if current is None or current.version != version.version:
+        registry.set_alias(
+            MODEL_NAME,
+            CHALLENGER,
+            version.version,
+            actor=actor,
+            reason=f"trained in run {context.run.run_id}",
+            run_id=context.run.run_id,
+        )
     return versioned_output(
         ref,
         {
             **artifact_metadata(ref),
             **float_metrics(metrics),
+            "model_version": dg.MetadataValue.int(version.version),
             "threshold": dg.MetadataValue.float(detector.threshold),
             "input_features": dg.MetadataValue.int(len(detector.feature_columns)),
             "seed": dg.MetadataValue.int(config.seed),
@@ -137,53 +280,367 @@ def candidate_model(
     group_name="aiops",
     kinds={"scikitlearn"},
     description=(
-        "The model in service: the candidate is promoted when it beats the current champion on the "
-        "same holdout by more than the configured margin; otherwise the champion stays."
+        "The model in service, as the registry's `champion` alias says. The challenger replaces "
+        "it only through the promotion gate (blocking checks passed, better on the holdout beyond "
+        "bootstrap noise, no regression in shadow); manual promotions and rollbacks also go "
+        "through this asset, so every change is recorded and audited."
     ),
 )
 def champion_model(
     context: dg.AssetExecutionContext,
     config: ChampionModelConfig,
     artifact_store: ArtifactStoreResource,
+    ledger: LedgerResource,
+    access_policy: AccessPolicyResource,
+    alert_sink: AlertSinkResource,
+    promotion_gate: PromotionGateResource,
     candidate_model: ArtifactRef,
     training_set: ArtifactRef,
 ) -> dg.Output[ArtifactRef]:
-    store = artifact_store.get_store()
-    holdout = store.get_frame(training_set)
-    holdout = holdout[holdout[SPLIT] == HOLDOUT]
-    candidate: AnomalyDetector = store.get_pickle(candidate_model)
-    candidate_metrics = evaluate_detector(candidate, holdout)
+    registry = ledger.get_ledger()
+    actor = acting_identity(context.run.tags)
+    change = _ChampionChange(context, registry, artifact_store.get_store(), alert_sink, actor)
+    if config.action == "gate":
+        return change.gate(
+            config, candidate_model, training_set, access_policy, promotion_gate.check_keys()
+        )
+    policy = access_policy.get_policy()
+    subject = f"{MODEL_NAME}:{CHAMPION}"
+    try:
+        authorize(
+            policy,
+            registry,
+            actor=actor,
+            action=config.action,
+            subject=subject,
+            run_id=context.run.run_id,
+        )
+    except PermissionError as error:
+        change.alert("access_denied", "WARN", str(error))
+        raise dg.Failure(description=str(error)) from error
+    if config.action == "promote":
+        return change.promote(config)
+    return change.rollback(config)
 
-    current_ref = artifact_store.current_ref(context.asset_key)
-    champion_metrics: dict[str, float] | None = None
-    if current_ref is not None and current_ref.sha256 != candidate_model.sha256:
-        champion: AnomalyDetector = store.get_pickle(current_ref)
+
+class _ChampionChange:
+    """The three ways the champion alias moves, sharing the run's ledger, store and alert sink."""
+
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        registry: Ledger,
+        store: ArtifactStore,
+        alert_sink: AlertSinkResource,
+        actor: str,
+    ) -> None:
+        self.context = context
+        self.registry = registry
+        self.store = store
+        self.alert_sink = alert_sink
+        self.actor = actor
+        self.run_id = context.run.run_id
+
+    def alert(self, kind: str, severity: str, summary: str) -> bool:
+        """Send an alert; a sink that is down is logged, never fails the registry change."""
+        alert = Alert(
+            kind=kind,
+            severity=severity,
+            summary=summary,
+            asset="champion_model",
+            run_id=self.run_id,
+            run_url=self.alert_sink.run_url(self.run_id),
+        )
         try:
-            champion_metrics = evaluate_detector(champion, holdout)
-        except ValueError as error:
-            context.log.warning(f"the current champion cannot score today's features ({error})")
-    decision = decide_promotion(
-        candidate_sha256=candidate_model.sha256,
-        candidate_metrics=candidate_metrics,
-        champion_sha256=None if current_ref is None else current_ref.sha256,
-        champion_metrics=champion_metrics,
-        metric=config.metric,
-        min_improvement=config.min_improvement,
+            self.alert_sink.get_sink().send(alert)
+        except AlertDeliveryError as error:
+            self.context.log.warning(f"alert not delivered: {error}")
+            return False
+        return True
+
+    def output(
+        self, version: ModelVersion, decision: str, reason: str, extra: dict[str, object]
+    ) -> dg.Output[ArtifactRef]:
+        ref = verify_model(self.store, version)
+        self.context.log.info(f"champion: {decision}: {reason}")
+        return versioned_output(
+            ref,
+            {
+                **artifact_metadata(ref),
+                **float_metrics(version.metrics),
+                "model_version": dg.MetadataValue.int(version.version),
+                "decision": dg.MetadataValue.text(decision),
+                "reason": dg.MetadataValue.text(reason),
+                "actor": dg.MetadataValue.text(self.actor),
+                **extra,
+            },
+        )
+
+    def gate(
+        self,
+        config: ChampionModelConfig,
+        candidate_ref: ArtifactRef,
+        training_set_ref: ArtifactRef,
+        access_policy: AccessPolicyResource,
+        gate_checks: list[dg.AssetCheckKey],
+    ) -> dg.Output[ArtifactRef]:
+        candidate = self.registry.find_version(MODEL_NAME, candidate_ref.sha256)
+        if candidate is None:
+            raise dg.Failure(
+                description=(
+                    f"candidate {candidate_ref.sha256[:12]} is not registered in the ledger at "
+                    f"{self.registry.url}; materialize candidate_model first"
+                )
+            )
+        champion = self.registry.get_alias(MODEL_NAME, CHAMPION)
+        if champion is not None and champion.version == candidate.version:
+            # Nothing to decide: re-running the gate on the champion must not record a decision.
+            return self.output(
+                champion,
+                "kept",
+                f"{describe(candidate)} already the champion; nothing to decide",
+                {"candidate_version": dg.MetadataValue.int(candidate.version)},
+            )
+        training = self.store.get_frame(training_set_ref)
+        holdout = training[training[SPLIT] == HOLDOUT]
+        trained_days = sorted(training[TIMESTAMP].dt.strftime("%Y-%m-%d").unique())
+        candidate_model_obj: AnomalyDetector = load_model(self.store, candidate)
+        champion_model_obj: AnomalyDetector | None = None
+        if champion is not None:
+            champion_model_obj = load_model(self.store, champion)
+        holdout_pair = _scored_pair(candidate_model_obj, champion_model_obj, holdout)
+        shadow_keys = self._shadow_partitions(config.shadow_partitions, trained_days[-1])
+        shadow_frame = (
+            pd.concat(
+                [self.store.get_frame(self._features_ref(key)) for key in shadow_keys],
+                ignore_index=True,
+            )
+            if shadow_keys
+            else None
+        )
+        shadow_pair = (
+            _scored_pair(candidate_model_obj, champion_model_obj, shadow_frame)
+            if shadow_frame is not None
+            else None
+        )
+        decision = decide(
+            candidate_id=describe(candidate),
+            champion_id=None if champion is None else describe(champion),
+            blocking_checks=self._blocking_checks(gate_checks, trained_days),
+            holdout=holdout_pair,
+            shadow=shadow_pair,
+            config=config.gate_config(),
+            shadow_partitions=shadow_keys,
+        )
+        if decision.promote:
+            try:
+                authorize(
+                    access_policy.get_policy(),
+                    self.registry,
+                    actor=self.actor,
+                    action="promote",
+                    subject=f"{MODEL_NAME}:{CHAMPION}",
+                    run_id=self.run_id,
+                )
+            except PermissionError as error:
+                self.alert("access_denied", "WARN", str(error))
+                raise dg.Failure(description=str(error)) from error
+        self.registry.record_promotion(
+            MODEL_NAME,
+            candidate.version,
+            champion_version=None if champion is None else champion.version,
+            promoted=decision.promote,
+            reason=decision.reason,
+            evidence=decision.evidence,
+            actor=self.actor,
+            run_id=self.run_id,
+        )
+        if decision.promote:
+            self.alert("promotion", "INFO", f"{describe(candidate)} promoted: {decision.reason}")
+        elif champion is not None:
+            self.alert(
+                "promotion_refused",
+                "INFO",
+                f"{describe(candidate)} not promoted: {decision.reason}",
+            )
+        serving = candidate if decision.promote or champion is None else champion
+        return self.output(
+            serving,
+            "promoted" if decision.promote else "kept",
+            decision.reason,
+            {
+                "candidate_version": dg.MetadataValue.int(candidate.version),
+                "previous_champion_version": dg.MetadataValue.int(
+                    0 if champion is None else champion.version
+                ),
+                "gate_report": dg.MetadataValue.md(decision.markdown()),
+                **_gate_numbers(decision),
+                **float_metrics(candidate.metrics, prefix="candidate_"),
+            },
+        )
+
+    def promote(self, config: ChampionModelConfig) -> dg.Output[ArtifactRef]:
+        target = (
+            self.registry.get_version(MODEL_NAME, config.version)
+            if config.version
+            else self.registry.get_alias(MODEL_NAME, CHALLENGER)
+        )
+        if target is None:
+            raise dg.Failure(description=f"{MODEL_NAME} has no challenger to promote")
+        verify_model(self.store, target)
+        previous = self.registry.get_alias(MODEL_NAME, CHAMPION)
+        reason = config.reason or f"manual promotion by {self.actor} (gate skipped)"
+        self.registry.record_promotion(
+            MODEL_NAME,
+            target.version,
+            champion_version=None if previous is None else previous.version,
+            promoted=True,
+            reason=reason,
+            evidence={"manual": True, "gate": "skipped"},
+            actor=self.actor,
+            run_id=self.run_id,
+        )
+        self.alert("promotion", "WARN", f"{describe(target)} promoted manually: {reason}")
+        return self.output(target, "promoted manually", reason, {})
+
+    def rollback(self, config: ChampionModelConfig) -> dg.Output[ArtifactRef]:
+        current = self.registry.get_alias(MODEL_NAME, CHAMPION)
+        if current is None:
+            raise dg.Failure(description=f"{MODEL_NAME} has no champion to roll back")
+        target = (
+            self.registry.get_version(MODEL_NAME, config.version)
+            if config.version
+            else self.registry.last_known_good(MODEL_NAME, alias=CHAMPION)
+        )
+        if target is None or target.version == current.version:
+            message = (
+                f"cannot roll back {describe(current)}: no earlier champion has passing checks "
+                "on record; it stays in service"
+            )
+            self.alert("rollback", "ERROR", message)
+            raise dg.Failure(description=message)
+        verify_model(self.store, target)
+        reason = config.reason or f"manual rollback by {self.actor}"
+        self.registry.set_alias(
+            MODEL_NAME,
+            CHAMPION,
+            target.version,
+            actor=self.actor,
+            reason=reason,
+            kind="rollback",
+            run_id=self.run_id,
+        )
+        self.alert(
+            "rollback",
+            "ERROR",
+            f"{describe(current)} rolled back to {describe(target)}: {reason}",
+        )
+        return self.output(
+            target,
+            "rolled back",
+            reason,
+            {"rolled_back_version": dg.MetadataValue.int(current.version)},
+        )
+
+    def _features_ref(self, partition: str) -> ArtifactRef:
+        ref = self.store.get_ref("/".join(["assets", *FEATURES_KEY.path, partition]))
+        if ref is None:
+            raise dg.Failure(description=f"features[{partition}] has no current version")
+        return ref
+
+    def _shadow_partitions(self, count: int, until: str) -> list[str]:
+        """The latest ``count`` days the champion served (scored) with features, up to ``until``."""
+        if count <= 0:
+            return []
+        # From the instance, not the run's graph: a training run's graph does not hold the
+        # scores downstream, nor the partitioning of assets more than one step upstream.
+        served = [
+            key
+            for key in sorted(self.context.instance.get_materialized_partitions(SCORES_KEY))
+            if key <= until
+            and self.store.get_ref("/".join(["assets", *SCORES_KEY.path, key])) is not None
+            and self.store.get_ref("/".join(["assets", *FEATURES_KEY.path, key])) is not None
+        ]
+        return served[-count:]
+
+    def _blocking_checks(
+        self, check_keys: list[dg.AssetCheckKey], partitions: list[str]
+    ) -> dict[str, bool]:
+        """Each required check, per trained partition: did its latest completed execution pass?
+
+        A check that never completed for a partition the model learned from counts as not
+        passed, because nothing proves that data was good.
+        """
+        outcomes: dict[str, bool] = {}
+        storage = self.context.instance.event_log_storage
+        for check_key in check_keys:
+            latest = _latest_check_outcomes(storage, check_key, set(partitions))
+            # The run's own graph may not include the checked asset, so its history says
+            # whether the check is per partition.
+            partitioned = any(partition is not None for partition in latest)
+            wanted: list[str | None] = list(partitions) if partitioned else [None]
+            for partition in wanted:
+                label = check_key.to_user_string() + (f"[{partition}]" if partition else "")
+                outcomes[label] = latest.get(partition, False)
+        return outcomes
+
+
+def _latest_check_outcomes(
+    storage: Any, check_key: dg.AssetCheckKey, wanted: set[str]
+) -> dict[str | None, bool]:
+    """The latest completed outcome per partition, paging back until every wanted one is found."""
+    latest: dict[str | None, bool] = {}
+    cursor: int | None = None
+    while True:
+        records = storage.get_asset_check_execution_history(check_key, limit=500, cursor=cursor)
+        for record in records:  # newest first
+            if record.partition in latest or record.status.value not in ("SUCCEEDED", "FAILED"):
+                continue
+            latest[record.partition] = record.status.value == "SUCCEEDED"
+        if len(records) < 500 or (None in latest or wanted <= set(latest)):
+            return latest
+        cursor = records[-1].id
+
+
+def _scored_pair(
+    candidate: AnomalyDetector, champion: AnomalyDetector | None, frame: pd.DataFrame
+) -> tuple[ScoredRows, ScoredRows] | None:
+    """Both models on the same rows, in time order (the bootstrap resamples blocks of time)."""
+    if champion is None or frame.empty:
+        return None
+    ordered = frame.sort_values([TIMESTAMP], kind="mergesort")
+    labels = (
+        ordered[LABEL].to_numpy().astype("int8")
+        if LABEL in ordered
+        else np.zeros(len(ordered), "int8")
     )
-    chosen = candidate_model if decision.promote or current_ref is None else current_ref
-    chosen_metrics = candidate_metrics if chosen == candidate_model else champion_metrics or {}
-    context.log.info(f"champion decision: {decision.reason}")
-    return versioned_output(
-        chosen,
-        {
-            **artifact_metadata(chosen),
-            **float_metrics(chosen_metrics),
-            **float_metrics(candidate_metrics, prefix="candidate_"),
-            "decision": dg.MetadataValue.text("promoted" if decision.promote else "kept"),
-            "reason": dg.MetadataValue.text(decision.reason),
-            "previous_champion_sha256": dg.MetadataValue.text(
-                "" if current_ref is None else current_ref.sha256
-            ),
-            "config_hash": dg.MetadataValue.text(config_hash(config)),
-        },
+    try:
+        champion_scores = champion.score(ordered)
+    except ValueError:
+        # A champion trained on another feature set cannot score these rows: no paired
+        # comparison is possible, and the gate says so rather than guessing.
+        return None
+    return (
+        ScoredRows(labels=labels, scores=candidate.score(ordered), threshold=candidate.threshold),
+        ScoredRows(labels=labels, scores=champion_scores, threshold=champion.threshold),
     )
+
+
+def _gate_numbers(decision: GateDecision) -> dict[str, dg.MetadataValue]:
+    """The bootstrap's interval and the shadow metrics as floats, so the UI plots them."""
+    numbers: dict[str, dg.MetadataValue] = {}
+    bootstrap = decision.evidence.get("bootstrap") or {}
+    for name in ("observed_difference", "ci_low", "ci_high", "probability_not_better"):
+        if isinstance(bootstrap.get(name), int | float):
+            numbers[f"gate_{name}"] = dg.MetadataValue.float(float(bootstrap[name]))
+    shadow = decision.evidence.get("shadow") or {}
+    for name in ("candidate", "champion", "candidate_alert_rate", "champion_alert_rate"):
+        if isinstance(shadow.get(name), int | float):
+            numbers[f"shadow_{name}"] = dg.MetadataValue.float(float(shadow[name]))
+    return numbers
+
+
+def champion_ref(registry: Ledger) -> ArtifactRef | None:
+    """The artifact the registry's champion alias points at, if any."""
+    champion = registry.get_alias(MODEL_NAME, CHAMPION)
+    return None if champion is None else artifact_ref(champion)

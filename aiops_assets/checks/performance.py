@@ -1,0 +1,154 @@
+"""Model-performance check: the served model's alerts against newly labeled data, per partition.
+
+Drift says the world moved; this check says the model got worse at its job. It compares each day's
+alerts with that day's labels, against what the same model version achieved on its holdout when it
+was registered. The false-alarm rate is judged every day (a quiet day still shows a model that
+pages too often); F1 only on days with enough labeled anomalies to mean something. Each outcome is
+also recorded against the model version in the ledger: that record is what makes a version
+"known good", the version a rollback may return to.
+"""
+
+import warnings
+from typing import Any
+
+import dagster as dg
+import numpy as np
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from aiops_assets.checks.quality import partition_frame
+from aiops_assets.core.features import LABEL
+from aiops_assets.core.models import ALERT
+from aiops_assets.core.registry import MODEL_NAME
+from aiops_assets.metadata import float_metrics, latest_materialization_metadata
+from aiops_assets.resources import LedgerResource
+
+PERFORMANCE_CHECK_NAME = "performance"
+
+
+def build_performance_check(
+    scores_asset: dg.AssetsDefinition | dg.AssetSpec,
+    *,
+    model_name: str = MODEL_NAME,
+    f1_tolerance: float = 0.3,
+    false_alarm_tolerance: float = 0.02,
+    false_alarm_budget: float = 0.05,
+    min_positives: int = 5,
+    name: str = PERFORMANCE_CHECK_NAME,
+) -> dg.AssetChecksDefinition:
+    """An ERROR check per partition of ``scores_asset``: did the serving model regress?
+
+    The scores asset's value must be a frame with ``alert`` (0/1) and ``label`` (0/1) columns, and
+    its materialization must carry ``model_sha256`` metadata naming the registered version that
+    produced it. It fails when the day's false-alarm rate exceeds the version's holdout rate by
+    more than ``false_alarm_tolerance`` or the absolute ``false_alarm_budget`` (the share of normal
+    rows an on-call team accepts being paged for, whatever the model promised), or, on a day with at least ``min_positives`` labeled
+    anomalies, when F1 falls more than ``f1_tolerance`` below the holdout F1. The check does not
+    block: a regression is a reason to roll back (``rollback_on_regression``), not to stop scoring.
+
+    Example:
+        >>> check = build_performance_check(anomaly_scores)  # doctest: +SKIP
+    """
+    if not 0 <= f1_tolerance <= 1 or not 0 <= false_alarm_tolerance <= 1:
+        raise ValueError("tolerances are differences of rates and must lie in [0, 1]")
+    if not 0 < false_alarm_budget <= 1:
+        raise ValueError(f"false_alarm_budget is a rate in (0, 1], got {false_alarm_budget}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+
+        @dg.asset_check(
+            asset=scores_asset.key,
+            name=name,
+            partitions_def=scores_asset.partitions_def,
+            description=(
+                f"The serving {model_name} against this partition's labels: false-alarm rate "
+                f"within +{false_alarm_tolerance} of its holdout and at most "
+                f"{false_alarm_budget}, F1 within -{f1_tolerance} of its holdout"
+            ),
+        )
+        def performance_check(
+            context: dg.AssetCheckExecutionContext, ledger: LedgerResource, frame: Any
+        ) -> dg.AssetCheckResult:
+            scores = partition_frame(frame, context, purpose="performance checks")
+            partition = context.partition_key if context.has_partition_key else None
+            facts = latest_materialization_metadata(context.instance, scores_asset.key, partition)
+            registry = ledger.get_ledger()
+            sha256 = str(facts.get("model_sha256", ""))
+            version = registry.find_version(model_name, sha256) if sha256 else None
+            if version is None:
+                raise dg.Failure(
+                    description=(
+                        f"{scores_asset.key.to_user_string()}[{partition}] was produced by model "
+                        f"{sha256[:12] or '(unrecorded)'}, which the ledger does not know; cannot "
+                        "judge its performance"
+                    )
+                )
+            labels = scores[LABEL].to_numpy().astype("int8")
+            alerts = scores[ALERT].to_numpy().astype("int8")
+            normal = labels == 0
+            observed = {
+                "false_alarm_rate": float(alerts[normal].mean()) if normal.any() else 0.0,
+                "labeled_anomalies": float(labels.sum()),
+                "alert_rate": float(alerts.mean()),
+            }
+            reference_far = float(version.metrics.get("false_alarm_rate", 0.0))
+            reasons: list[str] = []
+            if observed["false_alarm_rate"] > reference_far + false_alarm_tolerance:
+                reasons.append(
+                    f"false-alarm rate {observed['false_alarm_rate']:.4f} exceeds the holdout's "
+                    f"{reference_far:.4f} by more than {false_alarm_tolerance}"
+                )
+            if observed["false_alarm_rate"] > false_alarm_budget:
+                reasons.append(
+                    f"false-alarm rate {observed['false_alarm_rate']:.4f} exceeds the budget "
+                    f"{false_alarm_budget}"
+                )
+            judged_f1 = int(labels.sum()) >= min_positives
+            if judged_f1:
+                observed["f1"] = float(f1_score(labels, alerts, zero_division=0.0))
+                observed["precision"] = float(precision_score(labels, alerts, zero_division=0.0))
+                observed["recall"] = float(recall_score(labels, alerts, zero_division=0.0))
+                reference_f1 = float(version.metrics.get("f1", 0.0))
+                if observed["f1"] < reference_f1 - f1_tolerance:
+                    reasons.append(
+                        f"F1 {observed['f1']:.3f} is more than {f1_tolerance} below the holdout's "
+                        f"{reference_f1:.3f}"
+                    )
+            passed = not reasons
+            registry.record_check(
+                model_name,
+                version.version,
+                name,
+                passed=passed,
+                partition=partition,
+                severity="ERROR",
+                metrics=observed,
+                run_id=context.run.run_id,
+            )
+            verdict = "no regression" if passed else "; ".join(reasons)
+            summary = (
+                f"**{model_name} v{version.version}** on {partition or 'this data'}: {verdict}.\n\n"
+                f"- false-alarm rate {observed['false_alarm_rate']:.4f} (holdout {reference_far:.4f}, "
+                f"budget {false_alarm_budget})\n"
+                + (
+                    f"- F1 {observed['f1']:.3f} (holdout {float(version.metrics.get('f1', 0)):.3f}),"
+                    f" {int(labels.sum())} labeled anomalous rows\n"
+                    if judged_f1
+                    else f"- F1 not judged: {int(labels.sum())} labeled anomalous rows "
+                    f"(< {min_positives})\n"
+                )
+            )
+            return dg.AssetCheckResult(
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    **float_metrics(observed),
+                    "model_version": dg.MetadataValue.int(version.version),
+                    "model_sha256": dg.MetadataValue.text(version.sha256),
+                    "holdout_false_alarm_rate": dg.MetadataValue.float(reference_far),
+                    "false_alarm_budget": dg.MetadataValue.float(false_alarm_budget),
+                    "summary": dg.MetadataValue.md(summary),
+                    "rows": dg.MetadataValue.int(int(np.size(labels))),
+                },
+            )
+
+    return performance_check

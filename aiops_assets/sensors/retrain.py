@@ -1,0 +1,117 @@
+"""``retrain_on_drift``: an ERROR drift result requests one retraining run, and not a storm of them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+
+from aiops_assets.core.policy import ACTOR_TAG
+from aiops_assets.sensors.history import (
+    CheckCursor,
+    CheckEvaluation,
+    new_evaluations,
+    start_cursor,
+)
+
+TRIGGER_TAG = "aiops/trigger"
+REASON_TAG = "aiops/reason"
+
+
+def default_retrain_run_config(evaluation: CheckEvaluation) -> dict[str, Any]:
+    """Train on the world up to the drifted day: never on days after it."""
+    if not evaluation.partition:
+        return {}
+    return {"ops": {"training_set": {"config": {"until": evaluation.partition}}}}
+
+
+def build_retrain_on_drift_sensor(
+    *,
+    job: dg.JobDefinition | dg.UnresolvedAssetJobDefinition | str,
+    drift_checks: Sequence[dg.AssetCheckKey],
+    cooldown_seconds: float = 6 * 3600,
+    run_config: Callable[[CheckEvaluation], Mapping[str, Any]] = default_retrain_run_config,
+    name: str = "retrain_on_drift",
+    minimum_interval_seconds: int = 60,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    clock: Callable[[], float] = time.time,
+) -> dg.SensorDefinition:
+    """A sensor requesting ``job`` when one of ``drift_checks`` fails at ERROR severity.
+
+    Run keys name the drifted partition, so a partition's drift retrains at most once however
+    often its check re-runs. The cooldown counts from the last run this sensor requested (found
+    by its tag in the instance, so a restarted daemon remembers it); drift inside the cooldown is
+    skipped with the reason shown on the tick, because a retraining already under way is using
+    data up to that point. WARN drift never retrains: it is an early signal, not a verdict.
+
+    Example:
+        >>> build_retrain_on_drift_sensor(  # doctest: +SKIP
+        ...     job=train_job, drift_checks=[dg.AssetCheckKey(dg.AssetKey("features"), "drift")]
+        ... )
+    """
+    if not drift_checks:
+        raise ValueError("retrain_on_drift needs at least one drift check to watch")
+    check_keys = list(drift_checks)
+    watched = ", ".join(key.to_user_string() for key in check_keys)
+
+    @dg.sensor(
+        name=name,
+        job_name=job if isinstance(job, str) else None,
+        job=None if isinstance(job, str) else job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=f"Requests a retraining run when {watched} fails at ERROR severity.",
+    )
+    def retrain_on_drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        cursor = CheckCursor.from_json(context.cursor)
+        if cursor is None:
+            start = start_cursor(context.instance, check_keys)
+            return dg.SensorResult(
+                skip_reason=f"started: watching {watched} after evaluation {start.after}",
+                cursor=start.to_json(),
+            )
+        evaluations, next_cursor = new_evaluations(context.instance, check_keys, cursor)
+        errors = [item for item in evaluations if not item.passed and item.severity == "ERROR"]
+        if not errors:
+            return dg.SensorResult(
+                skip_reason=f"no ERROR drift in {len(evaluations)} new evaluation(s) of {watched}",
+                cursor=next_cursor.to_json(),
+            )
+        newest = errors[-1]
+        drifted = ", ".join(item.label for item in errors)
+        last = _last_requested_run(context.instance, name)
+        now = clock()
+        if last is not None and now - last.create_timestamp.timestamp() < cooldown_seconds:
+            remaining = cooldown_seconds - (now - last.create_timestamp.timestamp())
+            return dg.SensorResult(
+                skip_reason=(
+                    f"ERROR drift in {drifted}, but run {last.dagster_run.run_id} retrained "
+                    f"{now - last.create_timestamp.timestamp():.0f}s ago; cooldown "
+                    f"{cooldown_seconds:.0f}s ({remaining:.0f}s left)"
+                ),
+                cursor=next_cursor.to_json(),
+            )
+        features = str(newest.metadata.get("drifted", ""))
+        reason = f"ERROR drift in {newest.label}" + (f": {features}" if features else "")
+        request = dg.RunRequest(
+            run_key=f"{name}:{newest.check_key.to_user_string()}:{newest.partition or '-'}",
+            run_config=dict(run_config(newest)),
+            tags={
+                TRIGGER_TAG: name,
+                ACTOR_TAG: f"sensor:{name}",
+                REASON_TAG: reason[:200],
+            },
+        )
+        context.log.info(f"requesting retraining: {reason}")
+        return dg.SensorResult(run_requests=[request], cursor=next_cursor.to_json())
+
+    return retrain_on_drift
+
+
+def _last_requested_run(instance: dg.DagsterInstance, sensor_name: str) -> Any:
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={TRIGGER_TAG: sensor_name}), limit=1
+    )
+    return records[0] if records else None

@@ -1,0 +1,157 @@
+"""The issue's scenario, end to end on the generated telemetry, with a real webhook.
+
+Drift from the payments config change makes ``retrain_on_drift`` request a retraining; the
+retrained challenger does not pass the promotion gate; a champion forced into service with a
+10% alert budget fails its performance check on the next day; ``rollback_on_regression`` restores
+the previous champion; the alerts reached the webhook; and the audit chain verifies until one
+byte of one audit row is changed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from aiops_assets.cli import main
+from aiops_assets.core.ledger import Ledger
+from aiops_assets.core.registry import CHAMPION, MODEL_NAME
+from aiops_assets.demo import DemoResult, run_demo
+from aiops_assets.settings import PipelineSettings
+from aiops_assets_tests.sensors.webhook import local_webhook
+
+
+@dataclass
+class Loop:
+    settings: PipelineSettings
+    instance: dg.DagsterInstance
+    result: DemoResult
+    alerts: list[dict[str, Any]]
+    ledger: Ledger
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    home = tmp_path_factory.mktemp("loop") / "aiops"
+    with dg.DagsterInstance.ephemeral() as instance, local_webhook() as hook:
+        settings = PipelineSettings(days=14, home=home, alert_webhook=hook.url)
+        result = run_demo(settings, instance=instance, progress=io.StringIO())
+        ledger = Ledger.from_env(settings.ledger_url, default_key_file=settings.audit_key_file)
+        yield Loop(settings, instance, result, hook.received, ledger)
+        ledger.dispose()
+
+
+def _runs(instance: dg.DagsterInstance, trigger: str) -> list[Any]:
+    return list(instance.get_run_records(filters=dg.RunsFilter(tags={"aiops/trigger": trigger})))
+
+
+def test_drift_requests_one_retraining_and_the_gate_refuses_a_worse_challenger(
+    loop: Loop,
+) -> None:
+    retrains = _runs(loop.instance, "retrain_on_drift")
+    assert len(retrains) == 1, "the cooldown turns repeated drift into one retraining"
+    run = retrains[0].dagster_run
+    assert run.tags["dagster/run_key"].startswith("retrain_on_drift:")
+    assert "ERROR drift" in run.tags["aiops/reason"]
+    decisions = [item for item in loop.ledger.promotions(MODEL_NAME) if item.run_id == run.run_id]
+    assert len(decisions) == 1
+    decision = decisions[0]
+    assert not decision.promoted, decision.reason
+    assert decision.champion_version == 1
+    bootstrap = decision.evidence["bootstrap"]
+    assert bootstrap["ci_low"] <= 0.0, "the evidence shows why: not better beyond noise"
+    assert {criterion["name"] for criterion in decision.evidence["criteria"]} >= {
+        "blocking_checks",
+        "holdout_improvement",
+        "shadow",
+    }
+
+
+def test_a_regressed_champion_is_rolled_back_to_the_last_known_good(loop: Loop) -> None:
+    changes = [c for c in loop.ledger.alias_history(MODEL_NAME, CHAMPION)]
+    kinds = [(change.kind, change.from_version, change.to_version) for change in changes]
+    forced = next(change for change in changes if change.actor == "local:demo-fire-drill")
+    rollback = changes[-1]
+    assert rollback.kind == "rollback", kinds
+    assert rollback.from_version == forced.to_version
+    assert rollback.to_version == forced.from_version == 1
+    assert rollback.actor == "sensor:rollback_on_regression"
+    assert "performance" in rollback.reason and "false-alarm rate" in rollback.reason
+    failed = [
+        check
+        for check in loop.ledger.version_checks(MODEL_NAME, forced.to_version)
+        if not check.passed
+    ]
+    assert failed and failed[0].check_name == "performance"
+    champion = loop.ledger.get_alias(MODEL_NAME, CHAMPION)
+    assert champion is not None and champion.version == 1
+    # Nothing was deleted: every version is still registered and loadable.
+    assert [v.version for v in loop.ledger.list_versions(MODEL_NAME)] == [1, 2, 3]
+    assert len(_runs(loop.instance, "rollback_on_regression")) == 1
+
+
+def test_alerts_reached_the_webhook(loop: Loop) -> None:
+    kinds = [alert["kind"] for alert in loop.alerts]
+    assert "check_failed" in kinds
+    assert "promotion_refused" in kinds
+    assert "rollback" in kinds
+    drift = [a for a in loop.alerts if a["kind"] == "check_failed" and a["check"] == "drift"]
+    assert drift and all(a["severity"] in ("WARN", "ERROR") for a in drift)
+    performance = [a for a in loop.alerts if a.get("check") == "performance"]
+    assert performance and performance[0]["severity"] == "ERROR"
+    assert all(a["run_url"] and "/runs/" in a["run_url"] for a in loop.alerts)
+    assert loop.result.alerts, "the demo reports the alerts too"
+
+
+def test_the_demo_reports_the_loop(loop: Loop) -> None:
+    registry = loop.result.registry
+    assert registry["champion"] == "v1"
+    assert [item["kind"] for item in registry["alias_history"] if item["alias"] == CHAMPION] == [
+        "promote",
+        "promote",
+        "rollback",
+    ]
+    assert loop.result.audit == {"ok": True, "entries": loop.ledger.verify_audit().entries}
+
+
+def test_audit_verify_passes_and_names_a_changed_byte(
+    loop: Loop, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy, so the other tests of this module keep an intact ledger.
+    original = Path(loop.settings.ledger_url.removeprefix("sqlite:///"))
+    copy = tmp_path / "ledger.db"
+    copy.write_bytes(original.read_bytes())
+    monkeypatch.setenv("AIOPS_LEDGER_URL", f"sqlite:///{copy}")
+    monkeypatch.setenv("AIOPS_AUDIT_KEY", loop.settings.audit_key_file.read_text().strip())
+    assert main(["audit", "verify", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["entries"] > 5
+
+    connection = sqlite3.connect(copy)
+    table = _audit_table(connection)
+    seq, details = connection.execute(
+        f"SELECT seq, details FROM {table} ORDER BY seq LIMIT 1 OFFSET 3"
+    ).fetchone()
+    changed = details[:-2] + chr(ord(details[-2]) ^ 1) + details[-1:]
+    connection.execute(f"UPDATE {table} SET details = ? WHERE seq = ?", (changed, seq))
+    connection.commit()
+    connection.close()
+    assert main(["audit", "verify", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert not report["ok"]
+    assert any(problem["seq"] == seq for problem in report["problems"]), report
+
+
+def _audit_table(connection: sqlite3.Connection) -> str:
+    names = [
+        row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    ]
+    [table] = [name for name in names if "audit" in name and "head" not in name]
+    return table
