@@ -9,8 +9,12 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from aiops_assets.settings import PipelineSettings
+
+# Spelled here, not imported from core.registry, so `aiops --help` does not import SQLAlchemy.
+MODEL_NAME_DEFAULT = "anomaly_detector"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,14 +39,66 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--home", type=Path, help="folder for the instance and the artifact store (default .aiops)"
     )
+    _add_registry_commands(commands)
+    audit = commands.add_parser("audit", help="the tamper-evident audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check the hash chain and HMAC of every entry; exit 1 naming each broken entry",
+    )
+    _add_common(verify)
     return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home", type=Path, help="folder of the instance, store and ledger (default .aiops)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_registry_commands(commands: Any) -> None:
+    registry = commands.add_parser("registry", help="model versions, aliases and their history")
+    registry_commands = registry.add_subparsers(dest="registry_command", required=True)
+    listing = registry_commands.add_parser("list", help="every registered model version")
+    _add_common(listing)
+    listing.add_argument("--model", default=MODEL_NAME_DEFAULT, help="model name")
+    history = registry_commands.add_parser(
+        "history", help="every alias change: from, to, who, when, why, run"
+    )
+    _add_common(history)
+    history.add_argument("--model", default=MODEL_NAME_DEFAULT, help="model name")
+    history.add_argument("--alias", help="only this alias (champion, challenger, shadow)")
+    promote = registry_commands.add_parser(
+        "promote",
+        help="make a version champion now, skipping the gate (needs the promote permission)",
+    )
+    _add_common(promote)
+    promote.add_argument("version", type=int, help="the version number to promote")
+    promote.add_argument("--reason", required=True, help="why; recorded in the audit log")
+    rollback = registry_commands.add_parser(
+        "rollback",
+        help="point champion back at the last version whose checks passed (or --to VERSION)",
+    )
+    _add_common(rollback)
+    rollback.add_argument("--to", type=int, default=0, help="a specific earlier version")
+    rollback.add_argument("--reason", required=True, help="why; recorded in the audit log")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command in ("registry", "audit"):
+        from aiops_assets.registry_cli import run_registry_command
+
+        return run_registry_command(args, _settings(args))
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _settings(args: argparse.Namespace) -> PipelineSettings:
+    settings = PipelineSettings.from_env()
+    return settings.with_overrides(home=args.home) if args.home is not None else settings
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -61,13 +117,21 @@ def _demo(args: argparse.Namespace) -> int:
     # Only now import Dagster: `aiops --help` should answer at once.
     import dagster as dg
 
-    from aiops_assets.demo import format_summary, prepare_instance, run_demo
+    from aiops_assets.demo import (
+        archive_previous_demo,
+        format_summary,
+        prepare_instance,
+        run_demo,
+    )
 
     dagster_home = (
         Path(os.environ["DAGSTER_HOME"])
         if os.environ.get("DAGSTER_HOME") and args.home is None
         else settings.dagster_home
     )
+    archived = archive_previous_demo(settings, dagster_home)
+    if archived is not None:
+        print(f"aiops demo: the previous demo is kept in {archived}", file=sys.stderr)
     instance = prepare_instance(dagster_home)
     print(
         f"aiops demo: {settings.days} days from {settings.start}; instance {dagster_home}; "

@@ -19,6 +19,9 @@ from typing import Any, TextIO
 import dagster as dg
 
 from aiops_assets.assets.models import TrainingSetRunConfig
+from aiops_assets.core.alerts import OutboxSink
+from aiops_assets.core.policy import ACTOR_TAG
+from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.definitions import (
     INGEST_ASSETS,
     TRAINING_ASSETS,
@@ -26,6 +29,7 @@ from aiops_assets.definitions import (
     ingest_selection,
     scoring_selection,
 )
+from aiops_assets.resources import LedgerResource, close_ledgers
 from aiops_assets.settings import PipelineSettings
 
 DATA_VERSION_TAG = "dagster/data_version"
@@ -47,6 +51,9 @@ class DemoResult:
     metrics: dict[str, float] = field(default_factory=dict)
     decision: str = ""
     reason: str = ""
+    registry: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    audit: dict[str, Any] = field(default_factory=dict)
     dagster_home: str = ""
     store_root: str = ""
     seconds: float = 0.0
@@ -57,6 +64,9 @@ class DemoResult:
             "checks": dict(sorted(self.checks.items())),
             "model_sha256": self.model_sha256,
             "metrics": self.metrics,
+            "registry": self.registry,
+            "alerts": self.alerts,
+            "audit": self.audit,
         }
 
 
@@ -80,7 +90,8 @@ def run_demo(
     progress: TextIO = sys.stderr,
     clock: Callable[[], float] = time.perf_counter,
 ) -> DemoResult:
-    """Materialize every daily partition, then train and decide on the champion."""
+    """Replay the scenario day by day: ingest, train as of a day, then serve the remaining days
+    with the sensors on, so drift, retraining, a forced regression and its rollback all happen."""
     holdout_days = TrainingSetRunConfig().holdout_days
     if settings.days <= holdout_days:
         raise ValueError(
@@ -88,12 +99,158 @@ def run_demo(
             f"on; got {settings.days}"
         )
     started = clock()
+    archived = archive_previous_demo(settings)
+    if archived is not None:
+        _print(progress, f"previous demo registry kept in {archived}")
     definitions = build_definitions(settings)
     partition_keys = daily_partition_keys(definitions)
     result = DemoResult(dagster_home=str(instance.root_directory), store_root=settings.store_root)
+    plan = _plan(partition_keys, holdout_days)
+    steps = _Steps(definitions, instance, result, progress, clock, total=plan.steps)
 
-    def record(run: dg.ExecuteInProcessResult) -> list[str]:
+    for key in partition_keys:
+        steps.materialize(key, INGEST_ASSETS, ingest_selection())
+    steps.materialize(
+        None,
+        TRAINING_ASSETS,
+        dg.AssetSelection.assets(*TRAINING_ASSETS),
+        run_config=_training_until(plan.trained_until),
+        note=f"trained on the days up to {plan.trained_until}",
+    )
+    for key in plan.history:
+        steps.score(key)
+    loop = _Loop(definitions, instance, steps, progress)
+    loop.start()
+    for position, key in enumerate(plan.live):
+        steps.score(key)
+        loop.tick()
+        if position == 0 and len(plan.live) >= 3:
+            steps.materialize(
+                None,
+                ("candidate_model", "champion_model", "score_baseline"),
+                dg.AssetSelection.assets("candidate_model", "champion_model", "score_baseline"),
+                run_config=FIRE_DRILL_RUN_CONFIG,
+                tags={ACTOR_TAG: "local:demo-fire-drill"},
+                note="fire drill: a model with a 10% alert budget is forced into service",
+            )
+    result.seconds = clock() - started
+    _record_registry(result, settings)
+    return result
+
+
+FIRE_DRILL_RUN_CONFIG: dict[str, Any] = {
+    "ops": {
+        "candidate_model": {"config": {"alert_quantile": 0.9}},
+        "champion_model": {
+            "config": {
+                "action": "promote",
+                "reason": "fire drill: forcing a model that pages too often into service",
+            }
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    trained_until: str
+    history: list[str]
+    live: list[str]
+
+    @property
+    def steps(self) -> int:
+        # ingest per day, training, scoring per day, the fire drill, and sensor runs (estimated).
+        return 2 * (len(self.history) + len(self.live)) + 2 + (2 if len(self.live) >= 3 else 0)
+
+
+def _plan(partition_keys: list[str], holdout_days: int) -> _Plan:
+    """Train as of the day that leaves five days to serve (fewer on a short demo)."""
+    trained = max(holdout_days, len(partition_keys) - 6)
+    return _Plan(
+        trained_until=partition_keys[trained],
+        history=partition_keys[: trained + 1],
+        live=partition_keys[trained + 1 :],
+    )
+
+
+def _training_until(partition_key: str) -> dict[str, Any]:
+    return {"ops": {"training_set": {"config": {"until": partition_key}}}}
+
+
+class _Steps:
+    """Numbered, timed demo steps that record versions and check results into the result."""
+
+    def __init__(
+        self,
+        definitions: dg.Definitions,
+        instance: dg.DagsterInstance,
+        result: DemoResult,
+        progress: TextIO,
+        clock: Callable[[], float],
+        total: int,
+    ) -> None:
+        self.definitions = definitions
+        self.instance = instance
+        self.result = result
+        self.progress = progress
+        self.clock = clock
+        self.total = total
+        self.number = 0
+
+    def announce(self, partition_key: str | None, names: Sequence[str], note: str = "") -> None:
+        self.number += 1
+        self.total = max(self.total, self.number)
+        what = f"{partition_key}  " if partition_key else ""
+        _print(self.progress, f"[{self.number:>2}/{self.total}] {what}{', '.join(names)}")
+        if note:
+            _print(self.progress, f"        {note}")
+
+    def score(self, partition_key: str) -> None:
+        if f"features[{partition_key}]" not in self.result.data_versions:
+            self.announce(partition_key, ("anomaly_scores", "checks"))
+            _print(
+                self.progress,
+                "        skipped: this day has no features (its snapshot was refused)",
+            )
+            return
+        self.materialize(partition_key, ("anomaly_scores", "checks"), scoring_selection())
+
+    def materialize(
+        self,
+        partition_key: str | None,
+        names: Sequence[str],
+        selection: dg.AssetSelection,
+        *,
+        run_config: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        note: str = "",
+    ) -> None:
+        self.announce(partition_key, names, note)
+        step_started = self.clock()
+        run = materialize_selection(
+            self.definitions,
+            self.instance,
+            selection,
+            partition_key=partition_key,
+            run_config=_quiet(run_config),
+            tags={"aiops/source": "demo", **(tags or {})},
+            raise_on_error=False,
+        )
+        self.finish(run, step_started)
+
+    def finish(self, run: dg.ExecuteInProcessResult, step_started: float) -> None:
+        failed_checks = self.record(run)
+        for line in failed_checks:
+            _print(self.progress, f"        {line}")
+        if not run.success and not failed_checks:
+            # A failure that no check explains is a bug or a broken source, not bad data: stop.
+            raise dg.DagsterError(_run_failure_message(run))
+        outcome = "done" if run.success else "stopped by a failed blocking check"
+        _print(self.progress, f"        {outcome} in {self.clock() - step_started:.1f}s")
+
+    def record(self, run: dg.ExecuteInProcessResult) -> list[str]:
         """Keep versions and check results; return a line per failed check."""
+        result = self.result
         failed_checks: list[str] = []
         for evaluation in run.get_asset_check_evaluations():
             name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
@@ -123,43 +280,183 @@ def run_demo(
                     for key in ("precision", "recall", "f1", "pr_auc")
                     if key in metadata
                 }
+                _print(self.progress, f"        champion: {result.decision}: {result.reason}")
         return failed_checks
 
-    steps: list[tuple[str | None, tuple[str, ...], dg.AssetSelection]] = [
-        *((key, INGEST_ASSETS, ingest_selection()) for key in partition_keys),
-        (None, TRAINING_ASSETS, dg.AssetSelection.assets(*TRAINING_ASSETS)),
-        *((key, ("anomaly_scores", "drift checks"), scoring_selection()) for key in partition_keys),
-    ]
-    for step, (partition_key, names, selection) in enumerate(steps, start=1):
-        step_started = clock()
-        what = f"{partition_key}  " if partition_key else ""
-        _print(progress, f"[{step:>2}/{len(steps)}] {what}{', '.join(names)}")
-        if (
-            names is not INGEST_ASSETS
-            and partition_key
-            and f"features[{partition_key}]" not in result.data_versions
+
+class _Loop:
+    """The three sensors, ticked after each served day, with their run requests executed here
+    in-process exactly as the daemon would launch them (same job, run config, tags, run key)."""
+
+    def __init__(
+        self,
+        definitions: dg.Definitions,
+        instance: dg.DagsterInstance,
+        steps: _Steps,
+        progress: TextIO,
+    ) -> None:
+        self.definitions = definitions
+        self.instance = instance
+        self.steps = steps
+        self.progress = progress
+        self.sensors = list(definitions.sensors or [])
+        self.cursors: dict[str, str | None] = {sensor.name: None for sensor in self.sensors}
+
+    def start(self) -> None:
+        for sensor in self.sensors:
+            self.evaluate(sensor)
+        _print(self.progress, f"        sensors on: {', '.join(self.cursors)}")
+
+    def tick(self) -> None:
+        for sensor in self.sensors:
+            requests = self.evaluate(sensor)
+            for request in requests:
+                self.launch(sensor, request)
+
+    def evaluate(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursors[sensor.name],
+            definitions=self.definitions,
+            sensor_name=sensor.name,
+            resources=dict(self.definitions.resources or {}),
+        )
+        data = sensor.evaluate_tick(context)
+        self.cursors[sensor.name] = data.cursor
+        if data.skip_message and not data.skip_message.startswith("started"):
+            _print(self.progress, f"        {sensor.name}: {data.skip_message}")
+        return list(data.run_requests or [])
+
+    def launch(self, sensor: dg.SensorDefinition, request: dg.RunRequest) -> None:
+        """Launch unless a run with this run key exists: the daemon's deduplication."""
+        run_key_tags = {
+            "dagster/sensor_name": sensor.name,
+            "dagster/run_key": request.run_key or "",
+        }
+        if request.run_key and self.instance.get_run_records(
+            filters=dg.RunsFilter(tags=run_key_tags), limit=1
         ):
-            _print(progress, "        skipped: this day has no features (its snapshot was refused)")
-            continue
-        run = materialize_selection(
-            definitions,
-            instance,
-            selection,
-            partition_key=partition_key,
-            run_config=_QUIET_RUN_CONFIG,
-            tags={"aiops/source": "demo"},
+            _print(self.progress, f"        {sensor.name}: run key {request.run_key} already ran")
+            return
+        job_name = request.job_name or sensor.job_name
+        assert job_name is not None, f"{sensor.name} requested a run without a job"
+        job = self.definitions.resolve_job_def(job_name)
+        self.steps.announce(
+            None, (job_name,), f"requested by {sensor.name}: {request.tags.get('aiops/reason', '')}"
+        )
+        step_started = self.steps.clock()
+        run = job.execute_in_process(
+            run_config=_quiet(request.run_config),
+            instance=self.instance,
+            tags={**request.tags, **run_key_tags, "aiops/source": "demo"},
             raise_on_error=False,
         )
-        failed_checks = record(run)
-        for line in failed_checks:
-            _print(progress, f"        {line}")
-        if not run.success and not failed_checks:
-            # A failure that no check explains is a bug or a broken source, not bad data: stop.
-            raise dg.DagsterError(_run_failure_message(run))
-        outcome = "done" if run.success else "stopped by a failed blocking check"
-        _print(progress, f"        {outcome} in {clock() - step_started:.1f}s")
-    result.seconds = clock() - started
-    return result
+        self.steps.finish(run, step_started)
+
+
+def archive_previous_demo(
+    settings: PipelineSettings, dagster_home: Path | None = None
+) -> Path | None:
+    """Move an earlier demo's registry, alert outbox and (when it lives in the demo's home) its
+    Dagster instance history into ``<home>/archive/<time>/``: kept, never deleted.
+
+    The demo replays one scripted story; a second run in the same home would otherwise meet the
+    first run's sensor run keys, cooldowns and registry and tell a different story. The artifact
+    store stays: it is content-addressed, so the replay reuses the same bytes.
+    """
+    prefix = "sqlite:///"
+    ledger_file = (
+        Path(settings.ledger_url[len(prefix) :]) if settings.ledger_url.startswith(prefix) else None
+    )
+    movable: list[tuple[Path, str]] = []
+    if ledger_file is not None and ledger_file.exists():
+        movable.append((ledger_file, ledger_file.name))
+    if settings.alert_outbox.exists():
+        movable.append((settings.alert_outbox, settings.alert_outbox.name))
+    home = settings.home.absolute()
+    if (
+        dagster_home is not None
+        and dagster_home.absolute().is_relative_to(home)
+        and dagster_home.is_dir()
+    ):
+        movable += [
+            (child, f"dagster_home/{child.name}")
+            for child in sorted(dagster_home.iterdir())
+            if child.name != "dagster.yaml"
+        ]
+    if not movable:
+        return None
+    close_ledgers()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    archive = home / "archive" / stamp
+    suffix = 1
+    while archive.exists():
+        suffix += 1
+        archive = home / "archive" / f"{stamp}-{suffix}"
+    for source, name in movable:
+        target = archive / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+    return archive
+
+
+def _record_registry(result: DemoResult, settings: PipelineSettings) -> None:
+    """What the loop did, without run ids or times, so two demos compare equal."""
+    ledger = LedgerResource(url=settings.ledger_url, key_file=str(settings.audit_key_file))
+    registry = ledger.get_ledger()
+    versions = registry.list_versions(MODEL_NAME)
+    result.registry = {
+        "versions": {
+            f"v{version.version}": {
+                "sha256": version.sha256,
+                "pr_auc": round(version.metrics.get("pr_auc", 0.0), 6),
+                "trained_until": version.tags.get("trained_until", ""),
+            }
+            for version in versions
+        },
+        "champion": _version_label(registry.get_alias(MODEL_NAME, CHAMPION)),
+        "promotions": [
+            {
+                "candidate": f"v{record.candidate_version}",
+                "champion": f"v{record.champion_version}" if record.champion_version else None,
+                "promoted": record.promoted,
+                "reason": record.reason,
+            }
+            for record in registry.promotions(MODEL_NAME)
+        ],
+        "alias_history": [
+            {
+                "alias": change.alias,
+                "from": f"v{change.from_version}" if change.from_version else None,
+                "to": f"v{change.to_version}",
+                "kind": change.kind,
+                "actor": change.actor,
+            }
+            for change in registry.alias_history(MODEL_NAME)
+        ],
+    }
+    verification = registry.verify_audit()
+    result.audit = {"ok": verification.ok, "entries": verification.entries}
+    # The outbox, or with a webhook its journal: every alert that was delivered.
+    result.alerts = [
+        {
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "asset": alert.asset,
+            "check": alert.check,
+            "partition": alert.partition,
+            "summary": alert.summary,
+        }
+        for alert in OutboxSink(settings.alert_outbox).read()
+    ]
+
+
+def _version_label(version: Any) -> str | None:
+    return None if version is None else f"v{version.version}"
+
+
+def _quiet(run_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {**_QUIET_RUN_CONFIG, **(run_config or {})}
 
 
 def materialize_selection(
@@ -236,6 +533,8 @@ def format_summary(result: DemoResult) -> str:
         f"Champion model {result.model_sha256[:16]} ({result.decision}: {result.reason})",
         "  holdout " + ", ".join(f"{key}={value:.3f}" for key, value in result.metrics.items()),
         "",
+        *_loop_lines(result),
+        "",
         f"Dagster instance: {result.dagster_home}",
         f"Artifact store:   {result.store_root}",
         "Explore it: run `make dev`, open http://127.0.0.1:3000, then Assets > Lineage (group aiops):",
@@ -243,6 +542,36 @@ def format_summary(result: DemoResult) -> str:
         "row count, schema and SHA-256.",
     ]
     return "\n".join(lines)
+
+
+def _loop_lines(result: DemoResult) -> list[str]:
+    """The closed loop in a few lines: alias changes, gate decisions, alerts, the audit chain."""
+    registry = result.registry
+    lines = [
+        f"Registry: {len(registry.get('versions', {}))} model versions; champion {registry.get('champion')}"
+    ]
+    for change in registry.get("alias_history", []):
+        if change["alias"] == CHAMPION:
+            lines.append(
+                f"  {change['kind']:<8} {change['from'] or '-'} -> {change['to']} by {change['actor']}"
+            )
+    refused = [item for item in registry.get("promotions", []) if not item["promoted"]]
+    for item in refused:
+        lines.append(f"  gate refused {item['candidate']}: {item['reason']}")
+    kinds: dict[str, int] = {}
+    for alert in result.alerts:
+        kinds[alert["kind"]] = kinds.get(alert["kind"], 0) + 1
+    lines.append(
+        "Alerts: "
+        + (", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none")
+    )
+    audit = result.audit
+    lines.append(
+        f"Audit log: {audit.get('entries', 0)} entries, chain "
+        + ("verified" if audit.get("ok") else "BROKEN")
+        + " (`aiops audit verify`)"
+    )
+    return lines
 
 
 def _checks_line(checks: Mapping[str, Mapping[str, Any]]) -> str:

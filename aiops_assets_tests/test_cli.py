@@ -9,16 +9,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aiops_assets.core.ledger import Ledger
+
 # Seven days reach the scenario's null-injection day (2026-01-11), whose snapshot must be refused.
 DAYS = "7"
 
 
-def _aiops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _aiops(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DAGSTER_", "AIOPS_"))
-    }
+    } | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "aiops_assets.cli", *args],
         cwd=cwd,
@@ -46,7 +50,19 @@ def test_demo_json_is_identical_in_fresh_homes_and_on_a_rerun(tmp_path: Path) ->
     second = _demo_json(tmp_path / "b", cwd=tmp_path)
     rerun = _demo_json(tmp_path / "a", cwd=tmp_path)
     assert first == second == rerun
-    assert set(first) == {"assets", "checks", "model_sha256", "metrics"}
+    assert set(first) == {
+        "assets",
+        "checks",
+        "model_sha256",
+        "metrics",
+        "registry",
+        "alerts",
+        "audit",
+    }
+    assert list((tmp_path / "a" / "archive").iterdir()), "the first run is kept, not deleted"
+    assert first["audit"]["ok"] and first["audit"]["entries"] > 0
+    assert first["registry"]["champion"] == "v1"
+    assert first["registry"]["promotions"][0]["promoted"]
     assert first["assets"]["champion_model"] == first["model_sha256"]
     assert "telemetry_snapshot[2026-01-09]" in first["assets"]
     null_day = "telemetry_snapshot.telemetry_default_error[2026-01-11]"
@@ -82,3 +98,50 @@ def test_demo_refuses_too_few_days_with_a_clear_message(tmp_path: Path) -> None:
     assert completed.returncode == 2
     assert "needs more than 4 days" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_registry_commands_and_a_refused_promotion(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    assert _aiops("demo", "--days", "5", "--home", str(home), cwd=tmp_path).returncode == 0
+
+    listing = _aiops("registry", "list", "--json", "--home", str(home), cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    [version] = json.loads(listing.stdout)
+    assert version["version"] == 1 and "champion" in version["aliases"]
+
+    # The packaged policy gives an unknown identity the viewer role: refused, exit 3, audited.
+    refused = _aiops(
+        "registry", "promote", "1", "--reason", "try", "--home", str(home),
+        cwd=tmp_path, env={"AIOPS_ACTOR": "intruder@example.com"},
+    )  # fmt: skip
+    assert refused.returncode == 3
+    assert "refused: intruder@example.com (role 'viewer') may not promote" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    # An admin may roll back, but with no earlier good champion the command says so and fails.
+    rollback = _aiops(
+        "registry", "rollback", "--reason", "drill", "--home", str(home), cwd=tmp_path
+    )
+    assert rollback.returncode == 1
+    assert "no earlier champion has passing checks" in rollback.stderr
+
+    history = _aiops("registry", "history", "--json", "--home", str(home), cwd=tmp_path)
+    changes = json.loads(history.stdout)
+    assert [(c["alias"], c["kind"], c["to"]) for c in changes] == [
+        ("challenger", "assign", 1),
+        ("champion", "promote", 1),
+    ], "the refused promotion and the failed rollback changed nothing"
+
+    verify = _aiops("audit", "verify", "--json", "--home", str(home), cwd=tmp_path)
+    report = json.loads(verify.stdout)
+    assert verify.returncode == 0 and report["ok"], report
+    text = _aiops("audit", "verify", "--home", str(home), cwd=tmp_path).stdout
+    assert text.startswith("audit log verified")
+    ledger = Ledger(
+        f"sqlite:///{home / 'ledger.db'}", audit_key=(home / "audit.key").read_bytes().strip()
+    )
+    denied = [entry for entry in ledger.audit_entries() if entry.action == "access_denied"]
+    ledger.dispose()
+    assert [(entry.actor, entry.details["action"]) for entry in denied] == [
+        ("intruder@example.com", "promote")
+    ]
