@@ -461,6 +461,7 @@ class RecordingSink:
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_LOOKS_LIKE_HOST = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(:\d+)?/")
 
 
 def sink_from_url(url: str | None, *, outbox: Path) -> AlertSink:
@@ -474,6 +475,13 @@ def sink_from_url(url: str | None, *, outbox: Path) -> AlertSink:
         return OutboxSink(Path(outbox))
     match = _SCHEME.match(value)
     if match is None:
+        if _LOOKS_LIKE_HOST.match(value):
+            # "hooks.slack.com/services/..." without https:// would become a file named after
+            # the secret: refuse it rather than write alerts nobody reads.
+            raise ValueError(
+                f"alert sink {_redact('https://' + value)!r} looks like a URL without its "
+                "scheme; write https://… for a webhook, or ./… for a file"
+            )
         return OutboxSink(Path(value).expanduser())
     scheme = match.group(1).lower()
     if scheme in ("http", "https"):

@@ -462,3 +462,15 @@ def test_a_broken_journal_does_not_fail_a_delivered_alert(tmp_path: Path) -> Non
         sink.send(_alert())
     assert len(hook.received) == 1
     assert sink.journal_errors and "not written" in sink.journal_errors[0]
+
+
+@pytest.mark.parametrize(
+    "value", ["hooks.slack.com/services/T0/B0/secret", "alerts.example.com:8443/hook"]
+)
+def test_a_webhook_url_without_its_scheme_is_refused_without_echoing_the_secret(
+    value: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="looks like a URL without its scheme") as refused:
+        sink_from_url(value, outbox=tmp_path / "alerts.jsonl")
+    assert "secret" not in str(refused.value)
+    assert isinstance(sink_from_url("./alerts.d/out.jsonl", outbox=tmp_path), OutboxSink)
