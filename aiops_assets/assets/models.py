@@ -89,6 +89,10 @@ class CandidateModelConfig(dg.Config):
     alert_quantile: float = 0.0
 
 
+# One source for the gate's defaults: the run config shown in the launchpad mirrors GateConfig.
+_GATE_DEFAULTS = GateConfig()
+
+
 class ChampionModelConfig(dg.Config):
     """What this materialization of the champion does.
 
@@ -102,16 +106,16 @@ class ChampionModelConfig(dg.Config):
     action: Literal["gate", "promote", "rollback"] = "gate"
     version: int = 0
     reason: str = ""
-    metric: str = "pr_auc"
-    margin: float = 0.0
-    bootstrap_samples: int = 1000
-    confidence: float = 0.95
-    block_rows: int = 60
-    seed: int = 0
+    metric: str = _GATE_DEFAULTS.metric
+    margin: float = _GATE_DEFAULTS.margin
+    bootstrap_samples: int = _GATE_DEFAULTS.bootstrap_samples
+    confidence: float = _GATE_DEFAULTS.confidence
+    block_rows: int = _GATE_DEFAULTS.block_rows
+    seed: int = _GATE_DEFAULTS.seed
     shadow_partitions: int = 2
-    shadow_metric: str = "f1"
-    shadow_tolerance: float = 0.02
-    max_alert_rate_increase: float = 0.01
+    shadow_metric: str = _GATE_DEFAULTS.shadow_metric
+    shadow_tolerance: float = _GATE_DEFAULTS.shadow_tolerance
+    max_alert_rate_increase: float = _GATE_DEFAULTS.max_alert_rate_increase
 
     def gate_config(self) -> GateConfig:
         return GateConfig(

@@ -12,8 +12,8 @@ from aiops_assets.sensors.history import (
     CheckCursor,
     CheckEvaluation,
     all_check_keys,
+    first_tick,
     new_evaluations,
-    start_cursor,
 )
 
 _STATE = "state"
@@ -52,11 +52,7 @@ def build_alert_on_check_failure_sensor(
         keys = fixed_keys if fixed_keys is not None else all_check_keys(context)
         cursor = CheckCursor.from_json(context.cursor)
         if cursor is None:
-            start = start_cursor(context.instance, keys)
-            return dg.SensorResult(
-                skip_reason=f"started: watching {len(keys)} checks after evaluation {start.after}",
-                cursor=start.to_json(),
-            )
+            return first_tick(context.instance, keys, f"{len(keys)} checks")
         evaluations, next_cursor = new_evaluations(context.instance, keys, cursor)
         state = AlertState.from_json(cursor.extra.get(_STATE))
         queue = [Alert.from_json(item) for item in cursor.extra.get(_PENDING, [])]

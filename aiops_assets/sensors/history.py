@@ -88,6 +88,17 @@ def start_cursor(
     return CheckCursor(after=latest)
 
 
+def first_tick(
+    instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey], watching: str
+) -> dg.SensorResult:
+    """A sensor's first tick: store the present as its cursor and say what it watches."""
+    start = start_cursor(instance, check_keys)
+    return dg.SensorResult(
+        skip_reason=f"started: watching {watching} after evaluation {start.after}",
+        cursor=start.to_json(),
+    )
+
+
 def new_evaluations(
     instance: dg.DagsterInstance,
     check_keys: Iterable[dg.AssetCheckKey],

@@ -12,8 +12,8 @@ from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.sensors.history import (
     CheckCursor,
     CheckEvaluation,
+    first_tick,
     new_evaluations,
-    start_cursor,
 )
 
 TRIGGER_TAG = "aiops/trigger"
@@ -67,11 +67,7 @@ def build_retrain_on_drift_sensor(
     def retrain_on_drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = CheckCursor.from_json(context.cursor)
         if cursor is None:
-            start = start_cursor(context.instance, check_keys)
-            return dg.SensorResult(
-                skip_reason=f"started: watching {watched} after evaluation {start.after}",
-                cursor=start.to_json(),
-            )
+            return first_tick(context.instance, check_keys, watched)
         evaluations, next_cursor = new_evaluations(context.instance, check_keys, cursor)
         errors = [item for item in evaluations if not item.passed and item.severity == "ERROR"]
         if not errors:

@@ -9,7 +9,7 @@ import dagster as dg
 from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.resources import LedgerResource
-from aiops_assets.sensors.history import CheckCursor, new_evaluations, start_cursor
+from aiops_assets.sensors.history import CheckCursor, first_tick, new_evaluations
 from aiops_assets.sensors.retrain import REASON_TAG, TRIGGER_TAG
 
 
@@ -55,11 +55,7 @@ def build_rollback_on_regression_sensor(
     ) -> dg.SensorResult:
         cursor = CheckCursor.from_json(context.cursor)
         if cursor is None:
-            start = start_cursor(context.instance, check_keys)
-            return dg.SensorResult(
-                skip_reason=f"started: watching {watched} after evaluation {start.after}",
-                cursor=start.to_json(),
-            )
+            return first_tick(context.instance, check_keys, watched)
         evaluations, next_cursor = new_evaluations(context.instance, check_keys, cursor)
         failures = [item for item in evaluations if not item.passed]
         champion = ledger.get_ledger().get_alias(model_name, CHAMPION)
