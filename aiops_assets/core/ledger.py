@@ -12,6 +12,11 @@ delete, insert or reorder entries without ``verify_audit`` naming the entry. A s
 (last seq and hash) is locked by every writer: appends serialize, and a truncated tail is visible.
 What the chain cannot detect without an external anchor is a tail truncation that also rewinds
 the head to an earlier, authentic entry; export ``audit_entries`` elsewhere when that matters.
+
+Run capsules (``core.capsule``) and the experiment log live here too: a registered version names
+its capsule, and a capsule that could be found only in a file next to the model would be lost
+with the file. Capsules are keyed by their content hash, so storing one is idempotent and a
+stored body that no longer hashes to its key is refused on read.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -52,12 +57,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 
+from aiops_assets.core.capsule import Capsule, CapsuleError
+from aiops_assets.core.experiments import ExperimentRun
+
 AUDIT_KEY_ENV = "AIOPS_AUDIT_KEY"
 VERSION_TABLE = "aiops_ledger_version"
 MIGRATIONS_DIR = Path(__file__).with_name("ledger_migrations")
 GENESIS_HASH = "0" * 64
 ALIAS_KINDS = ("assign", "promote", "rollback")
 PROBLEM_KINDS = ("edited", "deleted", "inserted", "reordered", "truncated")
+
+# Prefix look-ups (capsule ids, run ids) need this many characters to be worth trusting.
+MIN_PREFIX = 8
+# How many matches an ambiguous prefix error names.
+_AMBIGUOUS_SHOWN = 5
 
 # Execution option that makes the SQLite "begin" hook take the write lock up front.
 _WRITE_OPTION = "aiops_ledger_write"
@@ -282,6 +295,44 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
     Column("mac", String(64), nullable=False),
+)
+
+capsules = Table(
+    "capsules",
+    metadata,
+    Column("capsule_id", String(64), primary_key=True),
+    Column("kind", String(50), nullable=False),
+    Column("asset", String(200), nullable=False),
+    Column("run_id", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # The canonical JSON the id was computed over: reading it back re-derives the same id.
+    Column("body", Text, nullable=False),
+    Index("ix_capsules_run_id", "run_id"),
+)
+
+experiment_runs = Table(
+    "experiment_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(200), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=True),
+    # No foreign key: a run may be logged before (or without) its capsule being recorded.
+    Column("capsule_id", String(64), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("dataset_version", String(200), nullable=False),
+    Column("feature_set_version", String(200), nullable=False),
+    Column("hypothesis", Text, nullable=False),
+    Column("success_criterion", Text, nullable=False),
+    Column("criterion_met", Boolean, nullable=True),
+    UniqueConstraint("run_id", name="uq_experiment_runs_run_id"),
+    Index("ix_experiment_runs_at", "at"),
+    Index("ix_experiment_runs_model_name_at", "model_name", "at"),
+    Index("ix_experiment_runs_dataset_version", "dataset_version"),
+    Index("ix_experiment_runs_feature_set_version", "feature_set_version"),
 )
 
 audit_head = Table(
@@ -971,6 +1022,159 @@ class Ledger:
             for row in rows
         ]
 
+    # --- capsules ---------------------------------------------------------------------------
+
+    def record_capsule(self, capsule: Capsule, *, actor: str = "system") -> str:
+        """Store a capsule under its content id; recording the same capsule again is a no-op.
+
+        Retries and re-materializations re-record identical capsules; only the first write is
+        news, so only it is audited.
+        """
+        capsule_id = capsule.capsule_id
+        body_text = canonical_json(capsule.body)
+        created = capsule.created_at
+        with self._write() as conn:
+            self._lock_head(conn)
+            exists = conn.execute(
+                select(capsules.c.capsule_id).where(capsules.c.capsule_id == capsule_id)
+            ).scalar()
+            if exists is not None:
+                return capsule_id
+            now = self._now()
+            conn.execute(
+                insert(capsules).values(
+                    capsule_id=capsule_id,
+                    kind=capsule.kind,
+                    asset=capsule.asset,
+                    run_id=capsule.run_id,
+                    created_at=_utc(created) if created is not None else now,
+                    body=body_text,
+                )
+            )
+            self._append(
+                conn,
+                "record_capsule",
+                actor=actor,
+                subject=f"capsule:{capsule_id[:12]}",
+                details={
+                    "capsule_id": capsule_id,
+                    "kind": capsule.kind,
+                    "asset": capsule.asset,
+                    "parent": capsule.parent,
+                    "config_hash": capsule.config_hash,
+                },
+                run_id=capsule.run_id,
+                at=now,
+            )
+        return capsule_id
+
+    def get_capsule(self, capsule_id_or_prefix: str) -> Capsule | None:
+        """The capsule with this id, or with this unique prefix of at least 8 characters.
+
+        Prefixes are what people paste from logs and reports; an ambiguous one is an error
+        rather than a guess, since the wrong capsule would re-run the wrong step.
+        """
+        wanted = capsule_id_or_prefix.strip().lower()
+        with self._read() as conn:
+            row = _unique_by_prefix(conn, capsules, capsules.c.capsule_id, wanted, "capsule")
+        return None if row is None else _to_capsule(row)
+
+    def capsules_for_run(self, run_id: str) -> list[Capsule]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(capsules)
+                .where(capsules.c.run_id == run_id)
+                .order_by(capsules.c.created_at, capsules.c.capsule_id)
+            ).all()
+        return [_to_capsule(row) for row in rows]
+
+    # --- experiment runs --------------------------------------------------------------------
+
+    def record_experiment_run(self, run: ExperimentRun, *, actor: str = "system") -> ExperimentRun:
+        """Insert or update the run's row (one per run id); returns the run as stored.
+
+        A run's metrics arrive after its config, and a retried run writes again: updating in
+        place keeps one row per run. The audit entry marks the run's first appearance only.
+        """
+        stored = _normalized_run(run)
+        values = {
+            "model_name": stored.model_name,
+            "model_version": stored.model_version,
+            "capsule_id": stored.capsule_id,
+            "at": stored.at,
+            "config": canonical_json(stored.config),
+            "metrics": canonical_json(stored.metrics),
+            "tags": canonical_json(stored.tags),
+            "dataset_version": stored.dataset_version,
+            "feature_set_version": stored.feature_set_version,
+            "hypothesis": stored.hypothesis,
+            "success_criterion": stored.success_criterion,
+            "criterion_met": stored.criterion_met,
+        }
+        with self._write() as conn:
+            self._lock_head(conn)
+            existing = conn.execute(
+                select(experiment_runs.c.id).where(experiment_runs.c.run_id == stored.run_id)
+            ).scalar()
+            if existing is not None:
+                conn.execute(
+                    update(experiment_runs).where(experiment_runs.c.id == existing).values(**values)
+                )
+                return stored
+            conn.execute(insert(experiment_runs).values(run_id=stored.run_id, **values))
+            self._append(
+                conn,
+                "record_experiment_run",
+                actor=actor,
+                subject=f"experiment:{stored.run_id}",
+                details={
+                    "model_name": stored.model_name,
+                    "model_version": stored.model_version,
+                    "capsule_id": stored.capsule_id,
+                    "dataset_version": stored.dataset_version,
+                    "feature_set_version": stored.feature_set_version,
+                    "hypothesis": stored.hypothesis,
+                    "success_criterion": stored.success_criterion,
+                },
+                run_id=stored.run_id,
+                at=self._now(),
+            )
+        return stored
+
+    def get_experiment_run(self, run_id_or_prefix: str) -> ExperimentRun | None:
+        """The run with this id, or with this unique prefix of at least 8 characters."""
+        wanted = run_id_or_prefix.strip()
+        with self._read() as conn:
+            row = _unique_by_prefix(
+                conn, experiment_runs, experiment_runs.c.run_id, wanted, "experiment run"
+            )
+        return None if row is None else _to_experiment_run(row)
+
+    def list_experiment_runs(
+        self,
+        *,
+        model_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        dataset_version: str | None = None,
+        feature_set_version: str | None = None,
+    ) -> list[ExperimentRun]:
+        """Runs oldest first, within ``since <= at < until`` (half-open, so windows tile)."""
+        query = select(experiment_runs)
+        if model_name is not None:
+            query = query.where(experiment_runs.c.model_name == model_name)
+        if since is not None:
+            query = query.where(experiment_runs.c.at >= _utc(since))
+        if until is not None:
+            query = query.where(experiment_runs.c.at < _utc(until))
+        if dataset_version is not None:
+            query = query.where(experiment_runs.c.dataset_version == dataset_version)
+        if feature_set_version is not None:
+            query = query.where(experiment_runs.c.feature_set_version == feature_set_version)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(experiment_runs.c.at, experiment_runs.c.id)).all()
+        return [_to_experiment_run(row) for row in rows]
+
     # --- audit ------------------------------------------------------------------------------
 
     def audit(
@@ -1160,6 +1364,75 @@ def _checks(conn: Connection, model_name: str, version: int) -> list[VersionChec
         )
         for row in rows
     ]
+
+
+def _unique_by_prefix(
+    conn: Connection, table: Table, column: Any, wanted: str, what: str
+) -> Row[Any] | None:
+    """The row whose key is ``wanted``, else the one row whose key starts with it (8+ chars)."""
+    if not wanted:
+        return None
+    row = conn.execute(select(table).where(column == wanted)).one_or_none()
+    if row is not None or len(wanted) < MIN_PREFIX:
+        return row
+    rows = conn.execute(
+        select(table)
+        .where(column.startswith(wanted, autoescape=True))
+        .order_by(column)
+        .limit(_AMBIGUOUS_SHOWN + 1)
+    ).all()
+    if len(rows) > 1:
+        keys = [str(getattr(match, column.key)) for match in rows[:_AMBIGUOUS_SHOWN]]
+        more = ", ..." if len(rows) > _AMBIGUOUS_SHOWN else ""
+        raise LedgerError(
+            f"{what} prefix {wanted!r} is ambiguous: it matches {', '.join(keys)}{more}; "
+            "give more characters"
+        )
+    return rows[0] if rows else None
+
+
+def _to_capsule(row: Row[Any]) -> Capsule:
+    try:
+        capsule = Capsule.from_json(row.body)
+    except CapsuleError as error:
+        raise LedgerError(
+            f"capsule {row.capsule_id} in the ledger is unreadable: {error}"
+        ) from error
+    if capsule.capsule_id != row.capsule_id:
+        # Someone edited the stored body; handing it out would re-run something else.
+        raise LedgerError(f"capsule {row.capsule_id} in the ledger does not match its content")
+    return capsule
+
+
+def _normalized_run(run: ExperimentRun) -> ExperimentRun:
+    """The run as a read returns it: UTC time, float metrics, string tags, JSON-plain config."""
+    return replace(
+        run,
+        at=_utc(run.at),
+        config=json.loads(canonical_json(dict(run.config))),
+        metrics=_float_metrics(run.metrics),
+        tags={str(k): str(v) for k, v in run.tags.items()},
+        model_version=None if run.model_version is None else int(run.model_version),
+        criterion_met=None if run.criterion_met is None else bool(run.criterion_met),
+    )
+
+
+def _to_experiment_run(row: Row[Any]) -> ExperimentRun:
+    return ExperimentRun(
+        run_id=row.run_id,
+        model_name=row.model_name,
+        model_version=None if row.model_version is None else int(row.model_version),
+        capsule_id=row.capsule_id,
+        at=_utc(row.at),
+        config=_loads(row.config),
+        metrics=_float_metrics(_loads(row.metrics)),
+        tags={str(k): str(v) for k, v in _loads(row.tags).items()},
+        dataset_version=row.dataset_version,
+        feature_set_version=row.feature_set_version,
+        hypothesis=row.hypothesis,
+        success_criterion=row.success_criterion,
+        criterion_met=None if row.criterion_met is None else bool(row.criterion_met),
+    )
 
 
 def _row_hash(row: Row[Any], seq: int) -> str | None:
