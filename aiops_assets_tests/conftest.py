@@ -32,3 +32,20 @@ def small_settings(tmp_path: Path) -> PipelineSettings:
 
 def run_quietly(settings: PipelineSettings, instance: dg.DagsterInstance) -> DemoResult:
     return run_demo(settings, instance=instance, progress=io.StringIO())
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> PipelineSettings:
+    """A home (store + ledger) after a short demo: a champion with its capsule chain.
+
+    Shared read-only by the reproducibility tests; a test that alters anything copies it first.
+    """
+    settings = PipelineSettings(
+        start=date(2026, 1, 5), days=TEST_DAYS, home=tmp_path_factory.mktemp("trained") / "aiops"
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        run_quietly(settings, instance)
+    from aiops_assets.resources import close_ledgers
+
+    close_ledgers()
+    return settings

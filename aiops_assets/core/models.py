@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -77,6 +78,22 @@ def build_training_set(features: pd.DataFrame, config: TrainingSetConfig) -> pd.
         [train.assign(**{SPLIT: TRAIN}), holdout.assign(**{SPLIT: HOLDOUT})], ignore_index=True
     )
     return result.sort_values([TIMESTAMP, SERVICE], kind="mergesort").reset_index(drop=True)
+
+
+def assemble_training_set(
+    features_by_partition: Mapping[str, pd.DataFrame], config: TrainingSetConfig
+) -> pd.DataFrame:
+    """The training set from feature partitions, concatenated in partition order.
+
+    The one code path for both the ``training_set`` asset and ``aiops reproduce``: any other
+    order of concatenation would give the same rows with different bytes.
+    """
+    if not features_by_partition:
+        raise ValueError("no feature partitions to build a training set from")
+    combined = pd.concat(
+        [features_by_partition[key] for key in sorted(features_by_partition)], ignore_index=True
+    )
+    return build_training_set(combined, config)
 
 
 @dataclass(frozen=True)

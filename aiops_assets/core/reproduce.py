@@ -1,0 +1,312 @@
+"""Re-run a model's training from its capsule and check, byte for byte, that it gives the same result.
+
+A recorded hash proves what was produced; only re-running proves it can be produced again. The
+re-run starts from the capsule alone: the snapshots it names (by SHA-256, from the store), the
+feature spec, configs and seeds it recorded, and the code paths the assets use
+(``compute_features``, ``assemble_training_set``, ``train_detector``). The chain is re-run link
+by link (snapshots -> each feature day -> training set -> model) and each link's hash compared,
+so a mismatch says where the chain first diverged. It runs in a fresh interpreter
+(``run_in_fresh_process``) so that nothing cached in the calling process (a loaded model, a
+warmed-up library, a changed global seed) can make a result look reproducible when it is not.
+
+Usage of the worker (what ``aiops reproduce`` and the ``reproducible`` check call)::
+
+    python -m aiops_assets.core.reproduce --capsule capsule.json --store .aiops/store
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aiops_assets.core.capsule import Capsule, capture_environment, diff_environments
+from aiops_assets.core.features import FeatureSetSpec, compute_features
+from aiops_assets.core.models import (
+    HOLDOUT,
+    SPLIT,
+    DetectorConfig,
+    TrainingSetConfig,
+    assemble_training_set,
+    evaluate_detector,
+    train_detector,
+)
+from aiops_assets.core.store import (
+    ArtifactStore,
+    StoreError,
+    canonical_parquet_bytes,
+    frame_from_parquet_bytes,
+)
+
+MODEL_KIND = "model"
+TRAINING_SET = "training_set"
+CANDIDATE_MODEL = "candidate_model"
+FEATURES_PREFIX = "features["
+# Metrics are recomputed from identical bytes, so they should agree exactly; the tolerance only
+# absorbs the last bit of floating-point summation order across BLAS builds.
+DEFAULT_METRIC_TOLERANCE = 1e-9
+
+
+class ReproductionError(Exception):
+    """The capsule cannot be re-run at all (wrong kind, malformed); not a mismatch."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One recorded outcome against the re-run's."""
+
+    name: str
+    recorded: Any
+    reproduced: Any
+    ok: bool
+
+
+@dataclass
+class Reproduction:
+    """What the re-run produced, and whether every recorded outcome was reproduced."""
+
+    capsule_id: str
+    comparisons: list[Comparison] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    environment: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(item.ok for item in self.comparisons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "capsule_id": self.capsule_id,
+            "ok": self.ok,
+            "comparisons": [asdict(item) for item in self.comparisons],
+            "problems": list(self.problems),
+            "environment": list(self.environment),
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reproduction:
+        return cls(
+            capsule_id=str(data["capsule_id"]),
+            comparisons=[Comparison(**item) for item in data.get("comparisons", [])],
+            problems=[str(item) for item in data.get("problems", [])],
+            environment=[str(item) for item in data.get("environment", [])],
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+    def lines(self) -> list[str]:
+        """A report a person can read: verdict, each outcome, each environment difference."""
+        verdict = "REPRODUCED" if self.ok else "NOT REPRODUCED"
+        lines = [f"capsule {self.capsule_id[:12]}: {verdict} in {self.seconds:.1f}s"]
+        lines += [f"  problem: {problem}" for problem in self.problems]
+        for item in self.comparisons:
+            mark = "ok " if item.ok else "DIFF"
+            if item.ok:
+                lines.append(f"  {mark} {item.name}: {_short(item.recorded)}")
+            else:
+                lines.append(
+                    f"  {mark} {item.name}: recorded {_short(item.recorded)}, "
+                    f"re-run {_short(item.reproduced)}"
+                )
+        if self.environment:
+            lines.append("  environment differences since the capsule was recorded:")
+            lines += [f"    {line}" for line in self.environment]
+        else:
+            lines.append("  environment: identical to the recorded one")
+        return lines
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, str) and len(value) == 64:
+        return value[:12]
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def reproduce_model_capsule(
+    capsule: Capsule,
+    store: ArtifactStore,
+    *,
+    metric_tolerance: float = DEFAULT_METRIC_TOLERANCE,
+    current_environment: Mapping[str, Any] | None = None,
+) -> Reproduction:
+    """Rebuild the training set from the capsule's feature partitions, retrain, and compare."""
+    started = time.perf_counter()
+    if capsule.kind != MODEL_KIND:
+        raise ReproductionError(
+            f"capsule {capsule.capsule_id[:12]} records a {capsule.kind!r} step; "
+            f"only {MODEL_KIND!r} capsules (a trained model) can be reproduced"
+        )
+    result = Reproduction(capsule_id=capsule.capsule_id)
+    environment = (
+        capture_environment() if current_environment is None else dict(current_environment)
+    )
+    result.environment = diff_environments(capsule.environment, environment).lines()
+    try:
+        training_config = capsule.config[TRAINING_SET]
+        model_config = capsule.config[CANDIDATE_MODEL]
+        outputs = capsule.outputs
+    except KeyError as error:
+        raise ReproductionError(
+            f"capsule {capsule.capsule_id[:12]} lacks {error}; it was not written by candidate_model"
+        ) from error
+
+    features = {}
+    features_config = capsule.config.get("features") or {}
+    for name, digest in sorted(capsule.inputs.items()):
+        if not name.startswith(FEATURES_PREFIX):
+            continue
+        partition = name[len(FEATURES_PREFIX) : -1]
+        try:
+            if partition in features_config:
+                features[partition] = _recompute_features(
+                    capsule, store, partition, features_config[partition], digest, result
+                )
+            else:
+                features[partition] = store.get_frame(digest)
+        except StoreError as error:
+            result.problems.append(f"{name} cannot be rebuilt: {error}")
+    if result.problems or not features:
+        if not features and not result.problems:
+            result.problems.append("the capsule names no feature partitions to train from")
+        result.seconds = time.perf_counter() - started
+        return result
+
+    frame = assemble_training_set(
+        features,
+        TrainingSetConfig(
+            holdout_days=int(training_config["holdout_days"]),
+            max_train_rows=int(training_config["max_train_rows"]),
+            seed=int(training_config["seed"]),
+        ),
+    )
+    training_bytes = canonical_parquet_bytes(frame)
+    training_sha = hashlib.sha256(training_bytes).hexdigest()
+    result.comparisons.append(_same("training_set sha256", outputs.get(TRAINING_SET), training_sha))
+    # candidate_model trains on the training set as read back from the store: do the same.
+    frame = frame_from_parquet_bytes(training_bytes)
+
+    alert_quantile = model_config.get("alert_quantile") or None
+    detector = train_detector(
+        frame,
+        DetectorConfig(
+            n_estimators=int(model_config["n_estimators"]),
+            max_samples=int(model_config["max_samples"]),
+            seed=int(model_config["seed"]),
+            alert_quantile=None if alert_quantile is None else float(alert_quantile),
+        ),
+    )
+    model_sha = hashlib.sha256(pickle.dumps(detector, protocol=5)).hexdigest()
+    result.comparisons.append(_same("model sha256", outputs.get(CANDIDATE_MODEL), model_sha))
+    metrics = evaluate_detector(detector, frame[frame[SPLIT] == HOLDOUT])
+    for name, recorded in sorted(capsule.metrics.items()):
+        reproduced = metrics.get(name)
+        close = reproduced is not None and math.isclose(
+            float(recorded), float(reproduced), rel_tol=0.0, abs_tol=metric_tolerance
+        )
+        result.comparisons.append(Comparison(f"metric {name}", recorded, reproduced, close))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _recompute_features(
+    capsule: Capsule,
+    store: ArtifactStore,
+    partition: str,
+    recipe: Mapping[str, Any],
+    recorded_sha: str,
+    result: Reproduction,
+) -> pd.DataFrame:
+    """Features of one day from the snapshots the capsule names, compared with the recorded ones.
+
+    Returned as read back from canonical Parquet, exactly as the training set read them.
+    """
+    frames = []
+    for key in sorted(recipe["history"]):
+        name = f"telemetry_snapshot[{key}]"
+        digest = capsule.inputs.get(name)
+        if digest is None:
+            raise StoreError(f"the capsule names no data version for {name}")
+        frames.append(store.get_frame(digest))
+    start, end = (pd.Timestamp(value) for value in recipe["window"])
+    frame = compute_features(
+        pd.concat(frames, ignore_index=True),
+        FeatureSetSpec.from_dict(dict(recipe["spec"])),
+        output_start=start,
+        output_end=end,
+    )
+    data = canonical_parquet_bytes(frame)
+    result.comparisons.append(
+        _same(f"features[{partition}] sha256", recorded_sha, hashlib.sha256(data).hexdigest())
+    )
+    return frame_from_parquet_bytes(data)
+
+
+def _same(name: str, recorded: Any, reproduced: Any) -> Comparison:
+    return Comparison(name, recorded, reproduced, recorded == reproduced)
+
+
+def run_in_fresh_process(
+    capsule: Capsule, store_root: str, *, timeout: float = 1800.0
+) -> Reproduction:
+    """``reproduce_model_capsule`` in a new interpreter; its report comes back as JSON."""
+    with tempfile.TemporaryDirectory(prefix="aiops-reproduce-") as folder:
+        capsule_file = Path(folder) / "capsule.json"
+        capsule_file.write_text(capsule.to_json(), encoding="utf-8")
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aiops_assets.core.reproduce",
+                "--capsule",
+                str(capsule_file),
+                "--store",
+                store_root,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    if completed.returncode not in (0, 1):
+        raise ReproductionError(
+            f"the re-run of capsule {capsule.capsule_id[:12]} crashed "
+            f"(exit {completed.returncode}): {completed.stderr.strip()[-2000:]}"
+        )
+    return Reproduction.from_dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m aiops_assets.core.reproduce",
+        description="Re-run a model capsule and print the comparison as one JSON line.",
+    )
+    parser.add_argument("--capsule", required=True, help="the capsule JSON file")
+    parser.add_argument("--store", required=True, help="the artifact store root")
+    args = parser.parse_args(argv)
+    capsule = Capsule.from_json(Path(args.capsule).read_text(encoding="utf-8"))
+    try:
+        reproduction = reproduce_model_capsule(capsule, ArtifactStore(args.store))
+    except ReproductionError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(json.dumps(reproduction.to_dict(), sort_keys=True, default=str))
+    return 0 if reproduction.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
