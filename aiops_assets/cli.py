@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--home", type=Path, help="folder for the instance and the artifact store (default .aiops)"
     )
     _add_registry_commands(commands)
+    _add_reproduce_commands(commands)
+    from aiops_assets.runs_cli import add_runs_commands
+
+    add_runs_commands(commands)
     audit = commands.add_parser("audit", help="the tamper-evident audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -55,6 +59,39 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--home", type=Path, help="folder of the instance, store and ledger (default .aiops)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_reproduce_commands(commands: Any) -> None:
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="re-run a model's training from its capsule and verify hashes and metrics",
+        description=(
+            "Re-execute the training recorded in a capsule (same feature snapshots from the store, "
+            "same config and seeds) in a fresh process; compare the training-set and model hashes "
+            "and the metrics; list every environment difference. Exits 1 on a mismatch."
+        ),
+    )
+    _add_common(reproduce)
+    reproduce.add_argument(
+        "target", help="champion | challenger | v3 | 3 | a capsule id | a run id (or a prefix)"
+    )
+    reproduce.add_argument(
+        "--model", default=MODEL_NAME_DEFAULT, help="model name for aliases/versions"
+    )
+    capsule = commands.add_parser("capsule", help="export or import a portable capsule bundle")
+    capsule_commands = capsule.add_subparsers(dest="capsule_command", required=True)
+    export = capsule_commands.add_parser(
+        "export", help="the capsule, its data and model, and uv.lock in one .tar.gz"
+    )
+    _add_common(export)
+    export.add_argument("target", help="as for `aiops reproduce`")
+    export.add_argument("file", type=Path, help="the bundle to write (FILE.tar.gz)")
+    export.add_argument(
+        "--model", default=MODEL_NAME_DEFAULT, help="model name for aliases/versions"
+    )
+    imported = capsule_commands.add_parser("import", help="load a bundle into this store")
+    _add_common(imported)
+    imported.add_argument("file", type=Path, help="a bundle written by `aiops capsule export`")
 
 
 def _add_registry_commands(commands: Any) -> None:
@@ -89,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command in ("reproduce", "capsule"):
+        from aiops_assets.reproduce_cli import run_reproduce_command
+
+        return run_reproduce_command(args, _settings(args))
+    if args.command == "runs":
+        from aiops_assets.runs_cli import run_runs_command
+
+        return run_runs_command(args, _settings(args))
     if args.command in ("registry", "audit"):
         from aiops_assets.registry_cli import run_registry_command
 

@@ -12,6 +12,7 @@ from aiops_assets.checks.drift import DRIFT_CHECK_NAME, build_drift_checks
 from aiops_assets.checks.leakage import build_leakage_check
 from aiops_assets.checks.performance import PERFORMANCE_CHECK_NAME, build_performance_check
 from aiops_assets.checks.quality import build_quality_checks
+from aiops_assets.checks.reproducibility import REPRODUCIBLE_CHECK_NAME, build_reproducible_check
 from aiops_assets.core.quality import DEFAULT_FEATURES_SUITE, Severity
 from aiops_assets.resources import (
     AccessPolicyResource,
@@ -44,6 +45,15 @@ SCORING_ASSETS = ("anomaly_scores",)
 PARTITIONED_ASSETS = (*INGEST_ASSETS, *SCORING_ASSETS)
 UNPARTITIONED_ASSETS = TRAINING_ASSETS
 ROLLBACK_ASSETS = ("champion_model", "score_baseline")
+REPRODUCIBLE_CHECK = dg.AssetCheckKey(dg.AssetKey("champion_model"), REPRODUCIBLE_CHECK_NAME)
+# Checks that cost a training each: launched by a person (UI, `aiops reproduce`), never by a job.
+ON_DEMAND_CHECKS = (REPRODUCIBLE_CHECK,)
+
+
+def without_on_demand_checks(selection: dg.AssetSelection) -> dg.AssetSelection:
+    return selection - dg.AssetSelection.checks(*ON_DEMAND_CHECKS)
+
+
 FEATURES_DRIFT_CHECK = dg.AssetCheckKey(FEATURES_KEY, DRIFT_CHECK_NAME)
 SCORES_KEY = dg.AssetKey("anomaly_scores")
 SCORES_DRIFT_CHECK = dg.AssetCheckKey(SCORES_KEY, DRIFT_CHECK_NAME)
@@ -149,6 +159,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         *build_drift_checks(features, by_name["drift_baseline"]),
         *build_drift_checks(by_name["anomaly_scores"], by_name["score_baseline"]),
         build_performance_check(by_name["anomaly_scores"]),
+        build_reproducible_check(by_name["champion_model"].key),
     ]
     gate_checks = blocking_checks_upstream([*assets, *checks], dg.AssetKey("champion_model"))
     return dg.Definitions(
@@ -166,7 +177,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             ),
             dg.define_asset_job(
                 TRAIN_JOB,
-                selection=dg.AssetSelection.assets(*UNPARTITIONED_ASSETS),
+                selection=without_on_demand_checks(dg.AssetSelection.assets(*UNPARTITIONED_ASSETS)),
                 executor_def=dg.in_process_executor,
                 description=(
                     "Profile the drift baselines, build the training set, train a candidate and "
@@ -175,7 +186,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             ),
             dg.define_asset_job(
                 ROLLBACK_JOB,
-                selection=dg.AssetSelection.assets(*ROLLBACK_ASSETS),
+                selection=without_on_demand_checks(dg.AssetSelection.assets(*ROLLBACK_ASSETS)),
                 executor_def=dg.in_process_executor,
                 config={"ops": {"champion_model": {"config": {"action": "rollback"}}}},
                 description=(

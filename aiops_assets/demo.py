@@ -28,6 +28,7 @@ from aiops_assets.definitions import (
     build_definitions,
     ingest_selection,
     scoring_selection,
+    without_on_demand_checks,
 )
 from aiops_assets.resources import LedgerResource, close_ledgers
 from aiops_assets.settings import PipelineSettings
@@ -480,10 +481,13 @@ def materialize_selection(
         instance=instance,
         resources=definitions.resources,
         partition_key=partition_key,
-        # Checks of the selected assets run with them (a blocking one can stop what follows).
-        selection=selection
-        if isinstance(selection, dg.AssetSelection)
-        else dg.AssetSelection.assets(*selection),
+        # Checks of the selected assets run with them (a blocking one can stop what follows),
+        # except the on-demand ones, which cost a training each.
+        selection=without_on_demand_checks(
+            selection
+            if isinstance(selection, dg.AssetSelection)
+            else dg.AssetSelection.assets(*selection)
+        ),
         run_config=run_config,
         tags=tags,
         raise_on_error=raise_on_error,

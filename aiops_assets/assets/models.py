@@ -6,13 +6,18 @@ promotion, a rollback), so each change is also a materialization the UI shows wi
 and ``anomaly_scores`` downstream always scores with the model the registry says is in service.
 """
 
+from datetime import datetime
 from typing import Any, Literal
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
+from aiops_assets.assets.features import FEATURES_CODE_VERSION, FEATURES_KEY
+from aiops_assets.capsules import package_version, record_capsule
 from aiops_assets.core.alerts import Alert, AlertDeliveryError
+from aiops_assets.core.capsule import Capsule, build_capsule
+from aiops_assets.core.experiments import ExperimentRun, criterion_met
 from aiops_assets.core.features import LABEL, TIMESTAMP
 from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.models import (
@@ -22,7 +27,7 @@ from aiops_assets.core.models import (
     AnomalyDetector,
     DetectorConfig,
     TrainingSetConfig,
-    build_training_set,
+    assemble_training_set,
     evaluate_detector,
     train_detector,
 )
@@ -59,7 +64,6 @@ from aiops_assets.resources import (
 TRAINING_SET_CODE_VERSION = "training_set-2"
 CANDIDATE_MODEL_CODE_VERSION = "candidate_model-2"
 CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
-FEATURES_KEY = dg.AssetKey("features")
 SCORES_KEY = dg.AssetKey("anomaly_scores")
 
 
@@ -80,13 +84,17 @@ class CandidateModelConfig(dg.Config):
     """Isolation-forest settings; ``seed`` drives every random choice in training.
 
     ``alert_quantile`` sets an alert budget (the share of train rows below the threshold) instead
-    of the F1-optimal threshold; 0 keeps the F1-optimal one.
+    of the F1-optimal threshold; 0 keeps the F1-optimal one. ``hypothesis`` and
+    ``success_criterion`` (e.g. ``pr_auc>=0.95, false_alarm_rate<0.02``) are declared before the
+    run and go into the experiment ledger with whether the criterion was met.
     """
 
     n_estimators: int = 200
     max_samples: int = 512
     seed: int = 7
     alert_quantile: float = 0.0
+    hypothesis: str = ""
+    success_criterion: str = ""
 
 
 # One source for the gate's defaults: the run config shown in the launchpad mirrors GateConfig.
@@ -143,6 +151,7 @@ def training_set(
     context: dg.AssetExecutionContext,
     config: TrainingSetRunConfig,
     artifact_store: ArtifactStoreResource,
+    ledger: LedgerResource,
     features: dict[str, pd.DataFrame],
 ) -> dg.Output[ArtifactRef]:
     used = sorted(key for key in features if not config.until or key <= config.until)
@@ -150,18 +159,42 @@ def training_set(
         raise dg.Failure(
             description=f"no feature partition exists up to {config.until!r}; nothing to train on"
         )
-    combined = pd.concat([features[key] for key in used], ignore_index=True)
-    frame = build_training_set(
-        combined,
+    frame = assemble_training_set(
+        {key: features[key] for key in used},
         TrainingSetConfig(
             holdout_days=config.holdout_days, max_train_rows=config.max_train_rows, seed=config.seed
         ),
     )
-    ref = artifact_store.get_store().put_frame(frame)
-    feature_set_versions = _feature_set_versions(context, used)
+    store = artifact_store.get_store()
+    ref = store.put_frame(frame)
+    feature_metadata = _latest_feature_metadata(context, used)
+    capsule_inputs, features_config = _features_capsule_parts(store, used, feature_metadata)
+    capsule = build_capsule(
+        kind="training_set",
+        asset="training_set",
+        run_id=context.run.run_id,
+        seeds={"training_set": config.seed},
+        config={"features": features_config, "training_set": config.model_dump()},
+        inputs=capsule_inputs,
+        code_versions={
+            "features": FEATURES_CODE_VERSION,
+            "training_set": TRAINING_SET_CODE_VERSION,
+            "aiops_assets": package_version(),
+        },
+        outputs={"training_set": ref.sha256},
+        metrics={},
+    )
+    feature_set_versions = sorted(
+        {
+            str(facts["feature_set_version"])
+            for facts in feature_metadata.values()
+            if "feature_set_version" in facts
+        }
+    )
     metadata: dict[str, object] = {
         **artifact_metadata(ref),
         **frame_metadata(frame),
+        **record_capsule(ledger.get_ledger(), store, capsule),
         "seed": dg.MetadataValue.int(config.seed),
         "config_hash": dg.MetadataValue.text(config_hash(config)),
         "feature_partitions": dg.MetadataValue.int(len(used)),
@@ -188,21 +221,63 @@ def training_set(
     return versioned_output(ref, metadata)
 
 
-def _feature_set_versions(context: dg.AssetExecutionContext, partitions: list[str]) -> list[str]:
-    """The feature-set versions of the partitions trained on (normally one), from their metadata."""
+def _features_data_version(store: ArtifactStore, partition: str) -> str:
+    """The data version of a feature partition as the IO manager stored it (what was loaded)."""
+    ref = store.get_ref("/".join(["assets", *FEATURES_KEY.path, partition]))
+    if ref is None:
+        raise dg.Failure(description=f"features[{partition}] has no stored version")
+    return ref.sha256
+
+
+def _latest_feature_metadata(
+    context: dg.AssetExecutionContext, partitions: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Each feature partition's latest materialization metadata, as plain values."""
     result = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=FEATURES_KEY, asset_partitions=partitions),
         limit=max(100, 4 * len(partitions)),
     )
-    seen: dict[str, str] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for record in result.records:  # newest first
         materialization = record.asset_materialization
-        if materialization is None or materialization.partition in seen:
+        if materialization is None or materialization.partition is None:
             continue
-        version = materialization.metadata.get("feature_set_version")
-        if version is not None and materialization.partition is not None:
-            seen[materialization.partition] = str(getattr(version, "value", version))
-    return sorted(set(seen.values()))
+        latest.setdefault(
+            materialization.partition,
+            {
+                name: getattr(value, "value", value)
+                for name, value in materialization.metadata.items()
+            },
+        )
+    return latest
+
+
+def _features_capsule_parts(
+    store: ArtifactStore, used: list[str], feature_metadata: dict[str, dict[str, Any]]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The inputs (feature and snapshot data versions) and the feature config of a training set.
+
+    With the snapshots each feature day was computed from, and the spec and window it used, a
+    re-run can start from the snapshots rather than trust the stored features.
+    """
+    inputs: dict[str, str] = {}
+    features_config: dict[str, Any] = {}
+    for key in used:
+        inputs[f"features[{key}]"] = _features_data_version(store, key)
+        facts = feature_metadata.get(key, {})
+        snapshots = facts.get("history_snapshots")
+        spec = facts.get("feature_spec")
+        if not isinstance(snapshots, dict) or not isinstance(spec, dict):
+            continue  # materialized before provenance was recorded: the re-run starts at features
+        for snapshot_key, sha in snapshots.items():
+            inputs[f"telemetry_snapshot[{snapshot_key}]"] = str(sha)
+        start = pd.Timestamp(key)
+        features_config[key] = {
+            "spec": spec,
+            "history": sorted(snapshots),
+            "window": [start.isoformat(), (start + pd.Timedelta(days=1)).isoformat()],
+        }
+    return inputs, features_config
 
 
 @dg.asset(
@@ -238,6 +313,8 @@ def candidate_model(
     )
     registry = ledger.get_ledger()
     actor = acting_identity(context.run.tags)
+    capsule = _model_capsule(context, registry, config, training_set, ref, metrics)
+    capsule_metadata = record_capsule(registry, store, capsule)
     version = registry.register_model_version(
         MODEL_NAME,
         ref.sha256,
@@ -245,6 +322,7 @@ def candidate_model(
         training_set_version=training_set.sha256,
         feature_set_version=str(training_metadata.get("feature_set_version", "")),
         actor=actor,
+        capsule_ref=capsule.capsule_id,
         run_id=context.run.run_id,
         tags={
             **artifact_tags(ref),
@@ -252,6 +330,23 @@ def candidate_model(
             "config_hash": config_hash(config),
             "trained_until": str(training_metadata.get("until", "")),
         },
+    )
+    registry.record_experiment_run(
+        ExperimentRun(
+            run_id=context.run.run_id,
+            model_name=MODEL_NAME,
+            model_version=version.version,
+            capsule_id=capsule.capsule_id,
+            at=capsule_time(capsule),
+            config=dict(capsule.config),
+            metrics=dict(metrics),
+            tags={k: v for k, v in context.run.tags.items() if not k.startswith("dagster/")},
+            dataset_version=training_set.sha256,
+            feature_set_version=str(training_metadata.get("feature_set_version", "")),
+            hypothesis=config.hypothesis,
+            success_criterion=config.success_criterion,
+            criterion_met=criterion_met(config.success_criterion, metrics),
+        )
     )
     current = registry.get_alias(MODEL_NAME, CHALLENGER)
     if current is None or current.version != version.version:
@@ -268,6 +363,7 @@ def candidate_model(
         {
             **artifact_metadata(ref),
             **float_metrics(metrics),
+            **capsule_metadata,
             "model_version": dg.MetadataValue.int(version.version),
             "threshold": dg.MetadataValue.float(detector.threshold),
             "input_features": dg.MetadataValue.int(len(detector.feature_columns)),
@@ -276,6 +372,63 @@ def candidate_model(
             "training_set_sha256": dg.MetadataValue.text(training_set.sha256),
         },
     )
+
+
+def _model_capsule(
+    context: dg.AssetExecutionContext,
+    registry: Ledger,
+    config: CandidateModelConfig,
+    training_set: ArtifactRef,
+    model: ArtifactRef,
+    metrics: dict[str, float],
+) -> Capsule:
+    """The model's capsule: its training set's capsule (feature versions, config, seed) plus
+    this step, so the whole chain from features to model can be re-run from it alone."""
+    parent = _training_set_capsule(context, registry, training_set)
+    return build_capsule(
+        kind="model",
+        asset="candidate_model",
+        run_id=context.run.run_id,
+        seeds={**(parent.seeds if parent else {}), "candidate_model": config.seed},
+        config={
+            **(parent.config if parent else {}),
+            "candidate_model": config.model_dump(),
+        },
+        inputs={**(parent.inputs if parent else {}), "training_set": training_set.sha256},
+        code_versions={
+            **(parent.code_versions if parent else {}),
+            "candidate_model": CANDIDATE_MODEL_CODE_VERSION,
+            "aiops_assets": package_version(),
+        },
+        outputs={"training_set": training_set.sha256, "candidate_model": model.sha256},
+        metrics=metrics,
+        parent=parent.capsule_id if parent else None,
+    )
+
+
+def _training_set_capsule(
+    context: dg.AssetExecutionContext, registry: Ledger, training_set: ArtifactRef
+) -> Capsule | None:
+    """The capsule of the training set this model learned from, if it was recorded."""
+    result = context.instance.fetch_materializations(dg.AssetKey("training_set"), limit=20)
+    for record in result.records:  # newest first
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        sha = metadata.get("sha256")
+        capsule_id = metadata.get("capsule_id")
+        if sha is None or capsule_id is None or getattr(sha, "value", sha) != training_set.sha256:
+            continue
+        capsule = registry.get_capsule(str(getattr(capsule_id, "value", capsule_id)))
+        if capsule is not None:
+            return capsule
+    context.log.warning(
+        f"training set {training_set.sha256[:12]} has no recorded capsule; the model's capsule "
+        "cannot name the feature partitions it came from"
+    )
+    return None
+
+
+def capsule_time(capsule: Capsule) -> datetime:
+    return datetime.fromisoformat(str(capsule.body["created_at"]))
 
 
 @dg.asset(
