@@ -15,6 +15,7 @@ import sys
 from aiops_assets.core.bundle import BundleError, export_bundle, import_bundle
 from aiops_assets.core.capsule import Capsule
 from aiops_assets.core.ledger import Ledger, LedgerError
+from aiops_assets.core.policy import AccessDenied, AccessPolicy, acting_identity, authorize
 from aiops_assets.core.registry import ALIASES, MODEL_NAME
 from aiops_assets.core.reproduce import ReproductionError, run_in_fresh_process
 from aiops_assets.core.store import ArtifactStore
@@ -22,6 +23,7 @@ from aiops_assets.settings import PipelineSettings
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2
+EXIT_DENIED = 3
 _VERSION = re.compile(r"^v?(\d+)$")
 
 
@@ -115,10 +117,27 @@ def _reproduce(args: argparse.Namespace, settings: PipelineSettings, ledger: Led
 def _export(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger) -> int:
     try:
         capsule = resolve_capsule(ledger, args.target, model=args.model)
+    except TargetError as error:
+        print(f"aiops capsule export: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    actor = acting_identity()
+    try:
+        # A bundle carries the raw telemetry and the model out of the deployment: a policy action.
+        authorize(
+            AccessPolicy.load(settings.access_policy or None),
+            ledger,
+            actor=actor,
+            action="export",
+            subject=f"capsule:{capsule.capsule_id[:12]}",
+        )
+    except AccessDenied as error:
+        print(f"aiops capsule export: refused: {error}", file=sys.stderr)
+        return EXIT_DENIED
+    try:
         summary = export_bundle(
             ledger, ArtifactStore(settings.store_root), capsule.capsule_id, args.file
         )
-    except (TargetError, BundleError) as error:
+    except BundleError as error:
         print(f"aiops capsule export: {error}", file=sys.stderr)
         return EXIT_USAGE
     report = {

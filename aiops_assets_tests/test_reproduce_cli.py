@@ -158,3 +158,13 @@ def test_the_reproducible_check_runs_on_demand_only(
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed, evaluation.metadata["summary"]
     assert evaluation.asset_check_key == REPRODUCIBLE_CHECK
+
+
+def test_export_needs_the_export_permission(trained_home: PipelineSettings, tmp_path: Path) -> None:
+    refused = _aiops(
+        "capsule", "export", "champion", str(tmp_path / "b.tar.gz"), "--home",
+        str(trained_home.home), cwd=tmp_path, env={"AIOPS_ACTOR": "sensor:retrain_on_drift"},
+    )  # fmt: skip
+    assert refused.returncode == 3
+    assert "may not export capsule:" in refused.stderr
+    assert not (tmp_path / "b.tar.gz").exists()

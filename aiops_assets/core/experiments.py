@@ -402,7 +402,7 @@ def runs_table(runs: Iterable[ExperimentRun]) -> list[list[str]]:
                 if run.model_version is not None
                 else run.model_name,
                 run.dataset_version[:12] or "-",
-                run.feature_set_version[:12] or "-",
+                run.feature_set_version or "-",
                 format_number(run.metrics.get("f1")),
                 format_number(run.metrics.get("pr_auc")),
                 format_number(run.metrics.get("false_alarm_rate")),
