@@ -7,9 +7,13 @@ Python so that it can be tested on scripted histories and run outside Dagster.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+
+import numpy as np
 
 CHANGE_KINDS = (
     "data",  # a snapshot's data version (schema, distribution summary)
@@ -59,3 +63,593 @@ class DriftPoint:
     feature: str
     effect: float
     drifted: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# The correlation engine
+# ---------------------------------------------------------------------------------------------
+
+# Kinds whose change can alter feature values even when the log does not say which features:
+# they get half the strongest drift of the failing partition, because "something in the data
+# path changed and the data did move" is evidence, but weaker than a named feature moving.
+_DATA_PATH_KINDS = frozenset({"data", "feature_set", "code", "config"})
+_COMPONENTS = ("effect", "proximity", "lineage", "correlation")
+_MIN_ALIGNED_POINTS = 4
+
+
+@dataclass(frozen=True)
+class ScoringWeights:
+    """How much each kind of evidence counts; the defaults favour "the data moved" over timing.
+
+    Drift effect is the most direct evidence that a change reached the model's inputs, so it
+    weighs most; timing is strong but every change in the window shares it; lineage only says
+    how many places a change had to propagate through; correlation needs history and is noisy
+    on ten partitions, so it confirms rather than decides.
+    """
+
+    effect: float = 0.4
+    proximity: float = 0.25
+    lineage: float = 0.15
+    correlation: float = 0.2
+    proximity_half_life_hours: float = 24.0
+    max_lag: int = 2
+
+    def __post_init__(self) -> None:
+        for name in _COMPONENTS:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(
+                    f"ScoringWeights.{name} must be a finite number >= 0, got {value!r}"
+                )
+        if not (
+            math.isfinite(self.proximity_half_life_hours) and self.proximity_half_life_hours > 0
+        ):
+            raise ValueError(
+                "ScoringWeights.proximity_half_life_hours must be > 0, "
+                f"got {self.proximity_half_life_hours!r}"
+            )
+        if self.max_lag < 0:
+            raise ValueError(f"ScoringWeights.max_lag must be >= 0, got {self.max_lag!r}")
+
+    @property
+    def total(self) -> float:
+        """The highest score a suspect can reach, so callers can normalise or bound scores."""
+        return self.effect + self.proximity + self.lineage + self.correlation
+
+
+@dataclass(frozen=True)
+class IncidentWindow:
+    """The boundary an incident is explained across: whatever changed between these two
+    evaluations (or shortly before the bad one) is a suspect."""
+
+    last_good: PerformancePoint | None
+    first_bad: PerformancePoint
+
+
+def _sorted_performance(performance: Sequence[PerformancePoint]) -> list[PerformancePoint]:
+    # A partition re-evaluated later (a backfill) keeps only its latest verdict: the window is
+    # about what the model does on that data now, not what an earlier run said.
+    latest: dict[str, PerformancePoint] = {}
+    for point in performance:
+        kept = latest.get(point.partition)
+        if kept is None or point.at >= kept.at:
+            latest[point.partition] = point
+    return [latest[key] for key in sorted(latest)]
+
+
+def find_incident_window(
+    performance: Sequence[PerformancePoint], *, at: datetime | None = None
+) -> IncidentWindow | None:
+    """Locate the failing streak to explain: the one that starts most recently (at or before
+    ``at`` when given, so a past incident can be re-investigated after later ones).
+
+    The streak's first point, not its latest, is the boundary, because later failures are
+    consequences; the evaluation just before it is the last one known good.
+    """
+    points = _sorted_performance(performance)
+    if at is not None:
+        points = [point for point in points if point.at <= at]
+    last_failing = next((i for i in range(len(points) - 1, -1, -1) if not points[i].passed), None)
+    if last_failing is None:
+        return None
+    start = last_failing
+    while start > 0 and not points[start - 1].passed:
+        start -= 1
+    last_good = points[start - 1] if start > 0 else None
+    return IncidentWindow(last_good=last_good, first_bad=points[start])
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A change with its score and the evidence behind it, so a person can disagree with the
+    ranking for a stated reason rather than trust a number."""
+
+    change: Change
+    score: float
+    components: dict[str, float]
+    explanation: str
+
+
+def _change_features(change: Change) -> tuple[str, ...]:
+    # Environment capsules record the features a package touches in details (the change-log
+    # capture knows them from the preprocessing code), not in Change.features.
+    extra = change.details.get("features", ()) if isinstance(change.details, Mapping) else ()
+    if isinstance(extra, str):
+        extra = (extra,)
+    return tuple(dict.fromkeys([*change.features, *(str(f) for f in extra)]))
+
+
+def _is_rollback(change: Change) -> bool:
+    details = change.details if isinstance(change.details, Mapping) else {}
+    # The change-log capture records the ledger's alias kind ("assign", "promote", "rollback")
+    # in details["kind"] and the versions in before/after; hand-written changes may only say so
+    # in the summary or give from/to versions.
+    if details.get("kind") == "rollback" or details.get("rollback") is True:
+        return True
+    if "rollback" in change.summary.lower() or "roll back" in change.summary.lower():
+        return True
+    to_v = details.get("to_version", change.after)
+    from_v = details.get("from_version", change.before)
+    return isinstance(to_v, int) and isinstance(from_v, int) and to_v < from_v
+
+
+def _in_window(change: Change, window: IncidentWindow) -> bool:
+    last_good = window.last_good
+    return last_good is not None and last_good.at < change.at <= window.first_bad.at
+
+
+def _in_failing_partitions(change: Change, window: IncidentWindow) -> bool:
+    if change.partition is None:
+        return False
+    if window.last_good is None:
+        return change.partition == window.first_bad.partition
+    return window.last_good.partition < change.partition <= window.first_bad.partition
+
+
+def _candidate_changes(
+    changes: Sequence[Change], window: IncidentWindow, lookback: timedelta
+) -> list[Change]:
+    first_bad = window.first_bad
+    out = []
+    for change in changes:
+        in_time = _in_window(change, window) or (
+            first_bad.at - lookback <= change.at <= first_bad.at
+        )
+        if not (in_time or _in_failing_partitions(change, window)):
+            continue
+        # Rolling back after the failure is the response to the incident, not its cause.
+        if change.kind == "alias" and change.at > first_bad.at and _is_rollback(change):
+            continue
+        out.append(change)
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _squash(effect: float) -> float:
+    # Drift effects (PSI, standardised shifts) are unbounded; e/(e+1) keeps their order, maps
+    # 1.0 to 0.5, and stops one enormous effect from drowning the other components.
+    e = abs(effect)
+    return e / (e + 1.0)
+
+
+def _drift_by_feature_partition(drift: Sequence[DriftPoint]) -> dict[tuple[str, str], DriftPoint]:
+    out: dict[tuple[str, str], DriftPoint] = {}
+    for point in drift:
+        if _finite(point.effect) is None:
+            continue
+        key = (point.feature, point.partition)
+        kept = out.get(key)
+        if kept is None or abs(point.effect) > abs(kept.effect):
+            out[key] = point
+    return out
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    value: float
+    why: str
+
+
+def _effect(
+    change: Change,
+    features: tuple[str, ...],
+    window: IncidentWindow,
+    drift: Mapping[tuple[str, str], DriftPoint],
+) -> _Evidence:
+    partition = window.first_bad.partition
+    if features:
+        measured = [(drift[(f, partition)], f) for f in features if (f, partition) in drift]
+        if not measured:
+            return _Evidence(0.0, f"no drift measured on its features in {partition}")
+        point, feature = max(measured, key=lambda pair: abs(pair[0].effect))
+        value = _squash(point.effect)
+        return _Evidence(value, f"drift effect {value:.2f} on {feature} in {partition}")
+    if change.kind in _DATA_PATH_KINDS:
+        drifted = [p for (_, part), p in drift.items() if part == partition and p.drifted]
+        if not drifted:
+            return _Evidence(0.0, f"no feature drifted in {partition}")
+        point = max(drifted, key=lambda p: abs(p.effect))
+        value = 0.5 * _squash(point.effect)
+        return _Evidence(
+            value,
+            f"drift effect {value:.2f} (half of {point.feature}'s, the features it touches "
+            f"are not recorded) in {partition}",
+        )
+    if change.kind == "alias" and _put_failing_version_in_service(change, window):
+        return _Evidence(
+            1.0,
+            f"effect 1.00: it put v{window.first_bad.model_version}, the failing version, "
+            "into service",
+        )
+    return _Evidence(0.0, f"drift effect 0.00 ({change.kind} change touches no features)")
+
+
+def _put_failing_version_in_service(change: Change, window: IncidentWindow) -> bool:
+    failing = window.first_bad.model_version
+    details = change.details if isinstance(change.details, Mapping) else {}
+    if failing is None or details.get("to_version") != failing:
+        return False
+    # If the last good evaluation already ran this version, the model did not change across
+    # the boundary; an old promotion of it cannot explain the new failure.
+    last_good = window.last_good
+    return last_good is None or last_good.model_version != failing
+
+
+def _format_hours(hours: float) -> str:
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _proximity(change: Change, window: IncidentWindow, half_life_hours: float) -> _Evidence:
+    first_bad = window.first_bad
+    hours = (first_bad.at - change.at).total_seconds() / 3600.0
+    if _in_window(change, window):
+        # Between two evaluations nothing tells a change at 01:00 from one at 23:00 apart.
+        return _Evidence(
+            1.0,
+            f"proximity 1.00: between the last passing and the first failing evaluation "
+            f"({_format_hours(hours)} before the latter)",
+        )
+    if change.partition == first_bad.partition and hours >= 0:
+        return _Evidence(
+            1.0,
+            f"proximity 1.00: it landed in the failing partition {first_bad.partition}, "
+            f"{_format_hours(hours)} before its evaluation",
+        )
+    value = 0.5 ** (abs(hours) / half_life_hours)
+    side = "before" if hours >= 0 else "after"
+    return _Evidence(
+        value,
+        f"proximity {value:.2f}: {_format_hours(abs(hours))} {side} the first failing evaluation",
+    )
+
+
+def _lineage(change: Change) -> _Evidence:
+    distance = change.lineage_distance
+    if distance is None:
+        return _Evidence(0.5, "lineage 0.50: distance to the model unknown")
+    if distance < 0:
+        # Downstream of the model: it cannot have changed what the model saw.
+        return _Evidence(0.0, f"lineage 0.00: {-distance} hop(s) downstream of the model")
+    value = 1.0 / (1.0 + distance)
+    where = "at the model itself" if distance == 0 else f"{distance} hop(s) upstream"
+    return _Evidence(value, f"lineage {value:.2f}: {where}")
+
+
+def _metric_series(
+    performance: Sequence[PerformancePoint], metric: str
+) -> tuple[list[str], list[float | None]]:
+    points = _sorted_performance(performance)
+    return [p.partition for p in points], [_finite(p.metrics.get(metric)) for p in points]
+
+
+def _pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    if len(x) < _MIN_ALIGNED_POINTS:
+        return 0.0
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        r = float(np.corrcoef(xs, ys)[0, 1])
+    return r if math.isfinite(r) else 0.0
+
+
+def _lagged_correlation(
+    feature: str,
+    partitions: Sequence[str],
+    values: Sequence[float | None],
+    drift: Mapping[tuple[str, str], DriftPoint],
+    lag: int,
+) -> float:
+    xs: list[float] = []
+    ys: list[float] = []
+    for i in range(len(partitions) - lag):
+        point = drift.get((feature, partitions[i]))
+        y = values[i + lag]
+        if point is None or y is None:
+            continue
+        xs.append(abs(point.effect))
+        ys.append(y)
+    return _pearson(xs, ys)
+
+
+def _correlation(
+    features: tuple[str, ...],
+    partitions: Sequence[str],
+    values: Sequence[float | None],
+    drift: Mapping[tuple[str, str], DriftPoint],
+    max_lag: int,
+) -> _Evidence:
+    if not features:
+        return _Evidence(0.0, "no drift-performance correlation (no features recorded)")
+    best = (0.0, 0, features[0])
+    for feature in features:
+        for lag in range(max_lag + 1):
+            r = abs(_lagged_correlation(feature, partitions, values, drift, lag))
+            if r > best[0]:
+                best = (r, lag, feature)
+    value, lag, feature = best
+    if value == 0.0:
+        return _Evidence(0.0, "no drift-performance correlation (too little history)")
+    return _Evidence(value, f"drift-performance correlation {value:.2f} on {feature} at lag {lag}")
+
+
+def _sort_key(suspect: Suspect) -> tuple[float, float, str, str]:
+    return (
+        -suspect.score,
+        -suspect.components["proximity"],
+        suspect.change.subject,
+        suspect.change.at.isoformat(),
+    )
+
+
+def score_suspects(
+    changes: Sequence[Change],
+    performance: Sequence[PerformancePoint],
+    drift: Sequence[DriftPoint],
+    window: IncidentWindow,
+    *,
+    weights: ScoringWeights = ScoringWeights(),
+    metric: str = "f1",
+    lookback: timedelta = timedelta(days=3),
+) -> list[Suspect]:
+    """Rank the changes that could explain ``window`` by four independent kinds of evidence.
+
+    No single signal is reliable: timing blames whatever deployed last, drift blames whatever
+    is noisy, correlation needs history. A weighted sum with every component shown lets the
+    strong evidence win while the explanation keeps the weak evidence visible.
+    """
+    drift_map = _drift_by_feature_partition(drift)
+    partitions, values = _metric_series(performance, metric)
+    suspects = []
+    for change in _candidate_changes(changes, window, lookback):
+        features = _change_features(change)
+        evidence = {
+            "effect": _effect(change, features, window, drift_map),
+            "proximity": _proximity(change, window, weights.proximity_half_life_hours),
+            "lineage": _lineage(change),
+            "correlation": _correlation(features, partitions, values, drift_map, weights.max_lag),
+        }
+        components = {name: min(1.0, max(0.0, e.value)) for name, e in evidence.items()}
+        score = sum(getattr(weights, name) * components[name] for name in _COMPONENTS)
+        explanation = "; ".join(e.why for e in evidence.values()) + "."
+        suspects.append(Suspect(change, score, components, explanation))
+    return sorted(suspects, key=_sort_key)
+
+
+def correlation_ranker_baseline(
+    performance: Sequence[PerformancePoint],
+    drift: Sequence[DriftPoint],
+    *,
+    metric: str = "f1",
+) -> list[tuple[str, float]]:
+    """NannyML's CorrelationRanker, kept as the yardstick the engine must beat.
+
+    It ranks features by how well their per-partition drift tracks the performance gap; it
+    cannot blame a change with no features (an alias or threshold change), nor tell a feature
+    that drifts every week from one that moved once, right at the failure.
+    """
+    points = _sorted_performance(performance)
+    passing = [v for p in points if p.passed and (v := _finite(p.metrics.get(metric))) is not None]
+    reference = float(np.mean(passing)) if passing else 0.0
+    gap = {
+        p.partition: reference - v
+        for p in points
+        if (v := _finite(p.metrics.get(metric))) is not None
+    }
+    drift_map = _drift_by_feature_partition(drift)
+    features = sorted({feature for feature, _ in drift_map})
+    ranked = []
+    for feature in features:
+        pairs = [
+            (abs(drift_map[(feature, part)].effect), g)
+            for part, g in gap.items()
+            if (feature, part) in drift_map
+        ]
+        r = _pearson([x for x, _ in pairs], [y for _, y in pairs])
+        ranked.append((feature, abs(r)))
+    return sorted(ranked, key=lambda pair: (-pair[1], pair[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
+    return repr(value)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _fmt_metric(point: PerformancePoint, metric: str) -> str:
+    value = _finite(point.metrics.get(metric))
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+@dataclass(frozen=True)
+class IncidentReport:
+    """Everything a person needs to judge the ranking: the boundary, the ranked suspects, and
+    the raw timeline the suspects were drawn from, so a change the engine missed is visible."""
+
+    model: str
+    window: IncidentWindow
+    suspects: list[Suspect]
+    timeline: list[Change]
+    performance: list[PerformancePoint]
+    metric: str = "f1"
+
+    def verdict(self) -> str:
+        first_bad = self.window.first_bad
+        who = f"v{first_bad.model_version}" if first_bad.model_version is not None else self.model
+        bad = f"{_fmt_metric(first_bad, self.metric)} ({first_bad.partition})"
+        last_good = self.window.last_good
+        if last_good is None:
+            return f"{who}'s {self.metric} was {bad}, with no passing evaluation before it"
+        good = f"{_fmt_metric(last_good, self.metric)} ({last_good.partition})"
+        return f"{who}'s {self.metric} fell from {good} to {bad}"
+
+    def markdown(self, *, top: int = 5, links: Mapping[str, str] | None = None) -> str:
+        links = links or {}
+
+        def subject(name: str) -> str:
+            return f"[{_cell(name)}]({links[name]})" if name in links else _cell(name)
+
+        lines = [
+            f"# Incident: {self.model}",
+            "",
+            f"**{self.verdict()}.**",
+            "",
+            "## Timeline",
+            "",
+            "| time | kind | subject | partition | summary |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        rows: list[tuple[datetime, int, str]] = []
+        for change in self.timeline:
+            rows.append(
+                (
+                    change.at,
+                    1,
+                    f"| {change.at.isoformat()} | {_cell(change.kind)} | {subject(change.subject)} "
+                    f"| {_cell(change.partition or '')} | {_cell(change.summary)} |",
+                )
+            )
+        marks = [(self.window.last_good, "last good"), (self.window.first_bad, "first bad")]
+        for point, label in marks:
+            if point is None:
+                continue
+            verdict = "passed" if point.passed else "failed"
+            rows.append(
+                (
+                    point.at,
+                    0,
+                    f"| {point.at.isoformat()} | **evaluation** | {subject(self.model)} "
+                    f"| {_cell(point.partition)} | **{label} evaluation**: {self.metric} "
+                    f"{_fmt_metric(point, self.metric)} ({verdict}) |",
+                )
+            )
+        lines += [row for _, _, row in sorted(rows, key=lambda r: (r[0], r[1]))]
+        lines += [
+            "",
+            "## Suspects",
+            "",
+            "| rank | score | kind | subject | summary | explanation |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for rank, suspect in enumerate(self.suspects[:top], start=1):
+            change = suspect.change
+            lines.append(
+                f"| {rank} | {suspect.score:.2f} | {_cell(change.kind)} | {subject(change.subject)} "
+                f"| {_cell(change.summary)} | {_cell(suspect.explanation)} |"
+            )
+        if not self.suspects:
+            lines.append("| - | - | - | - | no change in the window | - |")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "metric": self.metric,
+            "verdict": self.verdict(),
+            "window": _jsonable(self.window),
+            "suspects": [
+                {
+                    "change": _jsonable(s.change),
+                    "score": _jsonable(s.score),
+                    "components": _jsonable(s.components),
+                    "explanation": s.explanation,
+                }
+                for s in self.suspects
+            ],
+            "timeline": [_jsonable(c) for c in self.timeline],
+            "performance": [_jsonable(p) for p in self.performance],
+        }
+
+
+def build_incident_report(
+    model: str,
+    changes: Sequence[Change],
+    performance: Sequence[PerformancePoint],
+    drift: Sequence[DriftPoint],
+    *,
+    at: datetime | None = None,
+    weights: ScoringWeights = ScoringWeights(),
+    metric: str = "f1",
+    lookback: timedelta = timedelta(days=3),
+) -> IncidentReport | None:
+    """Answer "what changed?" in one call; None when the model never failed, because a report
+    with no incident would invite people to find causes for noise."""
+    window = find_incident_window(performance, at=at)
+    if window is None:
+        return None
+    suspects = score_suspects(
+        changes, performance, drift, window, weights=weights, metric=metric, lookback=lookback
+    )
+    first_bad = window.first_bad
+    start = first_bad.at - lookback
+    if window.last_good is not None:
+        start = min(start, window.last_good.at)
+    suspected = {id(s.change) for s in suspects}
+    timeline = sorted(
+        (
+            c
+            for c in changes
+            if start <= c.at <= first_bad.at
+            or id(c) in suspected
+            or _in_failing_partitions(c, window)
+        ),
+        key=lambda c: (c.at, c.kind, c.subject),
+    )
+    return IncidentReport(
+        model=model,
+        window=window,
+        suspects=suspects,
+        timeline=timeline,
+        performance=_sorted_performance(performance),
+        metric=metric,
+    )
