@@ -44,6 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     from aiops_assets.runs_cli import add_runs_commands
 
     add_runs_commands(commands)
+    incident = commands.add_parser(
+        "incident",
+        help="line a model's performance drop up with the changes before it, ranked",
+        description=(
+            "Find the last passing and first failing performance check, collect every data, "
+            "code, feature-set, config, environment, alias and policy change upstream of the "
+            "model around them, and rank the likely causes with the evidence."
+        ),
+    )
+    _add_common(incident)
+    incident.add_argument("--model", default=MODEL_NAME_DEFAULT, help="model name")
+    incident.add_argument(
+        "--at", help="the incident at or before this time (ISO, or 2d ago); default the latest"
+    )
+    incident.add_argument("--metric", default="f1", help="performance metric to explain")
+    incident.add_argument("--top", type=int, default=5, help="suspects to show")
     audit = commands.add_parser("audit", help="the tamper-evident audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -130,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from aiops_assets.reproduce_cli import run_reproduce_command
 
         return run_reproduce_command(args, _settings(args))
+    if args.command == "incident":
+        from aiops_assets.incident_cli import run_incident_command
+
+        return run_incident_command(args, _settings(args))
     if args.command == "runs":
         from aiops_assets.runs_cli import run_runs_command
 

@@ -84,6 +84,10 @@ def test_demo_json_is_identical_in_fresh_homes_and_on_a_rerun(tmp_path: Path) ->
         assert first["checks"][f"telemetry_snapshot.telemetry_default_warn[{day}]"]["passed"]
     assert set(first["metrics"]) == {"precision", "recall", "f1", "pr_auc"}
     assert (tmp_path / "a" / "dagster_home" / "dagster.yaml").is_file()
+    # Seven days have no regression: the incident command says so and succeeds.
+    incident = _aiops("incident", "--home", str(tmp_path / "a"), cwd=tmp_path)
+    assert incident.returncode == 0, incident.stderr
+    assert "no incident" in incident.stderr
 
 
 def test_demo_without_json_says_where_to_look(tmp_path: Path) -> None:

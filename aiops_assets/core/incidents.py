@@ -193,6 +193,33 @@ def _is_rollback(change: Change) -> bool:
     return isinstance(to_v, int) and isinstance(from_v, int) and to_v < from_v
 
 
+SERVING_ALIASES = ("champion",)
+# Changes that decide how a model version is built; a model-producing run that contains one is
+# where a bad version got its difference (the model's own bytes changing is the consequence).
+_BUILD_KINDS = ("config", "code", "feature_set", "environment", "threshold")
+
+
+def _is_serving_alias(change: Change) -> bool:
+    details = change.details if isinstance(change.details, Mapping) else {}
+    alias = details.get("alias") or (
+        change.subject.rsplit(":", 1)[-1] if ":" in change.subject else None
+    )
+    return alias is None or alias in SERVING_ALIASES
+
+
+def _producing_runs(changes: Sequence[Change], window: IncidentWindow) -> set[str]:
+    """The runs that registered or promoted the failing version (its alias changes' runs)."""
+    failing = window.first_bad.model_version
+    if failing is None:
+        return set()
+    runs = set()
+    for change in changes:
+        details = change.details if isinstance(change.details, Mapping) else {}
+        if change.kind == "alias" and details.get("to_version") == failing and change.run_id:
+            runs.add(change.run_id)
+    return runs
+
+
 def _in_window(change: Change, window: IncidentWindow) -> bool:
     last_good = window.last_good
     return last_good is not None and last_good.at < change.at <= window.first_bad.at
@@ -219,6 +246,9 @@ def _candidate_changes(
             continue
         # Rolling back after the failure is the response to the incident, not its cause.
         if change.kind == "alias" and change.at > first_bad.at and _is_rollback(change):
+            continue
+        # A challenger or shadow alias does not change what is served.
+        if change.kind == "alias" and not _is_serving_alias(change):
             continue
         out.append(change)
     return out
@@ -427,11 +457,32 @@ def score_suspects(
     """
     drift_map = _drift_by_feature_partition(drift)
     partitions, values = _metric_series(performance, metric)
+    candidates = _candidate_changes(changes, window, lookback)
+    producing = _producing_runs(changes, window)
+    build_changes = [
+        change
+        for change in candidates
+        if change.kind in _BUILD_KINDS and change.run_id in producing
+    ]
     suspects = []
-    for change in _candidate_changes(changes, window, lookback):
+    for change in candidates:
         features = _change_features(change)
+        effect = _effect(change, features, window, drift_map)
+        failing = window.first_bad.model_version
+        if change in build_changes:
+            effect = _Evidence(
+                1.0,
+                f"effect 1.00: it changed how v{failing}, the failing version, was built "
+                f"(run {str(change.run_id)[:8]})",
+            )
+        elif change.kind == "alias" and effect.value == 1.0 and build_changes:
+            effect = _Evidence(
+                0.5,
+                f"effect 0.50: it put v{failing}, the failing version, into service; the "
+                "change that made that version different is ranked with it",
+            )
         evidence = {
-            "effect": _effect(change, features, window, drift_map),
+            "effect": effect,
             "proximity": _proximity(change, window, weights.proximity_half_life_hours),
             "lineage": _lineage(change),
             "correlation": _correlation(features, partitions, values, drift_map, weights.max_lag),
@@ -531,7 +582,7 @@ class IncidentReport:
         if last_good is None:
             return f"{who}'s {self.metric} was {bad}, with no passing evaluation before it"
         good = f"{_fmt_metric(last_good, self.metric)} ({last_good.partition})"
-        return f"{who}'s {self.metric} fell from {good} to {bad}"
+        return f"{who}'s {self.metric} went from {good} to {bad}"
 
     def markdown(self, *, top: int = 5, links: Mapping[str, str] | None = None) -> str:
         links = links or {}

@@ -342,7 +342,7 @@ def test_promoting_the_failing_version_is_ranked_first_without_any_drift() -> No
     assert report is not None
     assert report.suspects[0].change == promotion
     assert report.suspects[0].components["effect"] == 1.0
-    assert report.verdict().startswith("v4's f1 fell from 0.9")
+    assert report.verdict().startswith("v4's f1 went from 0.9")
     # The baseline, which can only rank features, confidently blames one whose drift is noise
     # (every effect below 0.12): chance correlation on ten partitions.
     feature, r = correlation_ranker_baseline(performance(version=versions), drift())[0]
@@ -551,7 +551,7 @@ def test_markdown_has_verdict_timeline_and_top_suspect() -> None:
     report, _ = _scenario_report()
     text = report.markdown(links={"telemetry_snapshot": "http://dagster/assets/telemetry_snapshot"})
     f1_good = report.window.last_good.metrics["f1"] if report.window.last_good else 0.0
-    assert f"v3's f1 fell from {f1_good:.2f} (2026-01-09) to" in text
+    assert f"v3's f1 went from {f1_good:.2f} (2026-01-09) to" in text
     assert "## Timeline" in text and "## Suspects" in text
     assert "last good evaluation" in text and "first bad evaluation" in text
     timeline = text.split("## Timeline")[1].split("## Suspects")[0]

@@ -20,9 +20,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.cli import main
+from aiops_assets.core.incidents import build_incident_report
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
+from aiops_assets.definitions import FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK, build_definitions
 from aiops_assets.demo import DemoResult, run_demo
 from aiops_assets.settings import PipelineSettings
 from aiops_assets_tests.sensors.webhook import local_webhook
@@ -155,3 +158,20 @@ def _audit_table(connection: sqlite3.Connection) -> str:
     ]
     [table] = [name for name in names if "audit" in name and "head" not in name]
     return table
+
+
+def test_the_incident_report_names_the_fire_drill_config_change_first(loop: Loop) -> None:
+    definitions = build_definitions(loop.settings)
+    report = build_incident_report(
+        MODEL_NAME,
+        collect_changes(loop.instance, loop.ledger, definitions),
+        performance_history(loop.instance),
+        drift_history(loop.instance, [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]),
+        metric="false_alarm_rate",
+    )
+    assert report is not None
+    top = report.suspects[0].change
+    assert (top.kind, top.subject) == ("config", "candidate_model"), report.markdown()
+    assert "alert_quantile" in top.summary
+    assert report.suspects[1].change.subject == f"{MODEL_NAME}:{CHAMPION}"
+    assert "first bad evaluation" in report.markdown()
