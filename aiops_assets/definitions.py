@@ -153,16 +153,21 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     assets = build_reference_assets(partitions_def, settings.quality_suite)
     by_name = {asset.key.to_user_string(): asset for asset in assets}
     features = by_name["features"]
+    location: dict[str, dg.Definitions] = {}
     checks = [
         *build_quality_checks(features, DEFAULT_FEATURES_SUITE, severity=Severity.WARN),
         build_leakage_check(partitions_def),
         *build_drift_checks(features, by_name["drift_baseline"]),
         *build_drift_checks(by_name["anomaly_scores"], by_name["score_baseline"]),
-        build_performance_check(by_name["anomaly_scores"]),
+        build_performance_check(
+            by_name["anomaly_scores"],
+            incident_definitions=lambda: location.get("definitions"),
+            drift_checks=(FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK),
+        ),
         build_reproducible_check(by_name["champion_model"].key),
     ]
     gate_checks = blocking_checks_upstream([*assets, *checks], dg.AssetKey("champion_model"))
-    return dg.Definitions(
+    definitions = dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[
@@ -199,6 +204,10 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         resources=build_resources(settings, gate_checks=gate_checks),
         executor=dg.in_process_executor,
     )
+    # The performance check's incident report needs the whole graph's lineage, which only
+    # exists once these definitions do.
+    location["definitions"] = definitions
+    return definitions
 
 
 defs = build_definitions(PipelineSettings.from_env())

@@ -9,14 +9,19 @@ also recorded against the model version in the ledger: that record is what makes
 """
 
 import warnings
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import numpy as np
 from sklearn.metrics import f1_score, precision_score, recall_score
 
+from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.checks.quality import partition_frame
 from aiops_assets.core.features import LABEL
+from aiops_assets.core.incidents import PerformancePoint, build_incident_report
+from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.metadata import float_metrics, latest_materialization_metadata
@@ -34,6 +39,8 @@ def build_performance_check(
     false_alarm_budget: float = 0.05,
     min_positives: int = 5,
     name: str = PERFORMANCE_CHECK_NAME,
+    incident_definitions: Callable[[], dg.Definitions | None] | None = None,
+    drift_checks: Sequence[dg.AssetCheckKey] = (),
 ) -> dg.AssetChecksDefinition:
     """An ERROR check per partition of ``scores_asset``: did the serving model regress?
 
@@ -44,6 +51,11 @@ def build_performance_check(
     rows an on-call team accepts being paged for, whatever the model promised), or, on a day with at least ``min_positives`` labeled
     anomalies, when F1 falls more than ``f1_tolerance`` below the holdout F1. The check does not
     block: a regression is a reason to roll back (``rollback_on_regression``), not to stop scoring.
+
+    With ``incident_definitions`` (a callable returning the code location's definitions, needed
+    for the lineage), a failure also carries an ``incident_report``: the changes upstream of the
+    model before this evaluation, ranked as likely causes (``core/incidents.py``), so the person
+    paged by the failure sees "what changed?" on the same page.
 
     Example:
         >>> check = build_performance_check(anomaly_scores)  # doctest: +SKIP
@@ -137,10 +149,28 @@ def build_performance_check(
                     f"(< {min_positives})\n"
                 )
             )
+            incident: dict[str, dg.MetadataValue] = {}
+            if not passed and incident_definitions is not None:
+                incident = _incident_metadata(
+                    context,
+                    registry,
+                    incident_definitions(),
+                    scores_asset.key,
+                    model_name,
+                    PerformancePoint(
+                        partition=partition or "",
+                        at=datetime.now(UTC),
+                        passed=False,
+                        metrics=observed,
+                        model_version=version.version,
+                    ),
+                    drift_checks,
+                )
             return dg.AssetCheckResult(
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
+                    **incident,
                     **float_metrics(observed),
                     "model_version": dg.MetadataValue.int(version.version),
                     "model_sha256": dg.MetadataValue.text(version.sha256),
@@ -152,3 +182,42 @@ def build_performance_check(
             )
 
     return performance_check
+
+
+def _incident_metadata(
+    context: dg.AssetCheckExecutionContext,
+    registry: Ledger,
+    definitions: dg.Definitions | None,
+    model_asset: dg.AssetKey,
+    model_name: str,
+    current: PerformancePoint,
+    drift_checks: Sequence[dg.AssetCheckKey],
+) -> dict[str, dg.MetadataValue]:
+    """The incident report for this failure; a report that cannot be built never fails the check."""
+    if definitions is None:
+        return {}
+    try:
+        history = [
+            point
+            for point in performance_history(context.instance)
+            if point.partition != current.partition
+        ]
+        report = build_incident_report(
+            model_name,
+            collect_changes(context.instance, registry, definitions, model_asset=model_asset),
+            [*history, current],
+            drift_history(context.instance, list(drift_checks)),
+            metric="f1" if "f1" in current.metrics else "false_alarm_rate",
+        )
+    except Exception as error:  # the report is a courtesy; the verdict must still be recorded
+        context.log.warning(f"incident report not built: {error!r}")
+        return {}
+    if report is None or not report.suspects:
+        return {}
+    top = report.suspects[0]
+    return {
+        "incident_report": dg.MetadataValue.md(report.markdown(top=5)),
+        "likely_cause": dg.MetadataValue.text(
+            f"{top.change.kind} {top.change.subject}: {top.change.summary}"
+        ),
+    }

@@ -25,7 +25,12 @@ from aiops_assets.cli import main
 from aiops_assets.core.incidents import build_incident_report
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
-from aiops_assets.definitions import FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK, build_definitions
+from aiops_assets.definitions import (
+    FEATURES_DRIFT_CHECK,
+    PERFORMANCE_CHECK,
+    SCORES_DRIFT_CHECK,
+    build_definitions,
+)
 from aiops_assets.demo import DemoResult, run_demo
 from aiops_assets.settings import PipelineSettings
 from aiops_assets_tests.sensors.webhook import local_webhook
@@ -175,3 +180,24 @@ def test_the_incident_report_names_the_fire_drill_config_change_first(loop: Loop
     assert "alert_quantile" in top.summary
     assert report.suspects[1].change.subject == f"{MODEL_NAME}:{CHAMPION}"
     assert "first bad evaluation" in report.markdown()
+
+
+def test_the_failed_performance_check_carries_the_incident_report(loop: Loop) -> None:
+    [failed] = [
+        evaluation
+        for evaluation in _evaluations(loop.instance, PERFORMANCE_CHECK)
+        if not evaluation.passed
+    ]
+    likely = failed.metadata["likely_cause"]
+    assert str(getattr(likely, "value", likely)).startswith("config candidate_model:")
+    report = str(getattr(failed.metadata["incident_report"], "value", ""))
+    assert "## Suspects" in report and "alert_quantile" in report
+
+
+def _evaluations(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> list[Any]:
+    records = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=100)
+    return [
+        record.event.dagster_event.event_specific_data
+        for record in records
+        if record.event is not None and record.event.dagster_event is not None
+    ]
