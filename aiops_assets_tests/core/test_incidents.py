@@ -8,14 +8,30 @@ change to the weights or the candidate rules that breaks attribution fails here.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aiops_assets.core.incident_scenarios import (
+    DAYS,
+    FEATURES,
+    FIRST_BAD,
+    PARTITIONS,
+    SCENARIOS,
+    Scenario,
+    at,
+    drift,
+    evaluated_at,
+    library_upgrade,
+    performance,
+    promotion,
+    routine_data_refreshes,
+)
 from aiops_assets.core.incidents import (
     Change,
     DriftPoint,
@@ -27,81 +43,6 @@ from aiops_assets.core.incidents import (
     find_incident_window,
     score_suspects,
 )
-
-DAY0 = datetime(2026, 1, 3, tzinfo=UTC)
-DAYS = 10
-PARTITIONS = [(DAY0 + timedelta(days=i)).date().isoformat() for i in range(DAYS)]
-FEATURES = (
-    "checkout.cpu_pct__mean_1h",
-    "checkout.latency_p99__mean_1h",
-    "payments.error_rate__sum_1h",
-    "payments.mem_pct__mean_1h",
-    "search.latency_p99__rolling_std_6h",
-    "search.error_rate__ewm_1h",
-)
-FIRST_BAD = 7  # partition 2026-01-10 is the first failing one in the failing scenarios
-
-
-def at(day: int, hour: int = 0) -> datetime:
-    """Wall-clock time ``hour`` o'clock on the day of partition ``day``."""
-    return DAY0 + timedelta(days=day, hours=hour)
-
-
-def evaluated_at(day: int) -> datetime:
-    """A partition is evaluated at 02:00 the next morning, once its data is complete."""
-    return at(day + 1, 2)
-
-
-def performance(
-    *, failing_from: int | None = FIRST_BAD, version: int | list[int] = 3, seed: int = 0
-) -> list[PerformancePoint]:
-    rng = np.random.default_rng(seed)
-    versions = version if isinstance(version, list) else [version] * DAYS
-    out = []
-    for day, partition in enumerate(PARTITIONS):
-        bad = failing_from is not None and day >= failing_from
-        f1 = float(rng.uniform(0.40, 0.48) if bad else rng.uniform(0.88, 0.93))
-        out.append(
-            PerformancePoint(
-                partition=partition,
-                at=evaluated_at(day),
-                passed=not bad,
-                metrics={"f1": f1, "precision": f1 + 0.02},
-                model_version=versions[day],
-            )
-        )
-    return out
-
-
-def drift(
-    shifted: dict[str, float] | None = None, *, from_day: int = FIRST_BAD, seed: int = 1
-) -> list[DriftPoint]:
-    """Background noise on every feature, plus a step of the given size on ``shifted``."""
-    rng = np.random.default_rng(seed)
-    shifted = shifted or {}
-    out = []
-    for day, partition in enumerate(PARTITIONS):
-        for feature in FEATURES:
-            effect = float(rng.uniform(0.02, 0.12))
-            if feature in shifted and day >= from_day:
-                effect += shifted[feature]
-            out.append(DriftPoint(partition, feature, effect, drifted=effect > 0.5))
-    return out
-
-
-def routine_data_refreshes() -> list[Change]:
-    """The daily snapshot gets a new data version every day; it is always in the window."""
-    return [
-        Change(
-            kind="data",
-            subject="telemetry_snapshot",
-            at=at(day + 1, 0),
-            summary=f"data version for {partition}",
-            partition=partition,
-            lineage_distance=2,
-        )
-        for day, partition in enumerate(PARTITIONS)
-    ]
 
 
 def ranked_subjects(changes: list[Change], perf, drift_points) -> list[str]:
@@ -173,181 +114,29 @@ def test_a_rerun_partition_uses_its_latest_verdict() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_config_change_on_one_service_is_ranked_first() -> None:
-    cause = Change(
-        kind="config",
-        subject="telemetry_snapshot",
-        at=at(FIRST_BAD, 10),
-        summary="checkout collector sampling interval 10s -> 60s",
-        partition=PARTITIONS[FIRST_BAD],
-        features=("checkout.cpu_pct__mean_1h", "checkout.latency_p99__mean_1h"),
-        lineage_distance=2,
-    )
-    unrelated_env = Change(
-        kind="environment",
-        subject="capsule:anomaly_detector",
-        at=at(FIRST_BAD - 2, 9),
-        summary="python 3.11.9 -> 3.11.10",
-        lineage_distance=0,
-    )
-    downstream_code = Change(
-        kind="code",
-        subject="anomaly_scores_dashboard",
-        at=at(FIRST_BAD + 1, 9),
-        summary="code version dashboard-4 -> dashboard-5",
-        partition=PARTITIONS[FIRST_BAD],  # backfilled into the failing partition
-        lineage_distance=-1,
-    )
-    rollback = Change(
-        kind="alias",
-        subject="anomaly_detector:champion",
-        at=at(FIRST_BAD + 1, 6),
-        summary="anomaly_detector:champion v3 -> v2 by oncall: f1 drop",
-        partition=PARTITIONS[FIRST_BAD],
-        before=3,
-        after=2,  # as the change-log capture records it: versions in before/after
-        details={"to_version": 2, "kind": "rollback"},
-        lineage_distance=0,
-    )
-    changes = [unrelated_env, cause, downstream_code, rollback, *routine_data_refreshes()]
-    drift_points = drift({"checkout.cpu_pct__mean_1h": 2.5, "checkout.latency_p99__mean_1h": 1.8})
-    report = build_incident_report("anomaly_detector", changes, performance(), drift_points)
-    assert report is not None
-    top = report.suspects[0]
-    assert top.change == cause
-    assert top.components["proximity"] == 1.0
-    assert top.components["effect"] == pytest.approx(2.5 / 3.5, abs=0.03)
-    assert top.components["correlation"] > 0.9
-    assert "checkout.cpu_pct__mean_1h" in top.explanation
-    suspects = [s.change for s in report.suspects]
-    assert unrelated_env in suspects and downstream_code in suspects
-    # The rollback answers the incident; it cannot be its cause, but it belongs on the timeline.
-    assert rollback not in suspects
-    assert rollback in report.timeline
-    downstream = next(s for s in report.suspects if s.change == downstream_code)
-    assert downstream.components["lineage"] == 0.0
-
-
-def test_upstream_null_injection_is_ranked_first() -> None:
-    nulls = Change(
-        kind="data",
-        subject="telemetry_snapshot",
-        at=at(FIRST_BAD + 1, 0),
-        summary="null fraction of payments.mem_pct 0.00 -> 0.31",
-        partition=PARTITIONS[FIRST_BAD],
-        features=("payments.mem_pct__mean_1h", "payments.error_rate__sum_1h"),
-        lineage_distance=2,
-    )
-    refreshes = [c for c in routine_data_refreshes() if c.partition != PARTITIONS[FIRST_BAD]]
-    policy = Change(
-        kind="policy",
-        subject="drift_policy",
-        at=at(FIRST_BAD, 15),
-        summary="drift persistence 2 -> 3 partitions",
-        lineage_distance=0,
-    )
-    threshold = Change(
-        kind="threshold",
-        subject="anomaly_detector:alert_budget",
-        at=at(FIRST_BAD - 1, 11),
-        summary="alert budget 40 -> 35 per day",
-        lineage_distance=0,
-    )
-    drift_points = drift({"payments.mem_pct__mean_1h": 3.0})
-    perf = performance(seed=4)
-    summaries = ranked_subjects([policy, threshold, nulls, *refreshes], perf, drift_points)
-    assert summaries[0] == nulls.summary
-
-
-def test_library_upgrade_is_ranked_first() -> None:
-    upgrade = Change(
-        kind="environment",
-        subject="capsule:features",
-        at=at(FIRST_BAD, 8),
-        summary="pandas 2.2.3 -> 3.0.0",
-        details={
-            "packages": {"pandas": ["2.2.3", "3.0.0"]},
-            # rolling().std() changed its ddof handling on short windows in this upgrade
-            "features": ["search.latency_p99__rolling_std_6h"],
-        },
-        lineage_distance=1,
-    )
-    unrelated_upgrade = Change(
-        kind="environment",
-        subject="capsule:dashboard",
-        at=at(FIRST_BAD, 9),
-        summary="plotly 5.24 -> 6.0",
-        lineage_distance=None,
-    )
-    code = Change(
-        kind="code",
-        subject="model_training",
-        at=at(FIRST_BAD - 2, 16),
-        summary="code version training-7 -> training-8",
-        lineage_distance=1,
-    )
-    drift_points = drift({"search.latency_p99__rolling_std_6h": 1.6}, seed=7)
-    changes = [unrelated_upgrade, code, upgrade, *routine_data_refreshes()]
-    summaries = ranked_subjects(changes, performance(seed=9), drift_points)
-    assert summaries[0] == upgrade.summary
-    # The engine read the features from details: the upgrade's effect is the feature's drift.
-    report = build_incident_report("anomaly_detector", changes, performance(seed=9), drift_points)
-    assert report is not None
-    assert report.suspects[0].components["effect"] > 0.5
-    assert "search.latency_p99__rolling_std_6h" in report.suspects[0].explanation
-
-
-def test_feature_set_change_is_ranked_first() -> None:
-    feature_set = Change(
-        kind="feature_set",
-        subject="features",
-        at=at(FIRST_BAD, 11),
-        summary="feature set v4 -> v5: error_rate__ewm_1h span 1h -> 6h",
-        features=("search.error_rate__ewm_1h",),
-        lineage_distance=1,
-    )
-    # v3 went into service days before and passed on every partition since: not the cause.
-    old_promotion = Change(
-        kind="alias",
-        subject="anomaly_detector:champion",
-        at=at(FIRST_BAD - 2, 10),
-        summary="champion v2 -> v3",
-        details={"from_version": 2, "to_version": 3},
-        lineage_distance=0,
-    )
-    drift_points = drift({"search.error_rate__ewm_1h": 2.0}, seed=11)
-    changes = [old_promotion, feature_set, *routine_data_refreshes()]
-    report = build_incident_report("anomaly_detector", changes, performance(seed=12), drift_points)
-    assert report is not None
-    assert report.suspects[0].change == feature_set
-    promotion = next(s for s in report.suspects if s.change == old_promotion)
-    assert promotion.components["effect"] == 0.0
-
-
-def test_promoting_the_failing_version_is_ranked_first_without_any_drift() -> None:
-    # The baseline only ranks features, so it cannot name this cause at all.
-    versions = [3] * FIRST_BAD + [4] * (DAYS - FIRST_BAD)
-    promotion = Change(
-        kind="alias",
-        subject="anomaly_detector:champion",
-        at=at(FIRST_BAD, 12),
-        summary="champion v3 -> v4",
-        details={"from_version": 3, "to_version": 4},
-        lineage_distance=0,
-    )
-    changes = [promotion, *routine_data_refreshes()]
+def test_a_library_upgrade_is_blamed_through_the_features_in_its_details() -> None:
+    scenario = library_upgrade()
     report = build_incident_report(
-        "anomaly_detector", changes, performance(version=versions), drift()
+        "anomaly_detector", scenario.changes, scenario.performance, scenario.drift
     )
-    assert report is not None
-    assert report.suspects[0].change == promotion
+    assert report is not None and report.suspects[0].change == scenario.cause
+    assert not scenario.cause.features, "the features are only in the capsule details"
+    assert report.suspects[0].components["effect"] > 0.5
+
+
+def test_a_promotion_of_the_failing_version_is_blamed_where_the_baseline_cannot() -> None:
+    scenario = promotion()
+    report = build_incident_report(
+        "anomaly_detector", scenario.changes, scenario.performance, scenario.drift
+    )
+    assert report is not None and report.suspects[0].change == scenario.cause
     assert report.suspects[0].components["effect"] == 1.0
     assert report.verdict().startswith("v4's f1 went from 0.9")
     # The baseline, which can only rank features, confidently blames one whose drift is noise
     # (every effect below 0.12): chance correlation on ten partitions.
-    feature, r = correlation_ranker_baseline(performance(version=versions), drift())[0]
+    feature, r = correlation_ranker_baseline(scenario.performance, scenario.drift)[0]
     assert r > 0.5
-    assert max(p.effect for p in drift() if p.feature == feature) < 0.12
+    assert max(p.effect for p in scenario.drift if p.feature == feature) < 0.12
 
 
 def test_seasonal_drift_without_a_performance_drop_is_no_incident() -> None:
@@ -572,3 +361,13 @@ def test_to_dict_is_json_serializable() -> None:
     assert data["suspects"][0]["change"]["after"]["since"] == cause.after["since"].isoformat()
     assert data["window"]["first_bad"]["partition"] == "2026-01-10"
     assert len(data["performance"]) == DAYS
+
+
+@pytest.mark.parametrize("build", SCENARIOS, ids=lambda build: build.__name__)
+def test_every_shared_scenario_ranks_its_cause_first(build: Callable[[], Scenario]) -> None:
+    scenario = build()
+    report = build_incident_report(
+        "anomaly_detector", scenario.changes, scenario.performance, scenario.drift
+    )
+    assert report is not None
+    assert report.suspects[0].change == scenario.cause, report.markdown()
