@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     incident.add_argument("--metric", default="f1", help="performance metric to explain")
     incident.add_argument("--top", type=int, default=5, help="suspects to show")
+    incident.add_argument(
+        "--png", type=Path, help="also write the timeline plot (performance and top drift) here"
+    )
+    incident.add_argument(
+        "--history-days",
+        type=float,
+        default=30.0,
+        help="how far back to read changes and evaluations (default 30 days)",
+    )
     audit = commands.add_parser("audit", help="the tamper-evident audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(

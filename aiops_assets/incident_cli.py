@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiops_assets.core.experiments import QueryError, parse_time
@@ -60,9 +60,14 @@ def run_incident_command(args: argparse.Namespace, settings: PipelineSettings) -
     try:
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             definitions = build_definitions(settings)
-            changes = collect_changes(instance, ledger, definitions, model_name=args.model)
-            performance = performance_history(instance)
-            drift = drift_history(instance, [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK])
+            # The history the correlation needs, not the whole instance: the query's cost follows
+            # the window.
+            since = (at or datetime.now(UTC)) - timedelta(days=args.history_days)
+            changes = collect_changes(
+                instance, ledger, definitions, model_name=args.model, since=since, until=None
+            )
+            performance = performance_history(instance, since=since)
+            drift = drift_history(instance, [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK], since=since)
     finally:
         ledger.dispose()
     report = _report(args.model, changes, performance, drift, at=at, metric=args.metric)
@@ -74,6 +79,11 @@ def run_incident_command(args: argparse.Namespace, settings: PipelineSettings) -
             file=sys.stderr,
         )
         return 0
+    if args.png is not None:
+        from aiops_assets.core.incident_plot import plot_incident
+
+        plot_incident(report, drift, args.png)
+        print(f"aiops incident: timeline plot written to {args.png}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True, default=str))
     else:

@@ -11,12 +11,14 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aiops_assets.core.incident_plot import plot_incident, top_drifted_features
 from aiops_assets.core.incident_scenarios import (
     DAYS,
     FEATURES,
@@ -371,3 +373,20 @@ def test_every_shared_scenario_ranks_its_cause_first(build: Callable[[], Scenari
     )
     assert report is not None
     assert report.suspects[0].change == scenario.cause, report.markdown()
+
+
+def test_the_timeline_plot_is_a_deterministic_png(tmp_path: Path) -> None:
+    scenario = SCENARIOS[0]()
+    report = build_incident_report(
+        "anomaly_detector", scenario.changes, scenario.performance, scenario.drift
+    )
+    assert report is not None
+    first = plot_incident(report, scenario.drift, tmp_path / "a.png").read_bytes()
+    second = plot_incident(report, scenario.drift, tmp_path / "b.png").read_bytes()
+    assert first.startswith(b"\x89PNG\r\n\x1a\n") and len(first) > 10_000
+    assert first == second
+    # The features plotted are the ones that drifted most where the model first failed.
+    assert set(top_drifted_features(report, scenario.drift)) <= set(scenario.cause.features) | {
+        point.feature for point in scenario.drift
+    }
+    assert top_drifted_features(report, scenario.drift)[0] in scenario.cause.features

@@ -1,0 +1,81 @@
+"""The incident timeline as a picture: performance per partition above the most drifted features.
+
+A table says which change ranks first; the plot shows whether the drop and the drift start on the
+same day, which is what convinces a person (or refutes the ranking) in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: never open a window, work on a server without a display
+
+import matplotlib.pyplot as plt
+
+from aiops_assets.core.incidents import DriftPoint, IncidentReport
+
+TOP_FEATURES = 3
+
+
+def top_drifted_features(
+    report: IncidentReport, drift: Sequence[DriftPoint], count: int = TOP_FEATURES
+) -> list[str]:
+    """The features with the largest drift effect in the first failing partition."""
+    partition = report.window.first_bad.partition
+    effects: dict[str, float] = {}
+    for point in drift:
+        if point.partition == partition:
+            effects[point.feature] = max(effects.get(point.feature, 0.0), abs(point.effect))
+    return [name for name, _ in sorted(effects.items(), key=lambda item: (-item[1], item[0]))][
+        :count
+    ]
+
+
+def plot_incident(report: IncidentReport, drift: Sequence[DriftPoint], path: Path) -> Path:
+    """Write the PNG: the metric with pass/fail per partition, then the top features' drift."""
+    points = [p for p in report.performance if report.metric in p.metrics]
+    partitions = sorted({p.partition for p in report.performance} | {d.partition for d in drift})
+    index = {partition: position for position, partition in enumerate(partitions)}
+    features = top_drifted_features(report, drift)
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [1, 1]}
+    )
+    try:
+        xs = [index[p.partition] for p in points]
+        top.plot(xs, [p.metrics[report.metric] for p in points], color="#444444", linewidth=1)
+        for passed, color, label in ((True, "#2a9d3a", "passed"), (False, "#d62728", "failed")):
+            chosen = [p for p in points if p.passed is passed]
+            top.scatter(
+                [index[p.partition] for p in chosen],
+                [p.metrics[report.metric] for p in chosen],
+                color=color,
+                label=label,
+                zorder=3,
+            )
+        top.set_ylabel(report.metric)
+        top.set_title(f"{report.model}: {report.verdict()}", fontsize=10)
+        top.legend(loc="best", fontsize=8)
+        for feature in features:
+            series = sorted(
+                (index[d.partition], abs(d.effect)) for d in drift if d.feature == feature
+            )
+            bottom.plot([x for x, _ in series], [y for _, y in series], marker=".", label=feature)
+        bottom.set_ylabel("drift effect")
+        if features:
+            bottom.legend(loc="best", fontsize=8)
+        for axis in (top, bottom):
+            if report.window.last_good is not None:
+                axis.axvline(index[report.window.last_good.partition], color="#2a9d3a", ls=":")
+            axis.axvline(index[report.window.first_bad.partition], color="#d62728", ls="--")
+        bottom.set_xticks(range(len(partitions)))
+        bottom.set_xticklabels(partitions, rotation=45, ha="right", fontsize=7)
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # No timestamp in the file: the same report gives the same bytes.
+        figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    finally:
+        plt.close(figure)
+    return path
