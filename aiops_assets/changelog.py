@@ -180,9 +180,11 @@ class _ChangeReader:
             changes += self._code_change(asset_key, distance, previous_any, record)
             if distance > 0:
                 changes += _data_change(asset_key, distance, before, record)
-            if before is not None:
-                changes += _feature_set_change(asset_key, distance, before, record)
-                changes += self._config_change(asset_key, distance, before, record)
+            # A config or feature-set change is a decision about the asset, not one partition: a
+            # new day computed with a new config must show even though that day has no past.
+            if previous_any is not None:
+                changes += _feature_set_change(asset_key, distance, previous_any, record)
+                changes += self._config_change(asset_key, distance, previous_any, record)
             capsule = self._capsule(asset_key, record)
             if capsule is not None:
                 if previous_capsule is not None:
@@ -297,11 +299,15 @@ class _ChangeReader:
         since, until = _timestamp(self.since), _timestamp(self.until)
         window: list[tuple[Any, Any]] = []
         baseline: tuple[Any, Any] | None = None
+        seen = 0
         for record, evaluation in _evaluations(self.instance, check_key):
+            seen += 1
             at = _check_time(record)
-            if until is not None and at >= until:
-                continue
             if POLICY_SHA256 not in evaluation.metadata:
+                if seen >= _PAGE and not window and baseline is None:
+                    break  # a page of evaluations and no policy hash: this check records none
+                continue
+            if until is not None and at >= until:
                 continue
             if since is not None and at < since:
                 baseline = (record, evaluation)
@@ -576,7 +582,7 @@ def _distribution(metadata: Mapping[str, Any]) -> dict[str, float | int]:
 
 
 def _evaluations(
-    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, since: float | None = None
 ) -> Iterator[tuple[Any, Any]]:
     """Completed evaluations of one check, newest first, with their evaluation data.
 
@@ -589,6 +595,8 @@ def _evaluations(
             check_key, limit=_PAGE, cursor=cursor
         )
         for record in records:
+            if since is not None and _check_time(record) < since:
+                return  # newest first: everything further is older still
             event = record.event
             data = (
                 event.dagster_event.event_specific_data
@@ -609,10 +617,10 @@ def _check_time(record: Any) -> float:
 
 
 def _latest_per_partition(
-    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, since: datetime | None = None
 ) -> dict[str, tuple[Any, Any]]:
     latest: dict[str, tuple[Any, Any]] = {}
-    for record, evaluation in _evaluations(instance, check_key):
+    for record, evaluation in _evaluations(instance, check_key, _timestamp(_utc(since))):
         latest.setdefault(record.partition or "", (record, evaluation))
     return latest
 
@@ -621,15 +629,17 @@ def performance_history(
     instance: dg.DagsterInstance,
     *,
     check_key: dg.AssetCheckKey = PERFORMANCE_CHECK,
+    since: datetime | None = None,
 ) -> list[PerformancePoint]:
     """The model's performance per partition, by partition; a re-run partition counts once.
 
     Only the latest evaluation of a partition counts: a re-scored day replaces its earlier
-    verdict, just as its materialization replaces the earlier scores.
+    verdict, just as its materialization replaces the earlier scores. ``since`` bounds the
+    read to recent evaluations, so the cost follows the window, not the whole history.
     """
     points = []
     for partition, (record, evaluation) in sorted(
-        _latest_per_partition(instance, check_key).items()
+        _latest_per_partition(instance, check_key, since).items()
     ):
         metadata = {name: _plain(value) for name, value in evaluation.metadata.items()}
         version = metadata.get("model_version")
@@ -650,13 +660,16 @@ def performance_history(
 
 
 def drift_history(
-    instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]
+    instance: dg.DagsterInstance,
+    check_keys: Sequence[dg.AssetCheckKey],
+    *,
+    since: datetime | None = None,
 ) -> list[DriftPoint]:
     """Per feature and partition, the drift score the latest evaluation gave and its verdict."""
     points = []
     for check_key in check_keys:
         for partition, (_record, evaluation) in sorted(
-            _latest_per_partition(instance, check_key).items()
+            _latest_per_partition(instance, check_key, since).items()
         ):
             metadata = {name: _plain(value) for name, value in evaluation.metadata.items()}
             drifted = {name.strip() for name in str(metadata.get("drifted", "")).split(",")}

@@ -88,6 +88,7 @@ CAUSES = ("rematerialization", "new-partition")
 # feature-set or data change (one record, the same touched columns).
 PLANTED_KINDS = ("config", "feature_set", "data")
 SINCE_BEFORE_FIRST_BAD = timedelta(days=4)
+HISTORY_BEFORE_FIRST_BAD = timedelta(days=30)
 FEATURES = (
     "checkout.cpu_pct__mean_1h",
     "checkout.latency_p99__mean_1h",
@@ -344,6 +345,8 @@ def time_query(
     repeats: int,
 ) -> Measurement:
     since = history.first_bad_at - SINCE_BEFORE_FIRST_BAD
+    # The evaluations the correlation needs: the same 30 days `aiops incident` reads.
+    history_since = history.first_bad_at - HISTORY_BEFORE_FIRST_BAD
     runs: list[dict[str, float]] = []
     result: dict[str, Any] = {}
 
@@ -360,10 +363,16 @@ def time_query(
             lambda: collect_changes(instance, ledger, definitions, model_name=MODEL, since=since),
             times,
         )
-        performance = timed("performance_history", lambda: performance_history(instance), times)
+        performance = timed(
+            "performance_history",
+            lambda: performance_history(instance, since=history_since),
+            times,
+        )
         drift = timed(
             "drift_history",
-            lambda: drift_history(instance, [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]),
+            lambda: drift_history(
+                instance, [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK], since=history_since
+            ),
             times,
         )
         report = timed(

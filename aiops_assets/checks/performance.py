@@ -10,7 +10,7 @@ also recorded against the model version in the ledger: that record is what makes
 
 import warnings
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -28,6 +28,8 @@ from aiops_assets.metadata import float_metrics, latest_materialization_metadata
 from aiops_assets.resources import LedgerResource
 
 PERFORMANCE_CHECK_NAME = "performance"
+# How far back a failure's incident report reads changes and evaluations.
+INCIDENT_HISTORY = timedelta(days=30)
 
 
 def build_performance_check(
@@ -197,16 +199,19 @@ def _incident_metadata(
     if definitions is None:
         return {}
     try:
+        since = current.at - INCIDENT_HISTORY
         history = [
             point
-            for point in performance_history(context.instance)
+            for point in performance_history(context.instance, since=since)
             if point.partition != current.partition
         ]
         report = build_incident_report(
             model_name,
-            collect_changes(context.instance, registry, definitions, model_asset=model_asset),
+            collect_changes(
+                context.instance, registry, definitions, model_asset=model_asset, since=since
+            ),
             [*history, current],
-            drift_history(context.instance, list(drift_checks)),
+            drift_history(context.instance, list(drift_checks), since=since),
             metric="f1" if "f1" in current.metrics else "false_alarm_rate",
         )
     except Exception as error:  # the report is a courtesy; the verdict must still be recorded
