@@ -233,3 +233,22 @@ def test_environment_and_policy_changes(history: History) -> None:
     assert policy.subject == SCORES_DRIFT_CHECK.to_user_string()
     assert policy.after == "f" * 64 and policy.before != policy.after
     assert policy.lineage_distance == 0 and policy.partition == partition
+
+
+def test_a_config_change_shows_on_a_day_that_never_had_the_old_config(history: History) -> None:
+    # The next day computed with the default windows again: that day's own previous
+    # materialization had the same config, yet the asset's config did change (back), and a
+    # config first used for a new day must be caught the same way.
+    before = datetime.now(UTC)
+    next_day = "2026-01-09"
+    materialize_selection(
+        history.definitions,
+        history.instance,
+        ["features"],
+        partition_key=next_day,
+        raise_on_error=False,
+    )
+    changes = collect_changes(history.instance, history.ledger, history.definitions, since=before)
+    kinds = {(c.kind, c.subject, c.partition) for c in changes}
+    assert ("config", "features", next_day) in kinds, kinds
+    assert ("feature_set", "features", next_day) in kinds, kinds
