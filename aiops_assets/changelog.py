@@ -185,6 +185,7 @@ class _ChangeReader:
             if previous_any is not None:
                 changes += _feature_set_change(asset_key, distance, previous_any, record)
                 changes += self._config_change(asset_key, distance, previous_any, record)
+                changes += _threshold_change(asset_key, distance, previous_any, record)
             capsule = self._capsule(asset_key, record)
             if capsule is not None:
                 if previous_capsule is not None:
@@ -437,6 +438,26 @@ def _feature_set_change(
             before=old,
             after=new,
             features=_touched_columns(before, after),
+        )
+    ]
+
+
+def _threshold_change(
+    asset_key: dg.AssetKey, distance: int, before: _Materialization, after: _Materialization
+) -> list[Change]:
+    """A model's alert threshold moved: the same scores now page more, or less."""
+    old, new = before.metadata.get("threshold"), after.metadata.get("threshold")
+    if not isinstance(old, int | float) or not isinstance(new, int | float) or old == new:
+        return []
+    return [
+        _change(
+            "threshold",
+            asset_key,
+            after,
+            distance,
+            summary=f"{_label(asset_key, after.partition)}: alert threshold {old:.4g} -> {new:.4g}",
+            before=float(old),
+            after=float(new),
         )
     ]
 

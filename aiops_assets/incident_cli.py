@@ -87,8 +87,21 @@ def run_incident_command(args: argparse.Namespace, settings: PipelineSettings) -
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True, default=str))
     else:
-        print(report.markdown(top=args.top))
+        print(report.markdown(top=args.top, links=asset_links(report, settings.ui_url)))
     return 0
+
+
+def asset_links(report: IncidentReport, ui_url: str) -> dict[str, str]:
+    """Each suspect's and timeline entry's asset page in the Dagster UI, by subject."""
+    base = ui_url.rstrip("/")
+    subjects = {change.subject for change in report.timeline} | {
+        suspect.change.subject for suspect in report.suspects
+    }
+    return {
+        subject: f"{base}/assets/{subject}"
+        for subject in subjects
+        if ":" not in subject  # aliases and checks are not asset pages
+    }
 
 
 def _report(

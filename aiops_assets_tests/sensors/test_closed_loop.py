@@ -178,8 +178,14 @@ def test_the_incident_report_names_the_fire_drill_config_change_first(loop: Loop
     top = report.suspects[0].change
     assert (top.kind, top.subject) == ("config", "candidate_model"), report.markdown()
     assert "alert_quantile" in top.summary
-    assert report.suspects[1].change.subject == f"{MODEL_NAME}:{CHAMPION}"
+    # Then what the same change did to the model (its threshold) and the promotion.
+    assert [(s.change.kind, s.change.subject) for s in report.suspects[1:3]] == [
+        ("threshold", "candidate_model"),
+        ("alias", f"{MODEL_NAME}:{CHAMPION}"),
+    ]
     assert "first bad evaluation" in report.markdown()
+    thresholds = [c for c in report.timeline if c.kind == "threshold"]
+    assert any(c.subject == "candidate_model" for c in thresholds), "the fire drill moved it"
 
 
 def test_the_failed_performance_check_carries_the_incident_report(loop: Loop) -> None:
@@ -192,6 +198,7 @@ def test_the_failed_performance_check_carries_the_incident_report(loop: Loop) ->
     assert str(getattr(likely, "value", likely)).startswith("config candidate_model:")
     report = str(getattr(failed.metadata["incident_report"], "value", ""))
     assert "## Suspects" in report and "alert_quantile" in report
+    assert "[candidate_model](/assets/candidate_model)" in report, "suspects link to the UI"
 
 
 def _evaluations(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> list[Any]:
