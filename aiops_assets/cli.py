@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -198,11 +197,7 @@ def _demo(args: argparse.Namespace) -> int:
         run_demo,
     )
 
-    dagster_home = (
-        Path(os.environ["DAGSTER_HOME"])
-        if os.environ.get("DAGSTER_HOME") and args.home is None
-        else settings.dagster_home
-    )
+    dagster_home = settings.instance_home(home_given=args.home is not None)
     archived = archive_previous_demo(settings, dagster_home)
     if archived is not None:
         print(f"aiops demo: the previous demo is kept in {archived}", file=sys.stderr)

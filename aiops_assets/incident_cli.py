@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from aiops_assets.core.experiments import QueryError, parse_time
 from aiops_assets.core.incidents import (
@@ -20,9 +18,10 @@ from aiops_assets.core.incidents import (
     DriftPoint,
     IncidentReport,
     PerformancePoint,
+    asset_links,
     build_incident_report,
 )
-from aiops_assets.core.ledger import Ledger
+from aiops_assets.registry_cli import open_ledger
 from aiops_assets.settings import PipelineSettings
 
 # Labels come only on days with enough anomalies to judge F1; the false-alarm rate always exists.
@@ -44,11 +43,7 @@ def run_incident_command(args: argparse.Namespace, settings: PipelineSettings) -
         build_definitions,
     )
 
-    dagster_home = (
-        Path(os.environ["DAGSTER_HOME"])
-        if os.environ.get("DAGSTER_HOME") and args.home is None
-        else settings.dagster_home
-    )
+    dagster_home = settings.instance_home(home_given=args.home is not None)
     if not (dagster_home / "dagster.yaml").is_file():
         print(
             f"aiops incident: no Dagster instance at {dagster_home}; run the pipeline (make demo) "
@@ -56,7 +51,7 @@ def run_incident_command(args: argparse.Namespace, settings: PipelineSettings) -
             file=sys.stderr,
         )
         return 2
-    ledger = Ledger.from_env(settings.ledger_url, default_key_file=settings.audit_key_file)
+    ledger = open_ledger(settings)
     try:
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             definitions = build_definitions(settings)
@@ -89,19 +84,6 @@ def run_incident_command(args: argparse.Namespace, settings: PipelineSettings) -
     else:
         print(report.markdown(top=args.top, links=asset_links(report, settings.ui_url)))
     return 0
-
-
-def asset_links(report: IncidentReport, ui_url: str) -> dict[str, str]:
-    """Each suspect's and timeline entry's asset page in the Dagster UI, by subject."""
-    base = ui_url.rstrip("/")
-    subjects = {change.subject for change in report.timeline} | {
-        suspect.change.subject for suspect in report.suspects
-    }
-    return {
-        subject: f"{base}/assets/{subject}"
-        for subject in subjects
-        if ":" not in subject  # aliases and checks are not asset pages
-    }
 
 
 def _report(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -175,11 +174,7 @@ def _change_champion(args: argparse.Namespace, settings: PipelineSettings, ledge
     from aiops_assets.definitions import ROLLBACK_ASSETS, build_definitions
     from aiops_assets.demo import materialize_selection, prepare_instance
 
-    dagster_home = (
-        os.environ["DAGSTER_HOME"]
-        if os.environ.get("DAGSTER_HOME") and args.home is None
-        else str(settings.dagster_home)
-    )
+    dagster_home = settings.instance_home(home_given=args.home is not None)
     config: dict[str, Any] = {"action": action, "reason": args.reason}
     version = args.version if action == "promote" else args.to
     if version:

@@ -19,6 +19,7 @@ from aiops_assets.core.policy import AccessDenied, AccessPolicy, acting_identity
 from aiops_assets.core.registry import ALIASES, MODEL_NAME
 from aiops_assets.core.reproduce import ReproductionError, run_in_fresh_process
 from aiops_assets.core.store import ArtifactStore
+from aiops_assets.registry_cli import open_ledger
 from aiops_assets.settings import PipelineSettings
 
 EXIT_MISMATCH = 1
@@ -32,7 +33,7 @@ class TargetError(LookupError):
 
 
 def run_reproduce_command(args: argparse.Namespace, settings: PipelineSettings) -> int:
-    ledger = Ledger.from_env(settings.ledger_url, default_key_file=settings.audit_key_file)
+    ledger = open_ledger(settings)
     try:
         if args.command == "reproduce":
             return _reproduce(args, settings, ledger)

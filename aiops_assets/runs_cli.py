@@ -32,6 +32,7 @@ from aiops_assets.core.experiments import (
     search_runs,
 )
 from aiops_assets.core.ledger import Ledger, LedgerError
+from aiops_assets.registry_cli import open_ledger
 from aiops_assets.settings import PipelineSettings
 
 EXIT_USAGE = 2
@@ -98,7 +99,7 @@ def run_runs_command(args: argparse.Namespace, settings: PipelineSettings) -> in
         except QueryError as error:
             print(f"aiops runs search: {error}", file=sys.stderr)
             return EXIT_USAGE
-    ledger = Ledger.from_env(settings.ledger_url, default_key_file=settings.audit_key_file)
+    ledger = open_ledger(settings)
     try:
         if command == "search":
             return _search(ledger, run_filter, as_json=args.json)

@@ -90,6 +90,13 @@ class PipelineSettings:
     def dagster_home(self) -> Path:
         return (self.home / "dagster_home").absolute()
 
+    def instance_home(self, *, home_given: bool) -> Path:
+        """The Dagster instance a command uses: ``DAGSTER_HOME`` (as ``make dev`` sets it) unless
+        the user named a home on the command line, else the home's own instance."""
+        if os.environ.get("DAGSTER_HOME") and not home_given:
+            return Path(os.environ["DAGSTER_HOME"])
+        return self.dagster_home
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> PipelineSettings:
         """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``,

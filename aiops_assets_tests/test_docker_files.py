@@ -8,10 +8,8 @@ local PostgreSQL (skipped locally without a server, failed in CI, like test_ledg
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,14 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from aiops_assets_tests.postgres import SERVER_URL, throwaway_database
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 INSTANCE_YAML = DOCKER / "dagster.postgres.yaml"
 WORKSPACE = DOCKER / "workspace.yaml"
 DOCKERFILE = DOCKER / "Dockerfile"
-SERVER_URL = os.environ.get(
-    "AIOPS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
 DAGSTER_SERVICES = ("code_location", "webserver", "daemon")
 
 
@@ -153,37 +150,13 @@ def test_the_dockerfile_installs_from_the_lock() -> None:
     assert syncs and all("--frozen" in s and "--no-dev" in s for s in syncs), syncs
 
 
-def _server_or_fail() -> sa.Engine:
-    engine = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as error:
-        engine.dispose()
-        message = f"PostgreSQL at {SERVER_URL} is not reachable: {error.orig}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (required in CI: .ci/run starts it)")
-        print(message)
-        pytest.skip(message)
-    return engine
-
-
 @pytest.fixture
 def database() -> Iterator[sa.URL]:
-    admin = _server_or_fail()
     url = sa.make_url(SERVER_URL)
     if (url.port or 5432) != 5432:
-        admin.dispose()
         pytest.skip(f"docker/dagster.postgres.yaml uses port 5432, the test server is {url.port}")
-    name = f"aiops_instance_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("aiops_instance") as database_url:
+        yield database_url
 
 
 def test_the_instance_yaml_opens_a_postgres_instance(

@@ -6,7 +6,7 @@ promotion, a rollback), so each change is also a materialization the UI shows wi
 and ``anomaly_scores`` downstream always scores with the model the registry says is in service.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import dagster as dg
@@ -59,6 +59,7 @@ from aiops_assets.resources import (
     ArtifactStoreResource,
     LedgerResource,
     PromotionGateResource,
+    asset_ref_name,
 )
 
 TRAINING_SET_CODE_VERSION = "training_set-2"
@@ -223,7 +224,7 @@ def training_set(
 
 def _features_data_version(store: ArtifactStore, partition: str) -> str:
     """The data version of a feature partition as the IO manager stored it (what was loaded)."""
-    ref = store.get_ref("/".join(["assets", *FEATURES_KEY.path, partition]))
+    ref = store.get_ref(asset_ref_name(FEATURES_KEY, partition))
     if ref is None:
         raise dg.Failure(description=f"features[{partition}] has no stored version")
     return ref.sha256
@@ -337,7 +338,7 @@ def candidate_model(
             model_name=MODEL_NAME,
             model_version=version.version,
             capsule_id=capsule.capsule_id,
-            at=capsule_time(capsule),
+            at=capsule.created_at or datetime.now(UTC),
             config=dict(capsule.config),
             metrics=dict(metrics),
             tags={k: v for k, v in context.run.tags.items() if not k.startswith("dagster/")},
@@ -425,10 +426,6 @@ def _training_set_capsule(
         "cannot name the feature partitions it came from"
     )
     return None
-
-
-def capsule_time(capsule: Capsule) -> datetime:
-    return datetime.fromisoformat(str(capsule.body["created_at"]))
 
 
 @dg.asset(
@@ -700,7 +697,7 @@ class _ChampionChange:
         )
 
     def _features_ref(self, partition: str) -> ArtifactRef:
-        ref = self.store.get_ref("/".join(["assets", *FEATURES_KEY.path, partition]))
+        ref = self.store.get_ref(asset_ref_name(FEATURES_KEY, partition))
         if ref is None:
             raise dg.Failure(description=f"features[{partition}] has no current version")
         return ref
@@ -715,8 +712,8 @@ class _ChampionChange:
             key
             for key in sorted(self.context.instance.get_materialized_partitions(SCORES_KEY))
             if key <= until
-            and self.store.get_ref("/".join(["assets", *SCORES_KEY.path, key])) is not None
-            and self.store.get_ref("/".join(["assets", *FEATURES_KEY.path, key])) is not None
+            and self.store.get_ref(asset_ref_name(SCORES_KEY, key)) is not None
+            and self.store.get_ref(asset_ref_name(FEATURES_KEY, key)) is not None
         ]
         return served[-count:]
 

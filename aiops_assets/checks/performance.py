@@ -20,7 +20,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.checks.quality import partition_frame
 from aiops_assets.core.features import LABEL
-from aiops_assets.core.incidents import IncidentReport, PerformancePoint, build_incident_report
+from aiops_assets.core.incidents import PerformancePoint, asset_links, build_incident_report
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.registry import MODEL_NAME
@@ -222,18 +222,9 @@ def _incident_metadata(
     top = report.suspects[0]
     return {
         "incident_report": dg.MetadataValue.md(
-            report.markdown(
-                top=5, links={name: f"/assets/{name}" for name in _asset_subjects(report)}
-            )
+            report.markdown(top=5, links=asset_links(report, ""))
         ),
         "likely_cause": dg.MetadataValue.text(
             f"{top.change.kind} {top.change.subject}: {top.change.summary}"
         ),
     }
-
-
-def _asset_subjects(report: IncidentReport) -> set[str]:
-    """Subjects that are assets (not aliases or checks): linked to their page in the UI."""
-    subjects = {change.subject for change in report.timeline}
-    subjects |= {suspect.change.subject for suspect in report.suspects}
-    return {subject for subject in subjects if ":" not in subject}

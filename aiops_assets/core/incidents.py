@@ -704,3 +704,11 @@ def build_incident_report(
         performance=_sorted_performance(performance),
         metric=metric,
     )
+
+
+def asset_links(report: IncidentReport, base_url: str) -> dict[str, str]:
+    """Each asset subject of the report (not aliases or checks) -> its page in the Dagster UI."""
+    subjects = {change.subject for change in report.timeline}
+    subjects |= {suspect.change.subject for suspect in report.suspects}
+    base = base_url.rstrip("/")
+    return {subject: f"{base}/assets/{subject}" for subject in subjects if ":" not in subject}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from aiops_assets.core.ledger import (
     LedgerError,
     metadata,
 )
+from aiops_assets_tests.core.test_ledger import _raw
 
 KEY = b"test-audit-key-" + b"c" * 17
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -66,16 +66,6 @@ def _capsule(n: int = 0, *, run_id: str | None = "run-1", kind: str = "model") -
         environment=ENVIRONMENT,
         created_at=START + timedelta(minutes=n),
     )
-
-
-def _raw(path: Path, sql: str, *params: Any) -> list[Any]:
-    connection = sqlite3.connect(path)
-    try:
-        rows = connection.execute(sql, params).fetchall()
-        connection.commit()
-        return rows
-    finally:
-        connection.close()
 
 
 # --- capsules ---------------------------------------------------------------------------------

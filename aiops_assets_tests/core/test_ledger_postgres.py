@@ -7,49 +7,21 @@ skipped locally (with the reason printed) and fail in CI, where PostgreSQL is pa
 from __future__ import annotations
 
 import multiprocessing
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from aiops_assets.core.ledger import Ledger
+from aiops_assets_tests.postgres import throwaway_database
 
-SERVER_URL = os.environ.get(
-    "AIOPS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-)
 KEY = b"postgres-test-key-0123456789abcdef"
-
-
-def _server_or_fail() -> sa.Engine:
-    engine = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as error:
-        engine.dispose()
-        message = f"PostgreSQL at {SERVER_URL} is not reachable: {error.orig}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (required in CI: .ci/run starts it)")
-        print(message)
-        pytest.skip(message)
-    return engine
 
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    admin = _server_or_fail()
-    name = f"aiops_ledger_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database("aiops_ledger") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 def test_the_registry_and_the_audit_chain_work_on_postgresql(database_url: str) -> None:
