@@ -8,6 +8,7 @@ also recorded against the model version in the ledger: that record is what makes
 "known good", the version a rollback may return to.
 """
 
+import base64
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.checks.quality import partition_frame
 from aiops_assets.core.features import LABEL
+from aiops_assets.core.incident_plot import render_incident_png
 from aiops_assets.core.incidents import PerformancePoint, asset_links, build_incident_report
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.models import ALERT
@@ -205,13 +207,14 @@ def _incident_metadata(
             for point in performance_history(context.instance, since=since)
             if point.partition != current.partition
         ]
+        drift = drift_history(context.instance, list(drift_checks), since=since)
         report = build_incident_report(
             model_name,
             collect_changes(
                 context.instance, registry, definitions, model_asset=model_asset, since=since
             ),
             [*history, current],
-            drift_history(context.instance, list(drift_checks), since=since),
+            drift,
             metric="f1" if "f1" in current.metrics else "false_alarm_rate",
         )
     except Exception as error:  # the report is a courtesy; the verdict must still be recorded
@@ -220,7 +223,7 @@ def _incident_metadata(
     if report is None or not report.suspects:
         return {}
     top = report.suspects[0]
-    return {
+    metadata = {
         "incident_report": dg.MetadataValue.md(
             report.markdown(top=5, links=asset_links(report, ""))
         ),
@@ -228,3 +231,14 @@ def _incident_metadata(
             f"{top.change.kind} {top.change.subject}: {top.change.summary}"
         ),
     }
+    try:
+        png = render_incident_png(report, drift, dpi=72)
+    except Exception as error:  # a missing picture must not cost the report
+        context.log.warning(f"incident timeline not drawn: {error!r}")
+        return metadata
+    # Embedded as a data URI: the UI renders it inline on the check's page, with nothing to fetch.
+    metadata["incident_timeline"] = dg.MetadataValue.md(
+        f"![incident timeline: {report.metric} and the most drifted features]"
+        f"(data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+    )
+    return metadata

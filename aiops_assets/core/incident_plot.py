@@ -6,6 +6,7 @@ same day, which is what convinces a person (or refutes the ranking) in seconds.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +36,20 @@ def top_drifted_features(
 
 
 def plot_incident(report: IncidentReport, drift: Sequence[DriftPoint], path: Path) -> Path:
-    """Write the PNG: the metric with pass/fail per partition, then the top features' drift."""
+    """Write the timeline PNG to ``path`` (for the command line and for sharing in a ticket)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render_incident_png(report, drift))
+    return path
+
+
+def render_incident_png(
+    report: IncidentReport, drift: Sequence[DriftPoint], *, dpi: int = 100
+) -> bytes:
+    """The PNG bytes: the metric with pass/fail per partition, then the top features' drift.
+
+    Bytes rather than a file, so a check can embed the picture in its own metadata: the person
+    paged sees it on the check's page without access to the machine that drew it.
+    """
     points = [p for p in report.performance if report.metric in p.metrics]
     partitions = sorted({p.partition for p in report.performance} | {d.partition for d in drift})
     index = {partition: position for position, partition in enumerate(partitions)}
@@ -73,9 +87,9 @@ def plot_incident(report: IncidentReport, drift: Sequence[DriftPoint], path: Pat
         bottom.set_xticks(range(len(partitions)))
         bottom.set_xticklabels(partitions, rotation=45, ha="right", fontsize=7)
         figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
         # No timestamp in the file: the same report gives the same bytes.
-        figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
+        figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     finally:
         plt.close(figure)
-    return path
+    return buffer.getvalue()

@@ -9,6 +9,7 @@ byte of one audit row is changed.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import sqlite3
@@ -199,6 +200,11 @@ def test_the_failed_performance_check_carries_the_incident_report(loop: Loop) ->
     report = str(getattr(failed.metadata["incident_report"], "value", ""))
     assert "## Suspects" in report and "alert_quantile" in report
     assert "[candidate_model](/assets/candidate_model)" in report, "suspects link to the UI"
+    timeline = str(getattr(failed.metadata["incident_timeline"], "value", ""))
+    prefix = "(data:image/png;base64,"
+    assert timeline.startswith("![incident timeline") and prefix in timeline
+    png = base64.b64decode(timeline.split(prefix, 1)[1].rstrip(")"), validate=True)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000, "a real picture, inline"
 
 
 def _evaluations(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey) -> list[Any]:
