@@ -1,0 +1,79 @@
+"""aiops_assets: AIOps model operations on Dagster, as checks, sensors and resources to reuse.
+
+Everything a host project needs is importable from here, and nothing else is public:
+
+- check factories: :func:`build_quality_checks`, :func:`build_drift_checks`;
+- the drift baseline asset factory: :func:`build_drift_baseline_asset`;
+- sensors: :func:`build_retrain_on_drift_sensor`, :func:`build_alert_on_check_failure_sensor`,
+  :func:`build_rollback_on_regression_sensor`;
+- resources: :class:`ArtifactStoreResource`, :class:`ArtifactRefIOManager`,
+  :class:`AlertSinkResource`, and the registry, :class:`LedgerResource`;
+- the Dagster Component :class:`AiopsMonitoring` (``type: aiops_assets.AiopsMonitoring``).
+
+The names load on first use: importing the package stays free of Dagster, so the ``aiops``
+command answers ``--help`` without paying for Dagster's import.
+
+Example:
+    >>> import aiops_assets as aiops  # doctest: +SKIP
+    >>> checks = aiops.build_quality_checks(service_metrics, "suites/metrics.yaml")  # doctest: +SKIP
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiops_assets.assets.drift import build_drift_baseline_asset
+    from aiops_assets.checks.drift import build_drift_checks
+    from aiops_assets.checks.quality import build_quality_checks
+    from aiops_assets.components.monitoring import AiopsMonitoring
+    from aiops_assets.resources import (
+        AlertSinkResource,
+        ArtifactRefIOManager,
+        ArtifactStoreResource,
+        LedgerResource,
+    )
+    from aiops_assets.sensors.alerts import build_alert_on_check_failure_sensor
+    from aiops_assets.sensors.retrain import build_retrain_on_drift_sensor
+    from aiops_assets.sensors.rollback import build_rollback_on_regression_sensor
+
+_SOURCES = {
+    "AiopsMonitoring": "aiops_assets.components.monitoring",
+    "AlertSinkResource": "aiops_assets.resources",
+    "ArtifactRefIOManager": "aiops_assets.resources",
+    "ArtifactStoreResource": "aiops_assets.resources",
+    "LedgerResource": "aiops_assets.resources",
+    "build_alert_on_check_failure_sensor": "aiops_assets.sensors.alerts",
+    "build_drift_baseline_asset": "aiops_assets.assets.drift",
+    "build_drift_checks": "aiops_assets.checks.drift",
+    "build_quality_checks": "aiops_assets.checks.quality",
+    "build_retrain_on_drift_sensor": "aiops_assets.sensors.retrain",
+    "build_rollback_on_regression_sensor": "aiops_assets.sensors.rollback",
+}
+
+__all__ = [
+    "AiopsMonitoring",
+    "AlertSinkResource",
+    "ArtifactRefIOManager",
+    "ArtifactStoreResource",
+    "LedgerResource",
+    "build_alert_on_check_failure_sensor",
+    "build_drift_baseline_asset",
+    "build_drift_checks",
+    "build_quality_checks",
+    "build_retrain_on_drift_sensor",
+    "build_rollback_on_regression_sensor",
+]
+
+
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module 'aiops_assets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(source), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    # dg discovers components by listing the registry module: the public names, loaded or not.
+    return list(__all__)

@@ -47,7 +47,7 @@ def profile_metadata(profile: BaselineProfile, reference: pd.DataFrame) -> dict[
 
 
 def build_drift_baseline_asset(
-    source: dg.AssetsDefinition,
+    source: dg.AssetsDefinition | dg.AssetSpec,
     *,
     name: str = "drift_baseline",
     exclude: Sequence[str] = KEY_COLUMNS,
@@ -58,7 +58,27 @@ def build_drift_baseline_asset(
 
     Every numeric column but ``exclude`` and ``labels`` is profiled as a numeric feature;
     ``labels`` (0/1) get label drift. Each reference partition is also a calibration chunk, so the
-    policy's calibrated thresholds match the size of the partitions that will be checked.
+    policy's calibrated thresholds match the size of the partitions that will be checked. The
+    reference window is the first ``reference_partitions`` (run config, default 3) partitions that
+    have a value; partitions never materialized are skipped, whichever IO manager stores them.
+
+    The profile is written to the artifact store, so the code location needs the
+    ``artifact_store`` resource and the ``artifact_io_manager`` IO manager
+    (:class:`ArtifactStoreResource`, :class:`ArtifactRefIOManager`).
+
+    Args:
+        source: A partitioned asset whose value is a pandas DataFrame, with any column names.
+        name: The baseline asset's name (one baseline per monitored asset needs distinct names).
+        exclude: Columns that are keys or identifiers, not features: never profiled.
+        labels: 0/1 columns profiled for label drift (absent ones are ignored).
+        group_name: The asset group the baseline appears in.
+
+    Example:
+        >>> baseline = build_drift_baseline_asset(  # doctest: +SKIP
+        ...     service_metrics, name="service_metrics_baseline", exclude=["ts", "host"],
+        ...     labels=["is_incident"],
+        ... )
+        >>> checks = build_drift_checks(service_metrics, baseline)  # doctest: +SKIP
     """
     source_name = source.key.to_user_string()
 
@@ -68,7 +88,13 @@ def build_drift_baseline_asset(
         io_manager_key="artifact_io_manager",
         group_name=group_name,
         kinds={"numpy"},
-        ins={"source": dg.AssetIn(key=source.key, metadata={ALLOW_MISSING_PARTITIONS: True})},
+        ins={
+            "source": dg.AssetIn(
+                key=source.key,
+                # Ours for the artifact IO manager; Dagster's own for a host's UPath IO manager.
+                metadata={ALLOW_MISSING_PARTITIONS: True, "allow_missing_partitions": True},
+            )
+        },
         description=(
             f"Drift reference: a mergeable per-column profile of the first partitions of "
             f"{source.key.to_user_string()}, calibrated on each of them."

@@ -59,8 +59,8 @@ def build_drift_checks(
         name: The check's name (two drift checks on one asset need different names).
 
     Example:
-        >>> baseline = build_drift_baseline_asset(...)  # doctest: +SKIP
-        >>> checks = build_drift_checks(my_asset, baseline)  # doctest: +SKIP
+        >>> baseline = build_drift_baseline_asset(my_asset, exclude=["ts", "host"])  # doctest: +SKIP
+        >>> checks = build_drift_checks(my_asset, baseline, columns=["cpu_pct"])  # doctest: +SKIP
     """
     resolved = policy if isinstance(policy, DriftPolicy) else load_policy(policy)
     selected = list(columns) if columns is not None else None

@@ -180,7 +180,7 @@ def build_quality_checks(
     asset: dg.AssetsDefinition | dg.AssetSpec,
     suite: QualitySuite | str | Path,
     *,
-    severity: Severity = Severity.ERROR,
+    severity: Severity | str = Severity.ERROR,
     blocking: bool = True,
 ) -> list[dg.AssetChecksDefinition]:
     """Asset checks that run a GE suite on an asset whose value is a pandas DataFrame.
@@ -193,14 +193,14 @@ def build_quality_checks(
         asset: The asset to check; its IO manager must load a DataFrame (or, for our artifact IO
             manager, a dict of one partition's DataFrame).
         suite: A :class:`QualitySuite` or the path of a suite YAML file.
-        severity: Severity of suite entries that do not name one.
+        severity: Severity of suite entries that do not name one: ``"ERROR"`` or ``"WARN"``.
         blocking: Whether the ERROR check blocks downstream assets. WARN never blocks.
 
     Example:
         >>> checks = build_quality_checks(my_metrics_asset, "suites/metrics.yaml")  # doctest: +SKIP
         >>> defs = dg.Definitions(assets=[my_metrics_asset], asset_checks=checks)  # doctest: +SKIP
     """
-    resolved = _resolve_suite(suite, severity)
+    resolved = _resolve_suite(suite, Severity(str(severity).upper()))
     asset_key = asset.key
     partitions_def = asset.partitions_def
     checks = []

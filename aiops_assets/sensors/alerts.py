@@ -33,7 +33,14 @@ def build_alert_on_check_failure_sensor(
     alerted once (again only if it escalates from WARN to ERROR); the key is the check and its
     partition. Delivery retries with backoff inside the sink; an alert that still cannot be
     delivered stays queued in the cursor and is retried on the next tick, so a webhook outage
-    loses nothing. The tick's skip reason says what was sent and what is queued.
+    loses nothing. The tick's skip reason says what was sent and what is queued. Alerts go to
+    the ``alert_sink`` resource (:class:`AlertSinkResource`).
+
+    Args:
+        check_keys: The checks to watch; default every check of the code location.
+        name: The sensor's name (unique in the code location).
+        minimum_interval_seconds: How often the daemon evaluates the sensor.
+        default_status: STOPPED by default: a team switches alerting on when it is ready.
 
     Example:
         >>> build_alert_on_check_failure_sensor()  # doctest: +SKIP

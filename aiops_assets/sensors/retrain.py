@@ -46,6 +46,18 @@ def build_retrain_on_drift_sensor(
     skipped with the reason shown on the tick, because a retraining already under way is using
     data up to that point. WARN drift never retrains: it is an early signal, not a verdict.
 
+    Args:
+        job: The retraining job, or its name when the job is defined elsewhere in the location.
+        drift_checks: The drift checks to watch (from :func:`build_drift_checks`).
+        cooldown_seconds: Minimum time between two retraining runs this sensor requests.
+        run_config: The run config of the retraining run, from the ERROR evaluation that caused
+            it. The default fits the reference pipeline (``training_set`` trains until the drifted
+            day); a host job passes its own, e.g. ``lambda evaluation: {}``.
+        name: The sensor's name (unique in the code location).
+        minimum_interval_seconds: How often the daemon evaluates the sensor.
+        default_status: STOPPED by default: a team switches retraining on when it is ready.
+        clock: The time source for the cooldown (tests pass a fake clock).
+
     Example:
         >>> build_retrain_on_drift_sensor(  # doctest: +SKIP
         ...     job=train_job, drift_checks=[dg.AssetCheckKey(dg.AssetKey("features"), "drift")]

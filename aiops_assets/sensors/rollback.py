@@ -30,6 +30,16 @@ def build_rollback_on_regression_sensor(
     never failed. The run key names the failing version, so one regression causes one rollback.
     The rollback itself (the ``champion_model`` asset with ``action: rollback``) picks the most
     recent earlier champion whose checks passed, records why, alerts, and deletes nothing.
+    The sensor reads the champion from the ``ledger`` resource (:class:`LedgerResource`).
+
+    Args:
+        job: The rollback job, or its name when the job is defined elsewhere in the location.
+        performance_checks: The performance checks to watch.
+        model_name: The registered model whose champion is rolled back.
+        champion_asset: The asset whose config takes ``action: rollback`` and ``reason``.
+        name: The sensor's name (unique in the code location).
+        minimum_interval_seconds: How often the daemon evaluates the sensor.
+        default_status: STOPPED by default: a team switches rollback on when it is ready.
 
     Example:
         >>> build_rollback_on_regression_sensor(  # doctest: +SKIP
