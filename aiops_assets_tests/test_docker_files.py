@@ -1,8 +1,10 @@
 """The docker deployment files agree with each other and with Dagster.
 
-Docker itself is not needed: the compose file, the instance yaml, the workspace and the
-Dockerfile are parsed and cross-checked, and the instance yaml is opened for real against the
-local PostgreSQL (skipped locally without a server, failed in CI, like test_ledger_postgres.py).
+Docker itself is not needed: the compose file, the instance yaml, the workspace, the Celery
+worker settings and the Dockerfile are parsed and cross-checked (the executor the code location
+builds from its compose environment against the worker's queue, broker and backend), and the
+instance yaml is opened for real against the local PostgreSQL (skipped locally without a
+server, failed in CI, like test_ledger_postgres.py).
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
 
+from aiops_assets.definitions import build_executor
+from aiops_assets.settings import PipelineSettings
 from aiops_assets_tests.postgres import SERVER_URL, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +33,11 @@ COMPOSE = DOCKER / "compose.yaml"
 INSTANCE_YAML = DOCKER / "dagster.postgres.yaml"
 WORKSPACE = DOCKER / "workspace.yaml"
 DOCKERFILE = DOCKER / "Dockerfile"
-DAGSTER_SERVICES = ("code_location", "webserver", "daemon")
+CELERY_YAML = DOCKER / "celery.yaml"
+# Every service that opens the Dagster instance.
+DAGSTER_SERVICES = ("code_location", "webserver", "daemon", "celery_worker")
+# The services where steps run (the code location's run workers, or Celery's workers).
+STEP_SERVICES = ("code_location", "celery_worker")
 
 
 def _load(path: Path) -> Any:
@@ -46,6 +56,29 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):
         return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     return {str(key): "" if value is None else str(value) for key, value in env.items()}
+
+
+def _interpolate(value: str, shell: dict[str, str] | None = None) -> str:
+    """What compose makes of ``${NAME}``, ``${NAME:-default}`` and ``$$`` for a given shell."""
+    shell = shell or {}
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(3) or ""
+        return shell.get(name) or default
+
+    return re.sub(r"\$\$|\$\{(\w+)(:-([^}]*))?\}", substitute, value)
+
+
+def _resolved_environment(name: str) -> dict[str, str]:
+    """A service's environment as its container sees it when nothing is overridden."""
+    return {key: _interpolate(value) for key, value in _environment(_services()[name]).items()}
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Target -> source of a service's volumes (bind mounts and named volumes)."""
+    return {str(v).split(":")[1]: str(v).split(":")[0] for v in service.get("volumes", [])}
 
 
 def _env_keys(node: Any) -> set[str]:
@@ -78,7 +111,7 @@ def _option(command: list[str], *names: str) -> str:
 
 def test_compose_has_the_services() -> None:
     services = _services()
-    assert {"postgres", *DAGSTER_SERVICES} <= set(services)
+    assert {"postgres", "rabbitmq", *DAGSTER_SERVICES} <= set(services)
     assert str(services["postgres"]["image"]).startswith("postgres:16")
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert services["webserver"]["command"][0] == "dagster-webserver"
@@ -109,6 +142,87 @@ def test_the_code_location_has_the_pipeline_settings() -> None:
     assert env["AIOPS_STORE_ROOT"] == "/data/store"
 
 
+def test_steps_see_the_same_ledger_store_and_executor_wherever_they_run() -> None:
+    services = _services()
+    code_location, worker = (_environment(services[name]) for name in STEP_SERVICES)
+    aiops = {key: value for key, value in code_location.items() if key.startswith("AIOPS_")}
+    assert {"AIOPS_LEDGER_URL", "AIOPS_STORE_ROOT", "AIOPS_HOME", "AIOPS_EXECUTOR"} <= set(aiops)
+    assert {key: worker.get(key) for key in aiops} == aiops
+    for name in STEP_SERVICES:
+        # The store and the ledger's key file live on the one volume both mount.
+        mounted = _mounts(services[name])
+        assert mounted["/data"] == "aiops_data", name
+        assert _interpolate(aiops["AIOPS_STORE_ROOT"]).startswith("/data/"), name
+        assert "aiops_data" in _load(COMPOSE)["volumes"]
+
+
+def test_the_broker_is_the_rabbitmq_service_with_its_credentials() -> None:
+    services = _services()
+    rabbitmq = services["rabbitmq"]
+    assert str(rabbitmq["image"]).startswith("rabbitmq:3")
+    assert "rabbitmq-diagnostics" in rabbitmq["healthcheck"]["test"]
+    credentials = {key: _interpolate(value) for key, value in _environment(rabbitmq).items()}
+    for name in STEP_SERVICES:
+        broker = urlsplit(_resolved_environment(name)["AIOPS_CELERY_BROKER"])
+        assert broker.scheme in {"amqp", "pyamqp"}, name
+        assert (broker.hostname, broker.port) == ("rabbitmq", 5672), name
+        # RabbitMQ refuses its guest user from other hosts: the service's own user it is.
+        assert broker.username == credentials["RABBITMQ_DEFAULT_USER"] != "guest", name
+        assert broker.password == credentials["RABBITMQ_DEFAULT_PASS"], name
+        assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy", name
+
+
+def test_the_worker_serves_the_queue_and_broker_the_executor_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dagster_celery.cli import get_validated_config
+
+    services = _services()
+    worker = services["celery_worker"]
+    command = worker["command"]
+    assert command[:3] == ["dagster-celery", "worker", "start"]
+    assert _option(command, "-A", "--app") == "dagster_celery.app"
+    assert _option(command, "-i", "--includes") == _option(_code_server_command(), "-m")
+    config_path = _option(command, "-y", "--config-yaml")
+    assert (COMPOSE.parent / _mounts(worker)[config_path]).resolve() == CELERY_YAML
+
+    # The executor of the code location's jobs, built from its environment as the run builds it.
+    code_location_env = _resolved_environment("code_location")
+    for key, value in code_location_env.items():
+        monkeypatch.setenv(key, value)
+    settings = PipelineSettings.from_env(code_location_env)
+    assert settings.executor == "celery"
+    executor = build_executor(settings)
+    assert executor.name == "celery"
+    # What a run gives the executor: the configured values, variables read from the environment.
+    schema: Any = executor.config_schema
+    resolved = schema.resolve_config({})
+    assert resolved.success, resolved.errors
+    executor_config = resolved.value["config"]
+    assert _option(command, "-q", "--queue") == settings.celery_queue
+    assert executor_config["config_source"]["task_default_queue"] == settings.celery_queue
+
+    # The worker's settings file, read with the worker's own environment, as the CLI reads it.
+    worker_env = _resolved_environment("celery_worker")
+    assert _env_keys(_load(CELERY_YAML)) <= set(worker_env)
+    for key, value in worker_env.items():
+        monkeypatch.setenv(key, value)
+    worker_config = get_validated_config(str(CELERY_YAML))
+    assert worker_config["broker"] == executor_config["broker"]
+    assert worker_config["backend"] == executor_config["backend"]
+
+
+def test_the_image_installs_what_the_commands_run() -> None:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "dependencies"
+    ]
+    names = {re.split(r"[<>=!~ \[]", dependency)[0] for dependency in dependencies}
+    assert {"dagster", "dagster-webserver", "dagster-postgres", "dagster-celery"} <= names
+    services = _services()
+    assert services["webserver"]["command"][0] in names
+    assert services["celery_worker"]["command"][0] in names
+
+
 def test_mounted_files_exist_and_the_instance_is_mounted_as_dagster_yaml() -> None:
     services = _services()
     for name in DAGSTER_SERVICES:
@@ -120,9 +234,10 @@ def test_mounted_files_exist_and_the_instance_is_mounted_as_dagster_yaml() -> No
                 assert path.is_file(), f"{name} mounts {source}, which is not in the repo"
                 targets[target] = path
         assert targets.get("/opt/dagster/dagster_home/dagster.yaml") == INSTANCE_YAML, name
-    for name in ("webserver", "daemon"):
+    for name in ("webserver", "daemon", "celery_worker"):
         env = _environment(services[name])
         assert env["DAGSTER_HOME"] == "/opt/dagster/dagster_home", name
+    for name in ("webserver", "daemon"):
         workspace = _option(services[name]["command"], "-w", "--workspace")
         mounted = {str(v).split(":")[1]: str(v).split(":")[0] for v in services[name]["volumes"]}
         assert (COMPOSE.parent / mounted[workspace]).resolve() == WORKSPACE, name
