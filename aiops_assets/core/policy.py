@@ -19,10 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from aiops_assets.core.environments import EnvironmentRefusal, current_environment
+
 if TYPE_CHECKING:
     from aiops_assets.core.ledger import Ledger
 
-ACTIONS = ("promote", "rollback", "export", "change_threshold")
+ACTIONS = (
+    "promote",
+    "rollback",
+    "export",
+    "change_threshold",
+    "promote_feature_set",
+    "change_flags",
+)
+# Actions a deployment that cannot promote (``core.environments``) refuses whatever the policy.
+PROMOTING_ACTIONS = ("promote", "promote_feature_set")
 ACTOR_TAG = "aiops/actor"
 ACTOR_ENV = "AIOPS_ACTOR"
 POLICY_ENV = "AIOPS_ACCESS_POLICY"
@@ -182,7 +193,21 @@ def authorize(
     subject: str,
     run_id: str | None = None,
 ) -> None:
-    """Raise ``AccessDenied`` unless allowed; a refusal is audited first, so it cannot go unseen."""
+    """Raise ``AccessDenied`` unless allowed; a refusal is audited first, so it cannot go unseen.
+
+    A deployment whose environment cannot promote (the sandbox) refuses ``promote`` whatever the
+    policy says, with ``EnvironmentRefusal``, audited the same way.
+    """
+    environment = current_environment()
+    if action in PROMOTING_ACTIONS and not environment.can_promote:
+        try:
+            environment.require_promotion(subject)
+        except EnvironmentRefusal as refusal:
+            refused = {"action": action, "environment": environment.name, "message": str(refusal)}
+            ledger.audit(
+                "access_denied", actor=actor, subject=subject, details=refused, run_id=run_id
+            )
+            raise
     try:
         policy.require(actor, action, subject)
     except AccessDenied as error:

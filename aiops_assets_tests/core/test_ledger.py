@@ -356,7 +356,7 @@ def test_schema_matches_metadata_after_migration(ledger: Ledger, db_path: Path) 
                 connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
             )
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0002"
+            assert context.get_current_revision() == "0003"
             head = connection.execute(text("SELECT id, last_seq FROM audit_head")).all()
             assert [tuple(row) for row in head] == [(1, 0)]
     finally:

@@ -1,0 +1,202 @@
+"""Staged rollout of a model version: canary services first, then the rest, stage by stage.
+
+A new champion that passed the promotion gate on a holdout can still hurt some services in
+production. A rollout moves it slice by slice: each stage adds services (a list, or a percentage
+chosen deterministically by service name, as flags do) and waits for the performance check of the
+slice it just added; a passing check opens the next stage, a failing one halts the rollout and
+rolls that slice back to the previous version, leaving every other service as it was. When the
+last stage passes, ``champion`` moves to the new version in the same transaction. Every stage,
+verdict and evidence is an audited ledger row, so which service served which version at any
+moment can be answered afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiops_assets.core.experiments import criterion_met, parse_criterion
+from aiops_assets.core.flags import bucket
+from aiops_assets.core.ledger import Ledger, Rollout
+
+CHAMPION = "champion"
+
+
+class RolloutError(ValueError):
+    """A plan or a step that cannot be carried out; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    services: tuple[str, ...] = ()
+    percent: float | None = None
+
+    def covers(self, key: str, service: str) -> bool:
+        if service in self.services:
+            return True
+        return self.percent is not None and bucket(key, service) < self.percent
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """Stages in order and the check each stage's new slice must pass (metric grammar)."""
+
+    stages: tuple[StageSpec, ...]
+    check: str
+
+    def __post_init__(self) -> None:
+        if len(self.stages) < 2:
+            raise RolloutError("a staged rollout needs a canary stage and at least one more")
+        if self.stages[-1].percent != 100:
+            raise RolloutError(
+                f"the last stage ({self.stages[-1].name}) must reach every service: percent: 100"
+            )
+        if not parse_criterion(self.check):
+            raise RolloutError("a rollout needs a check for each slice, such as 'f1>=0.6'")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RolloutPlan:
+        stages = tuple(
+            StageSpec(
+                name=str(stage["name"]),
+                services=tuple(str(s) for s in stage.get("services") or ()),
+                percent=None if stage.get("percent") is None else float(stage["percent"]),
+            )
+            for stage in data.get("stages") or ()
+        )
+        return cls(stages=stages, check=str(data.get("check", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stages": [
+                {"name": s.name, "services": list(s.services), "percent": s.percent}
+                for s in self.stages
+            ],
+            "check": self.check,
+        }
+
+    def slices(self, key: str, services: Iterable[str]) -> list[tuple[str, list[str]]]:
+        """Each stage's name and the services it adds (stages are cumulative)."""
+        remaining = sorted(set(services))
+        result = []
+        for stage in self.stages:
+            added = [service for service in remaining if stage.covers(key, service)]
+            remaining = [service for service in remaining if service not in added]
+            result.append((stage.name, added))
+        if not result[0][1]:
+            raise RolloutError(f"the canary stage {result[0][0]} selects none of the services")
+        return result
+
+
+def _key(model_name: str) -> str:
+    return f"rollout:{model_name}"
+
+
+def start_rollout(
+    ledger: Ledger,
+    model_name: str,
+    version: int,
+    plan: RolloutPlan,
+    services: Sequence[str],
+    *,
+    actor: str,
+    reason: str,
+) -> Rollout:
+    """Begin serving ``version`` to the canary slice; everyone else keeps the champion."""
+    champion = ledger.get_alias(model_name, CHAMPION)
+    if champion is not None and champion.version == version:
+        raise RolloutError(f"{model_name} v{version} is already the champion")
+    slices = plan.slices(_key(model_name), services)
+    stored_plan = {**plan.to_dict(), "services": sorted(set(services))}
+    name, canary = slices[0]
+    return ledger.start_rollout(
+        model_name,
+        version,
+        from_version=None if champion is None else champion.version,
+        plan=stored_plan,
+        stage_name=name,
+        services=canary,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def advance(
+    ledger: Ledger, rollout_id: int, metrics: Mapping[str, float], *, actor: str
+) -> Rollout:
+    """Judge the active stage's slice; open the next stage, finish (promote), or halt.
+
+    A failing (or unjudgeable: a metric missing) check rolls back only the active slice.
+    """
+    rollout = ledger.get_rollout(rollout_id)
+    if rollout is None:
+        raise RolloutError(f"no rollout {rollout_id}")
+    if rollout.status != "running":
+        raise RolloutError(f"rollout {rollout_id} is {rollout.status}; nothing to advance")
+    plan = RolloutPlan.from_dict(rollout.plan)
+    active = rollout.stages[-1]
+    verdict = criterion_met(plan.check, metrics)
+    evidence = {
+        "check": plan.check,
+        "metrics": {str(k): float(v) for k, v in metrics.items()},
+        "passed": verdict is True,
+    }
+    if verdict is not True:
+        why = "a metric it names is missing" if verdict is None else "it failed"
+        return ledger.update_rollout(
+            rollout_id,
+            stage_index=active.index,
+            stage_status="rolled_back",
+            evidence={
+                **evidence,
+                "reason": f"check {plan.check!r} on stage {active.name}: {why}",
+                "rolled_back_to": rollout.from_version,
+            },
+            actor=actor,
+            rollout_status="halted",
+        )
+    slices = plan.slices(_key(rollout.model_name), rollout.plan.get("services", ()))
+    if active.index + 1 < len(slices):
+        return ledger.update_rollout(
+            rollout_id,
+            stage_index=active.index,
+            stage_status="passed",
+            evidence=evidence,
+            actor=actor,
+            next_stage=slices[active.index + 1],
+        )
+    return ledger.update_rollout(
+        rollout_id,
+        stage_index=active.index,
+        stage_status="passed",
+        evidence=evidence,
+        actor=actor,
+        rollout_status="completed",
+        promote_reason=(
+            f"staged rollout {rollout_id} completed: every stage passed {plan.check!r}"
+        ),
+    )
+
+
+def assignments(rollout: Rollout) -> dict[str, int | None]:
+    """Which version serves each service now, by this rollout's stages."""
+    serving: dict[str, int | None] = {
+        str(service): rollout.from_version for service in rollout.plan.get("services", ())
+    }
+    for stage in rollout.stages:
+        version = rollout.to_version if stage.status in ("active", "passed") else None
+        for service in stage.services:
+            serving[service] = version if version is not None else rollout.from_version
+    return serving
+
+
+__all__ = [
+    "RolloutError",
+    "RolloutPlan",
+    "StageSpec",
+    "advance",
+    "assignments",
+    "start_rollout",
+]
