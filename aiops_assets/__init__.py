@@ -2,7 +2,8 @@
 
 Everything a host project needs is importable from here, and nothing else is public:
 
-- check factories: :func:`build_quality_checks`, :func:`build_drift_checks`;
+- check factories: :func:`build_quality_checks`, :func:`build_drift_checks`,
+  :func:`build_performance_check`;
 - the drift baseline asset factory: :func:`build_drift_baseline_asset`;
 - sensors: :func:`build_retrain_on_drift_sensor`, :func:`build_alert_on_check_failure_sensor`,
   :func:`build_rollback_on_regression_sensor`;
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiops_assets.assets.drift import build_drift_baseline_asset
     from aiops_assets.checks.drift import build_drift_checks
+    from aiops_assets.checks.performance import build_performance_check
     from aiops_assets.checks.quality import build_quality_checks
     from aiops_assets.components.monitoring import AiopsMonitoring
     from aiops_assets.resources import (
@@ -45,6 +47,7 @@ _SOURCES = {
     "build_alert_on_check_failure_sensor": "aiops_assets.sensors.alerts",
     "build_drift_baseline_asset": "aiops_assets.assets.drift",
     "build_drift_checks": "aiops_assets.checks.drift",
+    "build_performance_check": "aiops_assets.checks.performance",
     "build_quality_checks": "aiops_assets.checks.quality",
     "build_retrain_on_drift_sensor": "aiops_assets.sensors.retrain",
     "build_rollback_on_regression_sensor": "aiops_assets.sensors.rollback",
@@ -59,6 +62,7 @@ __all__ = [
     "build_alert_on_check_failure_sensor",
     "build_drift_baseline_asset",
     "build_drift_checks",
+    "build_performance_check",
     "build_quality_checks",
     "build_retrain_on_drift_sensor",
     "build_rollback_on_regression_sensor",

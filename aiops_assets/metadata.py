@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -12,6 +14,22 @@ import pandas as pd
 
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.core.telemetry import naive_utc
+
+# Per-column null fraction of an asset's data, e.g. ``null_fraction/latency_p99_ms``.
+NULL_FRACTION_PREFIX = "null_fraction/"
+# Versions of the libraries an asset's computation depends on, as JSON metadata.
+PACKAGES_KEY = "packages"
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """Installed versions of the given distributions; an upgrade then shows as a change."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def config_hash(config: dg.Config) -> str:

@@ -10,9 +10,11 @@ from aiops_assets.assets.snapshot import SNAPSHOT_KEY
 from aiops_assets.core.features import FeatureSetSpec, compute_features, model_input_columns
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.metadata import (
+    PACKAGES_KEY,
     artifact_metadata,
     config_hash,
     frame_metadata,
+    package_versions,
     partition_window,
     versioned_output,
 )
@@ -20,6 +22,10 @@ from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResour
 
 FEATURES_CODE_VERSION = "features-2"
 FEATURES_KEY = dg.AssetKey("features")
+
+# The libraries whose behaviour decides the feature values: an upgrade of one is a change the
+# incident report must be able to name, even though no code or config of ours changed.
+FEATURE_LIBRARIES = ("pandas", "numpy")
 
 # Features of day D read day D-1 as history, so a trailing window never starts cut off at midnight.
 HISTORY_PARTITIONS = 1
@@ -116,6 +122,7 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 "feature_spec_hash": dg.MetadataValue.text(spec.spec_hash),
                 "feature_spec": dg.MetadataValue.json(spec.to_dict()),
                 "config_hash": dg.MetadataValue.text(config_hash(config)),
+                PACKAGES_KEY: dg.MetadataValue.json(package_versions(FEATURE_LIBRARIES)),
                 "model_input_features": dg.MetadataValue.int(len(model_input_columns(frame))),
                 "history_partitions": dg.MetadataValue.text(", ".join(sorted(telemetry_snapshot))),
                 # The exact snapshot versions read, so a check can recompute from the same bytes.

@@ -5,13 +5,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from aiops_assets.checks.quality import QualityGate
 from aiops_assets.core import telemetry
 from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.metadata import (
+    NULL_FRACTION_PREFIX,
     artifact_metadata,
+    config_hash,
     frame_metadata,
     partition_window,
     versioned_output,
@@ -25,6 +28,18 @@ SNAPSHOT_KEY = dg.AssetKey("telemetry_snapshot")
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=48), warn_window=timedelta(hours=26)
 )
+
+
+class SnapshotConfig(dg.Config):
+    """How the collectors of each service report, so every snapshot is in the contract's units.
+
+    ``unit_scale`` maps a service to a factor per metric column, e.g.
+    ``{"checkout": {"latency_p99_ms": 1000}}`` when checkout's collector reports seconds. It is
+    deployment configuration: its hash is recorded with each snapshot, so changing it shows in
+    the change log (and in an incident report) with the exact diff.
+    """
+
+    unit_scale: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
 def build_snapshot_asset(
@@ -52,6 +67,7 @@ def build_snapshot_asset(
     )
     def telemetry_snapshot(
         context: dg.AssetExecutionContext,
+        config: SnapshotConfig,
         telemetry_source: TelemetrySourceResource,
         artifact_store: ArtifactStoreResource,
     ) -> Iterator[dg.Output[ArtifactRef] | dg.AssetCheckResult]:
@@ -64,6 +80,10 @@ def build_snapshot_asset(
             raise dg.Failure(
                 description=f"telemetry from {source} is malformed: {error}"
             ) from error
+        try:
+            frame = telemetry.apply_unit_scale(frame, config.unit_scale)
+        except ValueError as error:
+            raise dg.Failure(description=f"telemetry_snapshot config: {error}") from error
         if frame.empty:
             raise dg.Failure(description=f"source {source} has no telemetry in [{start}, {end})")
         store = artifact_store.get_store()
@@ -102,8 +122,17 @@ def build_snapshot_asset(
                 "last_timestamp": dg.MetadataValue.text(str(frame[telemetry.TIMESTAMP].max())),
                 "services": dg.MetadataValue.int(int(frame[telemetry.SERVICE].nunique())),
                 "null_cells": dg.MetadataValue.int(int(frame[metrics].isna().sum().sum())),
+                # Per column, so a collector that starts dropping one metric shows as that
+                # metric in the change log and the incident report, not as "some nulls".
+                **{
+                    f"{NULL_FRACTION_PREFIX}{column}": dg.MetadataValue.float(
+                        float(frame[column].isna().mean())
+                    )
+                    for column in metrics
+                },
                 "label_positive_rate": dg.MetadataValue.float(float(frame[telemetry.LABEL].mean())),
                 "quality_suite": dg.MetadataValue.text(gate.suite.version_id),
+                "config_hash": dg.MetadataValue.text(config_hash(config)),
             },
         )
         yield from gate.results(report)

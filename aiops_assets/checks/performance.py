@@ -20,7 +20,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.checks.quality import partition_frame
-from aiops_assets.core.features import LABEL
+from aiops_assets.core.features import LABEL, SERVICE
 from aiops_assets.core.incident_plot import render_incident_png
 from aiops_assets.core.incidents import PerformancePoint, asset_links, build_incident_report
 from aiops_assets.core.ledger import Ledger
@@ -46,7 +46,7 @@ def build_performance_check(
     incident_definitions: Callable[[], dg.Definitions | None] | None = None,
     drift_checks: Sequence[dg.AssetCheckKey] = (),
 ) -> dg.AssetChecksDefinition:
-    """An ERROR check per partition of ``scores_asset``: did the serving model regress?
+    """An ERROR check per partition of ``scores_asset``: whether the serving model regressed.
 
     The scores asset's value must be a frame with ``alert`` (0/1) and ``label`` (0/1) columns, and
     its materialization must carry ``model_sha256`` metadata naming the registered version that
@@ -61,8 +61,22 @@ def build_performance_check(
     model before this evaluation, ranked as likely causes (``core/incidents.py``), so the person
     paged by the failure sees "what changed?" on the same page.
 
+    Args:
+        scores_asset: The asset holding the served model's alerts and the labels.
+        model_name: The registered model whose versions produced the scores.
+        f1_tolerance: How far below its holdout F1 a version may fall on a judged day.
+        false_alarm_tolerance: How far above its holdout false-alarm rate a version may go.
+        false_alarm_budget: The absolute false-alarm rate the on-call team accepts.
+        min_positives: Labeled anomalies a day needs before its F1 is judged at all.
+        name: The check's name.
+        incident_definitions: Returns the code location's definitions, for the incident report's
+            lineage; None leaves failures without a report.
+        drift_checks: The drift checks whose history the incident report correlates.
+
     Example:
-        >>> check = build_performance_check(anomaly_scores)  # doctest: +SKIP
+        >>> check = build_performance_check(  # doctest: +SKIP
+        ...     anomaly_scores, model_name="anomaly_detector", false_alarm_budget=0.02
+        ... )
     """
     if not 0 <= f1_tolerance <= 1 or not 0 <= false_alarm_tolerance <= 1:
         raise ValueError("tolerances are differences of rates and must lie in [0, 1]")
@@ -118,6 +132,17 @@ def build_performance_check(
                     f"false-alarm rate {observed['false_alarm_rate']:.4f} exceeds the budget "
                     f"{false_alarm_budget}"
                 )
+            slices = _service_slices(scores, alerts, labels, normal)
+            far_limit = min(reference_far + false_alarm_tolerance, false_alarm_budget)
+            for service, far in sorted(slices.items()):
+                # Averaged over every service, one service paging all night can hide; judged
+                # alone, its false-alarm rate meets the same tolerance and budget as the whole.
+                if far > far_limit:
+                    reasons.append(
+                        f"{SERVICE}={service}: false-alarm rate {far:.4f} exceeds "
+                        f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
+                        f"{false_alarm_tolerance}, at most the budget {false_alarm_budget})"
+                    )
             judged_f1 = int(labels.sum()) >= min_positives
             if judged_f1:
                 observed["f1"] = float(f1_score(labels, alerts, zero_division=0.0))
@@ -129,6 +154,7 @@ def build_performance_check(
                         f"F1 {observed['f1']:.3f} is more than {f1_tolerance} below the holdout's "
                         f"{reference_f1:.3f}"
                     )
+            implicated = sorted(service for service, far in slices.items() if far > far_limit)
             passed = not reasons
             registry.record_check(
                 model_name,
@@ -169,12 +195,22 @@ def build_performance_check(
                         model_version=version.version,
                     ),
                     drift_checks,
+                    implicated=[f"{SERVICE}={service}" for service in implicated],
+                )
+            slice_metadata: dict[str, dg.MetadataValue] = {
+                f"false_alarm_rate/{SERVICE}={service}": dg.MetadataValue.float(far)
+                for service, far in sorted(slices.items())
+            }
+            if implicated:
+                slice_metadata["implicated_slices"] = dg.MetadataValue.text(
+                    ", ".join(f"{SERVICE}={service}" for service in implicated)
                 )
             return dg.AssetCheckResult(
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
                     **incident,
+                    **slice_metadata,
                     **float_metrics(observed),
                     "model_version": dg.MetadataValue.int(version.version),
                     "model_sha256": dg.MetadataValue.text(version.sha256),
@@ -188,6 +224,26 @@ def build_performance_check(
     return performance_check
 
 
+def _service_slices(
+    scores: Any, alerts: np.ndarray, labels: np.ndarray, normal: np.ndarray
+) -> dict[str, float]:
+    """Each service's false-alarm rate; empty when the scores carry no service column.
+
+    Only false alarms are judged per service: a service-day holds a handful of labeled
+    anomalies at most, so a per-service F1 would be noise, while its false-alarm rate is what
+    that service's on-call engineer lives with.
+    """
+    if SERVICE not in getattr(scores, "columns", ()):
+        return {}
+    services = scores[SERVICE].astype(str).to_numpy()
+    rates = {}
+    for service in np.unique(services):
+        chosen = (services == service) & normal
+        if chosen.any():
+            rates[str(service)] = float(alerts[chosen].mean())
+    return rates
+
+
 def _incident_metadata(
     context: dg.AssetCheckExecutionContext,
     registry: Ledger,
@@ -196,6 +252,8 @@ def _incident_metadata(
     model_name: str,
     current: PerformancePoint,
     drift_checks: Sequence[dg.AssetCheckKey],
+    *,
+    implicated: Sequence[str] = (),
 ) -> dict[str, dg.MetadataValue]:
     """The incident report for this failure; a report that cannot be built never fails the check."""
     if definitions is None:
@@ -223,9 +281,15 @@ def _incident_metadata(
     if report is None or not report.suspects:
         return {}
     top = report.suspects[0]
-    metadata = {
+    slices = (
+        f"**Implicated slices:** {', '.join(implicated)} (judged alone, over the false-alarm "
+        "limit).\n\n"
+        if implicated
+        else ""
+    )
+    metadata: dict[str, dg.MetadataValue] = {
         "incident_report": dg.MetadataValue.md(
-            report.markdown(top=5, links=asset_links(report, ""))
+            slices + report.markdown(top=5, links=asset_links(report, ""))
         ),
         "likely_cause": dg.MetadataValue.text(
             f"{top.change.kind} {top.change.subject}: {top.change.summary}"

@@ -72,7 +72,7 @@ class DriftPoint:
 # Kinds whose change can alter feature values even when the log does not say which features:
 # they get half the strongest drift of the failing partition, because "something in the data
 # path changed and the data did move" is evidence, but weaker than a named feature moving.
-_DATA_PATH_KINDS = frozenset({"data", "feature_set", "code", "config"})
+_DATA_PATH_KINDS = frozenset({"data", "feature_set", "code", "config", "environment"})
 _COMPONENTS = ("effect", "proximity", "lineage", "correlation")
 _MIN_ALIGNED_POINTS = 4
 
@@ -321,6 +321,17 @@ def _effect(
     return _Evidence(0.0, f"drift effect 0.00 ({change.kind} change touches no features)")
 
 
+def _with_derived(features: tuple[str, ...], drift_features: Sequence[str]) -> tuple[str, ...]:
+    """A change that names a raw column touches the features computed from it too
+    (``latency_p99_ms`` touches ``latency_p99_ms__mean_1h``), so their drift is its evidence."""
+    derived = [
+        name
+        for name in drift_features
+        if name not in features and any(name.startswith(f"{column}__") for column in features)
+    ]
+    return (*features, *derived)
+
+
 def _put_failing_version_in_service(change: Change, window: IncidentWindow) -> bool:
     failing = window.first_bad.model_version
     details = change.details if isinstance(change.details, Mapping) else {}
@@ -336,7 +347,28 @@ def _format_hours(hours: float) -> str:
     return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def _proximity(change: Change, window: IncidentWindow, half_life_hours: float) -> _Evidence:
+def _passing_evaluations_since(change: Change, performance: Sequence[PerformancePoint]) -> int:
+    """Evaluations that passed after a change and could have seen it: evidence it was harmless.
+
+    Counting evaluations instead of hours keeps the evidence right when days are replayed in
+    minutes (a backfill, a rehearsal): there the clock says everything is recent, but three
+    passing evaluations after a change still say it did not break the model.
+    """
+    return sum(
+        1
+        for point in performance
+        if point.passed
+        and point.at > change.at
+        and (change.partition is None or point.partition >= change.partition)
+    )
+
+
+def _proximity(
+    change: Change,
+    window: IncidentWindow,
+    half_life_hours: float,
+    performance: Sequence[PerformancePoint] = (),
+) -> _Evidence:
     first_bad = window.first_bad
     hours = (first_bad.at - change.at).total_seconds() / 3600.0
     if _in_window(change, window):
@@ -354,6 +386,13 @@ def _proximity(change: Change, window: IncidentWindow, half_life_hours: float) -
         )
     value = 0.5 ** (abs(hours) / half_life_hours)
     side = "before" if hours >= 0 else "after"
+    survived = _passing_evaluations_since(change, performance)
+    if survived and 0.5**survived < value:
+        return _Evidence(
+            0.5**survived,
+            f"proximity {0.5**survived:.2f}: {survived} passing evaluation(s) after it "
+            f"({_format_hours(abs(hours))} {side} the first failing one)",
+        )
     return _Evidence(
         value,
         f"proximity {value:.2f}: {_format_hours(abs(hours))} {side} the first failing evaluation",
@@ -464,9 +503,16 @@ def score_suspects(
         for change in candidates
         if change.kind in _BUILD_KINDS and change.run_id in producing
     ]
+    drift_features = sorted({feature for feature, _ in drift_map})
+    # New data from a run that also changed how the asset is computed is that change's effect.
+    decided = {
+        (change.run_id, change.subject): change.kind
+        for change in candidates
+        if change.kind in _BUILD_KINDS and change.kind != "threshold" and change.run_id
+    }
     suspects = []
     for change in candidates:
-        features = _change_features(change)
+        features = _with_derived(_change_features(change), drift_features)
         effect = _effect(change, features, window, drift_map)
         failing = window.first_bad.model_version
         if change in build_changes:
@@ -474,6 +520,12 @@ def score_suspects(
                 1.0,
                 f"effect 1.00: it changed how v{failing}, the failing version, was built "
                 f"(run {str(change.run_id)[:8]})",
+            )
+        elif change.kind == "data" and (change.run_id, change.subject) in decided:
+            effect = _Evidence(
+                effect.value / 2,
+                f"{effect.why}, halved: the {decided[(change.run_id, change.subject)]} change "
+                "in the same run explains this new data",
             )
         elif change.kind == "alias" and effect.value == 1.0 and build_changes:
             effect = _Evidence(
@@ -483,7 +535,7 @@ def score_suspects(
             )
         evidence = {
             "effect": effect,
-            "proximity": _proximity(change, window, weights.proximity_half_life_hours),
+            "proximity": _proximity(change, window, weights.proximity_half_life_hours, performance),
             "lineage": _lineage(change),
             "correlation": _correlation(features, partitions, values, drift_map, weights.max_lag),
         }
