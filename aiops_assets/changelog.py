@@ -12,7 +12,7 @@ rest without touching Dagster.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +20,10 @@ from typing import Any
 import dagster as dg
 
 from aiops_assets.core.capsule import Capsule, diff_environments
+from aiops_assets.core.flags import FlagError, diff_flags, flag_history
 from aiops_assets.core.incidents import CHANGE_KINDS, Change, DriftPoint, PerformancePoint
 from aiops_assets.core.ledger import Ledger
+from aiops_assets.metadata import NULL_FRACTION_PREFIX, PACKAGES_KEY
 
 DATA_VERSION_TAG = "dagster/data_version"
 CODE_VERSION_TAG = "dagster/code_version"
@@ -113,6 +115,10 @@ def collect_changes(
         if check_key.asset_key in distances:
             changes += reader.policy_changes(check_key)
     changes += _alias_changes(ledger, model_name, since, until)
+    changes += _flag_changes(ledger, since, until)
+    changes += _feature_set_status_changes(
+        ledger, since, until, distances.get(dg.AssetKey("features"))
+    )
     order = {kind: position for position, kind in enumerate(CHANGE_KINDS)}
     return sorted(
         changes,
@@ -179,10 +185,11 @@ class _ChangeReader:
             before = previous.get(record.partition)
             changes += self._code_change(asset_key, distance, previous_any, record)
             if distance > 0:
-                changes += _data_change(asset_key, distance, before, record)
+                changes += _data_change(asset_key, distance, before, record, previous_any)
             # A config or feature-set change is a decision about the asset, not one partition: a
             # new day computed with a new config must show even though that day has no past.
             if previous_any is not None:
+                changes += _package_change(asset_key, distance, previous_any, record)
                 changes += _feature_set_change(asset_key, distance, previous_any, record)
                 changes += self._config_change(asset_key, distance, previous_any, record)
                 changes += _threshold_change(asset_key, distance, previous_any, record)
@@ -245,6 +252,9 @@ class _ChangeReader:
                 path: [a, b] for path, a, b in _diff(previous_config or {}, config or {})
             }
         paths = ", ".join(details.get("config_diff", {})) or "values not in the run config"
+        # A config that names a column (a unit factor for latency_p99_ms, say) touches that column
+        # and everything derived from it; the incident engine follows the names downstream.
+        named = _columns_named_in(details.get("config_diff", {}), _columns(after.metadata) or [])
         return [
             _change(
                 "config",
@@ -257,7 +267,7 @@ class _ChangeReader:
                 ),
                 before=old,
                 after=new,
-                features=_touched_columns(before, after),
+                features=tuple(dict.fromkeys([*_touched_columns(before, after), *named])),
                 details=details,
             )
         ]
@@ -374,12 +384,85 @@ def _alias_changes(
     return changes
 
 
+def _flag_changes(ledger: Ledger, since: datetime | None, until: datetime | None) -> list[Change]:
+    """Each new flag version, as a serving-config change at the model (distance 0).
+
+    Flags decide which feature set and model serve each service without any materialization,
+    so nothing in the instance records them: the ledger's flag versions are the only trace.
+    """
+    changes = []
+    previous = None
+    try:
+        history = flag_history(ledger)
+    except FlagError:
+        return []  # a stored version is validated when applied; an unparsable one was tampered
+    for version, flags in history:
+        inside = (since is None or version.at >= since) and (until is None or version.at < until)
+        if inside:
+            lines = diff_flags(previous[1] if previous else None, flags)
+            what = "; ".join(lines) or "no flag changed"
+            old = f"v{previous[0].version}" if previous else "-"
+            changes.append(
+                Change(
+                    kind="config",
+                    subject="flags",
+                    at=version.at,
+                    summary=(
+                        f"flags {old} -> v{version.version} by {version.actor}: {what} "
+                        f"({version.reason})"
+                    ),
+                    before=previous[0].sha256 if previous else None,
+                    after=version.sha256,
+                    lineage_distance=0,
+                    details={
+                        "flag_version": version.version,
+                        "actor": version.actor,
+                        "reason": version.reason,
+                        "diff": lines,
+                    },
+                )
+            )
+        previous = (version, flags)
+    return changes
+
+
+def _feature_set_status_changes(
+    ledger: Ledger, since: datetime | None, until: datetime | None, distance: int | None
+) -> list[Change]:
+    """Feature-set lifecycle moves (a set promoted to production, retired, ...)."""
+    changes = []
+    for entry in ledger.feature_set_history():
+        if (since is not None and entry.at < since) or (until is not None and entry.at >= until):
+            continue
+        old = entry.from_status or "-"
+        changes.append(
+            Change(
+                kind="feature_set",
+                subject=f"feature_set:{entry.version_id}",
+                at=entry.at,
+                summary=(
+                    f"feature set {entry.version_id} {old} -> {entry.to_status} by "
+                    f"{entry.actor}: {entry.reason}"
+                ),
+                run_id=entry.run_id,
+                before=entry.from_status,
+                after=entry.to_status,
+                lineage_distance=distance,
+                details={"actor": entry.actor, "reason": entry.reason},
+            )
+        )
+    return changes
+
+
 def _data_change(
     asset_key: dg.AssetKey,
     distance: int,
     before: _Materialization | None,
     after: _Materialization,
+    previous_any: _Materialization | None = None,
 ) -> list[Change]:
+    """A partition's data changed: ``before`` is the same partition's previous version; nulls
+    are compared with ``previous_any`` (usually yesterday), since a new day has no past."""
     new = after.tag(DATA_VERSION_TAG)
     old = before.tag(DATA_VERSION_TAG) if before is not None else None
     if new is None or (before is not None and old == new):
@@ -398,15 +481,29 @@ def _data_change(
     if removed:
         parts.append(f"-{len(removed)} columns")
     what = "new data" if before is None else f"data {str(old)[:12]} -> {new[:12]}"
-    summary = f"{_label(asset_key, after.partition)}: {what}" + (
-        f" ({', '.join(parts)})" if parts else ""
-    )
     details: dict[str, Any] = {"distribution": distribution}
     if before is not None:
         details["previous_distribution"] = _distribution(before.metadata)
+    compared = before if before is not None else previous_any
+    nulls_rose: list[str] = []
+    if compared is not None:
+        nulls_rose = _null_fraction_rises(compared.metadata, after.metadata)
+    if compared is not None and nulls_rose:
+        parts.append(
+            "nulls up in "
+            + ", ".join(
+                f"{column} {float(compared.metadata[NULL_FRACTION_PREFIX + column]):.2f}"
+                f" -> {float(after.metadata[NULL_FRACTION_PREFIX + column]):.2f}"
+                for column in nulls_rose
+            )
+        )
+        details["null_fractions_rose"] = nulls_rose
     if added or removed:
         details["columns_added"] = added
         details["columns_removed"] = removed
+    summary = f"{_label(asset_key, after.partition)}: {what}" + (
+        f" ({', '.join(parts)})" if parts else ""
+    )
     return [
         _change(
             "data",
@@ -416,7 +513,7 @@ def _data_change(
             summary=summary,
             before=old,
             after=new,
-            features=tuple(added + removed),
+            features=tuple(added + removed + nulls_rose),
             details=details,
         )
     ]
@@ -458,6 +555,33 @@ def _threshold_change(
             summary=f"{_label(asset_key, after.partition)}: alert threshold {old:.4g} -> {new:.4g}",
             before=float(old),
             after=float(new),
+        )
+    ]
+
+
+def _package_change(
+    asset_key: dg.AssetKey, distance: int, before: _Materialization, after: _Materialization
+) -> list[Change]:
+    """A library the asset's computation depends on changed version between two runs."""
+    old, new = before.metadata.get(PACKAGES_KEY), after.metadata.get(PACKAGES_KEY)
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping) or old == new:
+        return []
+    moved = {
+        str(name): [old.get(name), new.get(name)]
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    }
+    lines = [f"{name} {a or '-'} -> {b or '-'}" for name, (a, b) in moved.items()]
+    return [
+        _change(
+            "environment",
+            asset_key,
+            after,
+            distance,
+            summary=f"{_label(asset_key, after.partition)}: {', '.join(lines)}",
+            before=dict(old),
+            after=dict(new),
+            details={"packages": moved, "lines": lines},
         )
     ]
 
@@ -584,6 +708,33 @@ def _touched_columns(before: _Materialization, after: _Materialization) -> tuple
     if old is None or new is None:
         return ()
     return tuple(sorted(set(old) ^ set(new)))
+
+
+# A rise in a column's null fraction smaller than this is noise, not a broken collector.
+NULL_RISE = 0.01
+
+
+def _null_fraction_rises(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Columns whose share of nulls rose noticeably between two materializations."""
+    risen = []
+    for name, value in sorted(after.items()):
+        if not name.startswith(NULL_FRACTION_PREFIX) or not isinstance(value, int | float):
+            continue
+        previous = before.get(name)
+        if isinstance(previous, int | float) and value - previous >= NULL_RISE:
+            risen.append(name.removeprefix(NULL_FRACTION_PREFIX))
+    return risen
+
+
+def _columns_named_in(config_paths: Iterable[str], columns: Sequence[str]) -> list[str]:
+    """The asset's columns that a changed config path names as one of its segments."""
+    known = set(columns)
+    named: list[str] = []
+    for path in config_paths:
+        for segment in str(path).replace("[", ".").replace("]", "").split("."):
+            if segment in known and segment not in named:
+                named.append(segment)
+    return named
 
 
 def _distribution(metadata: Mapping[str, Any]) -> dict[str, float | int]:
@@ -735,6 +886,12 @@ def _label(asset_key: dg.AssetKey, partition: str | None) -> str:
 
 def _diff(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     """Leaf differences between two JSON-like values, as (dotted path, before, after)."""
+    # A section that appears (or disappears) is compared leaf by leaf, so the diff names what
+    # it sets (``unit_scale.checkout.error_rate``), not just the section.
+    if isinstance(before, Mapping) and after is None:
+        after = {}
+    if isinstance(after, Mapping) and before is None:
+        before = {}
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         found: list[tuple[str, Any, Any]] = []
         for key in sorted(set(before) | set(after), key=str):

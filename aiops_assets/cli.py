@@ -43,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     from aiops_assets.runs_cli import add_runs_commands
 
     add_runs_commands(commands)
+    from aiops_assets.experiment_cli import add_experiment_commands
+
+    add_experiment_commands(commands)
+    from aiops_assets.nab_cli import add_nab_commands
+
+    add_nab_commands(commands)
+    from aiops_assets.backfill_cli import add_backfill_command
+
+    add_backfill_command(commands)
     incident = commands.add_parser(
         "incident",
         help="line a model's performance drop up with the changes before it, ranked",
@@ -162,6 +171,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from aiops_assets.runs_cli import run_runs_command
 
         return run_runs_command(args, _settings(args))
+    if args.command in ("featureset", "flags", "env"):
+        from aiops_assets.experiment_cli import run_experiment_command
+
+        return run_experiment_command(args, _settings(args))
+    if args.command == "backfill":
+        from aiops_assets.backfill_cli import run_backfill_command
+
+        return run_backfill_command(args, _settings(args))
+    if args.command == "nab":
+        from aiops_assets.nab_cli import run_nab_command
+
+        return run_nab_command(args)
     if args.command in ("registry", "audit"):
         from aiops_assets.registry_cli import run_registry_command
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -79,6 +81,37 @@ def daily_partitions(settings: PipelineSettings) -> dg.DailyPartitionsDefinition
     return dg.DailyPartitionsDefinition(
         start_date=settings.start.isoformat(), end_date=settings.end.isoformat()
     )
+
+
+CELERY_BROKER_ENV = "AIOPS_CELERY_BROKER"
+CELERY_BACKEND_ENV = "AIOPS_CELERY_BACKEND"
+
+
+def build_executor(settings: PipelineSettings) -> dg.ExecutorDefinition:
+    """The executor ``AIOPS_EXECUTOR`` names, so a laptop and a cluster run the same jobs.
+
+    Celery's broker and result-backend URLs may hold passwords, and configured values show in the
+    UI, so the executor is given the names of the variables, which it reads when a run starts.
+    """
+    if settings.executor == "multiprocess":
+        return dg.multiprocess_executor
+    if settings.executor == "celery":
+        # Imported only when chosen: the laptop default does not pay for Celery's import.
+        from dagster_celery import celery_executor
+
+        if not os.environ.get(CELERY_BROKER_ENV):
+            raise ValueError(
+                f"AIOPS_EXECUTOR=celery needs the broker URL in {CELERY_BROKER_ENV} "
+                "(e.g. amqp://guest:guest@127.0.0.1:5672//)"
+            )
+        config: dict[str, Any] = {
+            "broker": {"env": CELERY_BROKER_ENV},
+            "config_source": {"task_default_queue": settings.celery_queue},
+        }
+        if os.environ.get(CELERY_BACKEND_ENV):
+            config["backend"] = {"env": CELERY_BACKEND_ENV}
+        return celery_executor.configured(config)
+    return dg.in_process_executor
 
 
 def build_resources(
@@ -167,6 +200,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         build_reproducible_check(by_name["champion_model"].key),
     ]
     gate_checks = blocking_checks_upstream([*assets, *checks], dg.AssetKey("champion_model"))
+    executor = build_executor(settings)
     definitions = dg.Definitions(
         assets=assets,
         asset_checks=checks,
@@ -174,7 +208,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             dg.define_asset_job(
                 DAILY_JOB,
                 selection=dg.AssetSelection.assets(*PARTITIONED_ASSETS),
-                executor_def=dg.in_process_executor,
+                executor_def=executor,
                 description=(
                     "Snapshot, featurize and score one day of telemetry, with every check "
                     "(the drift baselines and a champion must exist: run train_and_promote_job once)."
@@ -183,7 +217,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             dg.define_asset_job(
                 TRAIN_JOB,
                 selection=without_on_demand_checks(dg.AssetSelection.assets(*UNPARTITIONED_ASSETS)),
-                executor_def=dg.in_process_executor,
+                executor_def=executor,
                 description=(
                     "Profile the drift baselines, build the training set, train a candidate and "
                     "decide on the champion through the promotion gate."
@@ -192,7 +226,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             dg.define_asset_job(
                 ROLLBACK_JOB,
                 selection=without_on_demand_checks(dg.AssetSelection.assets(*ROLLBACK_ASSETS)),
-                executor_def=dg.in_process_executor,
+                executor_def=executor,
                 config={"ops": {"champion_model": {"config": {"action": "rollback"}}}},
                 description=(
                     "Point the champion back at the most recent earlier version whose checks "
@@ -202,7 +236,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         ],
         sensors=build_sensors(),
         resources=build_resources(settings, gate_checks=gate_checks),
-        executor=dg.in_process_executor,
+        executor=executor,
     )
     # The performance check's incident report needs the whole graph's lineage, which only
     # exists once these definitions do.

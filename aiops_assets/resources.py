@@ -8,6 +8,7 @@ manager then only moves the asset's named ref and, downstream, loads and verifie
 """
 
 import functools
+import json
 import os
 import typing
 from datetime import date, datetime
@@ -25,6 +26,8 @@ from aiops_assets.core.alerts import (
     WebhookSink,
     sink_from_url,
 )
+from aiops_assets.core.environments import EnvironmentRefusal, get_environment
+from aiops_assets.core.flags import FlagSet, current_flags
 from aiops_assets.core.ledger import AUDIT_KEY_ENV, Ledger
 from aiops_assets.core.policy import AccessPolicy
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
@@ -45,6 +48,12 @@ class ArtifactStoreResource(dg.ConfigurableResource):
 
     Attributes:
         root: A local directory or an fsspec URL (``s3://bucket/prefix``); the same code runs on both.
+
+    Example:
+        >>> resources = {  # doctest: +SKIP
+        ...     "artifact_store": ArtifactStoreResource(root="s3://bucket/aiops"),
+        ...     "artifact_io_manager": ArtifactRefIOManager(root="s3://bucket/aiops"),
+        ... }
     """
 
     root: str
@@ -67,6 +76,16 @@ class ArtifactRefIOManager(dg.ConfigurableIOManager):
     arrives as a dict keyed by partition, even when the mapping selects one partition, so asset
     code does not need to special-case the first partition of a range. An input whose metadata
     sets ``ALLOW_MISSING_PARTITIONS`` receives only the partitions that have a current version.
+    Drift baselines are stored through it under the resource key ``artifact_io_manager``.
+
+    Attributes:
+        root: The same store root as the ``artifact_store`` resource.
+
+    Example:
+        >>> dg.Definitions(  # doctest: +SKIP
+        ...     assets=[baseline],
+        ...     resources={"artifact_io_manager": ArtifactRefIOManager(root=".aiops/store")},
+        ... )
     """
 
     root: str
@@ -138,6 +157,9 @@ class TelemetrySourceResource(dg.ConfigurableResource):
         scenario_start: First day of the generated scenario (ISO date).
         scenario_days: Length of the generated scenario in days.
         seed: Seed of the generated scenario.
+        scenario_file: A scenario JSON (``Scenario.to_dict``) used instead of the reference
+            scenario, so a team can rehearse an incident with its own scripted events; empty
+            for the reference scenario.
     """
 
     kind: SourceKind = "scenario"
@@ -145,13 +167,18 @@ class TelemetrySourceResource(dg.ConfigurableResource):
     scenario_start: str = "2026-01-05"
     scenario_days: int = 14
     seed: int = 20260105
+    scenario_file: str = ""
 
     def scenario(self) -> telemetry.Scenario:
+        if self.scenario_file:
+            return telemetry.Scenario.from_dict(json.loads(Path(self.scenario_file).read_text()))
         return telemetry.default_scenario(
             start=date.fromisoformat(self.scenario_start), days=self.scenario_days, seed=self.seed
         )
 
     def describe(self) -> str:
+        if self.kind == "scenario" and self.scenario_file:
+            return f"scenario({self.scenario_file})"
         if self.kind == "scenario":
             return f"scenario(seed={self.seed}, start={self.scenario_start}, days={self.scenario_days})"
         return f"{self.kind}({self.path})"
@@ -196,6 +223,10 @@ class LedgerResource(dg.ConfigurableResource):
             cluster.
         key_file: Where the audit HMAC key lives when ``AIOPS_AUDIT_KEY`` is not set (created on
             first use); empty requires the environment variable, as a shared deployment should.
+
+    Example:
+        >>> ledger = LedgerResource(url="sqlite:///.aiops/ledger.db")  # doctest: +SKIP
+        >>> ledger.get_ledger().get_alias("anomaly_detector", "champion")  # doctest: +SKIP
     """
 
     url: str
@@ -245,6 +276,11 @@ class AlertSinkResource(dg.ConfigurableResource):
         ui_url: Base URL of the Dagster UI, for the run link in each alert.
         max_attempts: Delivery attempts per alert before it is queued for the next tick.
         backoff_seconds: The first wait between attempts; it doubles after each.
+
+    Example:
+        >>> AlertSinkResource(  # doctest: +SKIP
+        ...     webhook_url=dg.EnvVar("SLACK_WEBHOOK_URL"), outbox_path=".aiops/alerts.jsonl"
+        ... )
     """
 
     webhook_url: str = ""
@@ -265,3 +301,54 @@ class AlertSinkResource(dg.ConfigurableResource):
 
     def run_url(self, run_id: str | None) -> str | None:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}" if run_id else None
+
+
+class FeatureFlagsResource(dg.ConfigurableResource):
+    """Which feature-set version and which model version serve each service (``core/flags.py``).
+
+    The flags in force are the latest version recorded in the ledger (every change there is
+    audited and reaches the change log); until the first change, the packaged default file.
+    Reads are checked against the environment too, so a prod run refuses an experimental
+    feature set even if the ledger was edited around ``aiops flags set``.
+
+    Attributes:
+        ledger_url: The ledger that holds the flag versions (the registry's ledger).
+        key_file: The audit key file when ``AIOPS_AUDIT_KEY`` is not set.
+        default_path: The flags used before any change is recorded; empty for the packaged file.
+        environment: ``dev``, ``staging``, ``prod`` or ``sandbox`` (``AIOPS_ENV``).
+    """
+
+    ledger_url: str
+    key_file: str = ""
+    default_path: str = ""
+    environment: str = "dev"
+
+    def _ledger(self) -> Ledger:
+        return _open_ledger(self.ledger_url, self.key_file or None, os.environ.get(AUDIT_KEY_ENV))
+
+    def get_flags(self) -> FlagSet:
+        return current_flags(self._ledger(), default_path=self.default_path or None)
+
+    def feature_set_for(self, service: str, name: str = "telemetry_core") -> str:
+        """The feature-set version ``service`` uses, refused if this environment may not serve it."""
+        value = self.get_flags().resolve("feature_set", name, service)
+        record = self._ledger().get_feature_set(value)
+        deployment = get_environment(self.environment)
+        if record is not None:
+            deployment.require_feature_set(record)
+        elif not deployment.allow_experimental_feature_sets:
+            raise EnvironmentRefusal(
+                f"the {deployment.name} environment refuses feature set {value}: it is not "
+                "registered in the ledger, so it has no lifecycle status"
+            )
+        return value
+
+    def model_for(self, service: str, model_name: str = "anomaly_detector") -> str:
+        """The model version (``v7``) or alias (``champion``) that serves ``service``."""
+        value = self.get_flags().resolve("model", model_name, service, fallback="champion")
+        number = value[1:] if value.startswith("v") else value
+        if number.isdigit():
+            version = self._ledger().get_version(model_name, int(number))
+            if version is not None:
+                get_environment(self.environment).require_model(version)
+        return value

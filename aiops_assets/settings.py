@@ -13,6 +13,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal, cast, get_args
 
+from aiops_assets.core.environments import ENV_VAR, Environment, get_environment
+
 DEFAULT_START = date(2026, 1, 5)
 DEFAULT_DAYS = 14
 DEFAULT_SEED = 20260105
@@ -21,6 +23,9 @@ DEFAULT_UI_URL = "http://127.0.0.1:3000"
 DEFAULT_QUALITY_SUITE = Path(__file__).parent / "core" / "suites" / "telemetry.yaml"
 SourceKind = Literal["scenario", "directory", "nab"]
 SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
+ExecutorKind = Literal["in_process", "multiprocess", "celery"]
+EXECUTOR_KINDS: tuple[ExecutorKind, ...] = get_args(ExecutorKind)
+DEFAULT_CELERY_QUEUE = "dagster"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,14 @@ class PipelineSettings:
             ``home/alerts.jsonl`` instead, so a laptop run loses none.
         ui_url: Base URL of the Dagster UI, used for the run links in alerts.
         access_policy: The roles-to-actions YAML; empty uses the packaged default.
+        executor: How the project's jobs run their steps: ``in_process`` (one process, the
+            default), ``multiprocess`` (a process per step) or ``celery`` (steps sent to Celery
+            workers through the broker in ``AIOPS_CELERY_BROKER``; see docs/deploy.md).
+        celery_queue: The Celery queue the steps go to; workers must listen on it (``-q``).
+        environment: ``dev`` (the default: everything directly in ``home``), ``staging``,
+            ``prod`` or ``sandbox`` (``AIOPS_ENV``); the others keep their store, ledger,
+            instance and outbox in ``home/<environment>`` and decide what may be served or
+            promoted (``core.environments``). prod needs an alert webhook.
     """
 
     start: date = DEFAULT_START
@@ -55,31 +68,54 @@ class PipelineSettings:
     alert_webhook: str = ""
     ui_url: str = DEFAULT_UI_URL
     access_policy: str = ""
+    executor: ExecutorKind = "in_process"
+    celery_queue: str = DEFAULT_CELERY_QUEUE
+    environment: str = "dev"
 
     def __post_init__(self) -> None:
+        deployment = get_environment(self.environment)
+        if deployment.requires_webhook and not self.alert_webhook:
+            raise ValueError(
+                f"the {deployment.name} environment sends alerts to a webhook: set "
+                "AIOPS_ALERT_WEBHOOK (a local outbox would page no one)"
+            )
         if self.days < 1:
             raise ValueError(f"days must be at least 1, got {self.days}")
         if self.source_kind not in SOURCE_KINDS:
             raise ValueError(f"source kind must be one of {SOURCE_KINDS}, got {self.source_kind!r}")
+        if self.executor not in EXECUTOR_KINDS:
+            raise ValueError(f"executor must be one of {EXECUTOR_KINDS}, got {self.executor!r}")
+        if not self.celery_queue:
+            raise ValueError("the Celery queue name must not be empty (AIOPS_CELERY_QUEUE)")
         if self.source_kind != "scenario" and not self.source_path:
             raise ValueError(
                 f"a {self.source_kind!r} telemetry source needs a path (AIOPS_SOURCE_PATH)"
             )
         if not self.store_root:
-            object.__setattr__(self, "store_root", str((self.home / "store").absolute()))
+            object.__setattr__(self, "store_root", str((self.root / "store").absolute()))
         if not self.ledger_url:
             object.__setattr__(
-                self, "ledger_url", f"sqlite:///{(self.home / 'ledger.db').absolute()}"
+                self, "ledger_url", f"sqlite:///{(self.root / 'ledger.db').absolute()}"
             )
+
+    @property
+    def deployment(self) -> Environment:
+        """What this environment may do (serve experimental sets, promote, ...)."""
+        return get_environment(self.environment)
+
+    @property
+    def root(self) -> Path:
+        """Where this environment's state lives: ``home`` for dev, ``home/<env>`` otherwise."""
+        return self.deployment.root(self.home)
 
     @property
     def audit_key_file(self) -> Path:
         """The laptop default for the audit HMAC key when ``AIOPS_AUDIT_KEY`` is not set."""
-        return (self.home / "audit.key").absolute()
+        return (self.root / "audit.key").absolute()
 
     @property
     def alert_outbox(self) -> Path:
-        return (self.home / "alerts.jsonl").absolute()
+        return (self.root / "alerts.jsonl").absolute()
 
     @property
     def end(self) -> date:
@@ -88,7 +124,7 @@ class PipelineSettings:
 
     @property
     def dagster_home(self) -> Path:
-        return (self.home / "dagster_home").absolute()
+        return (self.root / "dagster_home").absolute()
 
     def instance_home(self, *, home_given: bool) -> Path:
         """The Dagster instance a command uses: ``DAGSTER_HOME`` (as ``make dev`` sets it) unless
@@ -101,7 +137,8 @@ class PipelineSettings:
     def from_env(cls, environ: dict[str, str] | None = None) -> PipelineSettings:
         """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``,
         ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND``, ``AIOPS_SOURCE_PATH``, ``AIOPS_QUALITY_SUITE``,
-        ``AIOPS_LEDGER_URL``, ``AIOPS_ALERT_WEBHOOK``, ``AIOPS_UI_URL`` and ``AIOPS_ACCESS_POLICY``."""
+        ``AIOPS_LEDGER_URL``, ``AIOPS_ALERT_WEBHOOK``, ``AIOPS_UI_URL``, ``AIOPS_ACCESS_POLICY``,
+        ``AIOPS_EXECUTOR``, ``AIOPS_CELERY_QUEUE`` and ``AIOPS_ENV``."""
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("AIOPS_HOME", ".aiops"))
         return cls(
@@ -119,13 +156,18 @@ class PipelineSettings:
             alert_webhook=env.get("AIOPS_ALERT_WEBHOOK", ""),
             ui_url=env.get("AIOPS_UI_URL", DEFAULT_UI_URL),
             access_policy=env.get("AIOPS_ACCESS_POLICY", ""),
+            executor=cast(ExecutorKind, env.get("AIOPS_EXECUTOR") or "in_process"),
+            celery_queue=env.get("AIOPS_CELERY_QUEUE") or DEFAULT_CELERY_QUEUE,
+            environment=env.get(ENV_VAR) or "dev",
         )
 
     def with_overrides(self, **changes: object) -> PipelineSettings:
-        if "home" in changes:
+        if "home" in changes or "environment" in changes:
             # Paths derived from the old home would otherwise keep pointing into it; paths the
             # user chose explicitly stay.
-            derived = PipelineSettings(home=self.home)
+            derived = PipelineSettings(
+                home=self.home, environment=self.environment, alert_webhook=self.alert_webhook
+            )
             for name in ("store_root", "ledger_url"):
                 if getattr(self, name) == getattr(derived, name):
                     changes.setdefault(name, "")

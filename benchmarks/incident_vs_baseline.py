@@ -1,6 +1,9 @@
 """Our incident engine against a NannyML-style correlation ranker on scenarios with a known cause.
 
-Run: .venv/bin/python benchmarks/incident_vs_baseline.py [--quick] [--skip-peers]
+Run: .venv/bin/python benchmarks/incident_vs_baseline.py [--quick] [--skip-peers] [--rehearsals]
+
+With ``--rehearsals`` the four failing rehearsals of aiops_assets_tests/incident_rehearsals.py
+(causes planted in real runs of the reference pipeline, about three minutes) are ranked too.
 
 The five scripted scenarios of aiops_assets/core/incident_scenarios.py (shared with
 aiops_assets_tests/core/test_incidents.py), each a ten-day history in which one change caused the
@@ -84,7 +87,8 @@ def feature_rank(ranking: Sequence[tuple[str, float]], cause: Change) -> Feature
     features = set(cause_features(cause))
     top = ranking[0] if ranking else None
     for index, (feature, r) in enumerate(ranking, start=1):
-        if feature in features:
+        # A cause naming a raw column (``cpu_pct``) touches every feature computed from it.
+        if feature in features or any(feature.startswith(f"{c}__") for c in features):
             return FeatureRank(index, feature, r, len(ranking), top)
     return FeatureRank(None, None, None, len(ranking), top)
 
@@ -154,15 +158,23 @@ def run_nannyml(scenarios: Sequence[Scenario]) -> list[list[tuple[str, float]]]:
 def rehearsed_scenarios() -> list[Scenario]:
     """The rehearsals with a planted cause, run through the real pipeline (about half a minute
     each on a quiet machine), as histories the rankers can read."""
-    from aiops_assets_tests.incident_rehearsals import REHEARSALS, as_scenario, run_rehearsal
+    from aiops_assets_tests.incident_rehearsals import (
+        REHEARSALS,
+        as_scenario,
+        prepare_history,
+        run_rehearsal,
+    )
 
     scenarios = []
     with tempfile.TemporaryDirectory() as folder:
+        print("serving the shared days before the causes...", file=sys.stderr, flush=True)
+        history = prepare_history(Path(folder) / "history")
         for number, item in enumerate(REHEARSALS):
             if item.cause is None:
                 continue
             print(f"rehearsing {item.name} through the pipeline...", file=sys.stderr, flush=True)
-            scenarios.append(as_scenario(run_rehearsal(item, Path(folder) / str(number))))
+            outcome = run_rehearsal(item, Path(folder) / str(number), history)
+            scenarios.append(as_scenario(outcome))
     return scenarios
 
 

@@ -19,7 +19,7 @@ from aiops_assets.core.alerts import Alert, AlertDeliveryError
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.experiments import ExperimentRun, criterion_met
 from aiops_assets.core.features import LABEL, TIMESTAMP
-from aiops_assets.core.ledger import Ledger, ModelVersion
+from aiops_assets.core.ledger import Ledger, ModelVersion, StaleChampionError
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -66,6 +66,9 @@ TRAINING_SET_CODE_VERSION = "training_set-2"
 CANDIDATE_MODEL_CODE_VERSION = "candidate_model-2"
 CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
 SCORES_KEY = dg.AssetKey("anomaly_scores")
+# A gate that lost a race with another gate decides again against the new champion; more
+# losses in a row than this mean something keeps moving the champion, which a person should see.
+GATE_ATTEMPTS = 5
 
 
 class TrainingSetRunConfig(dg.Config):
@@ -531,6 +534,26 @@ class _ChampionChange:
         )
 
     def gate(
+        self,
+        config: ChampionModelConfig,
+        candidate_ref: ArtifactRef,
+        training_set_ref: ArtifactRef,
+        access_policy: AccessPolicyResource,
+        gate_checks: list[dg.AssetCheckKey],
+    ) -> dg.Output[ArtifactRef]:
+        """Decide, and decide again when a concurrent run moved the champion meanwhile."""
+        for attempt in range(1, GATE_ATTEMPTS + 1):
+            try:
+                return self._gate_once(
+                    config, candidate_ref, training_set_ref, access_policy, gate_checks
+                )
+            except StaleChampionError as error:
+                if attempt == GATE_ATTEMPTS:
+                    raise dg.Failure(description=str(error)) from error
+                self.context.log.warning(f"{error}; deciding again (attempt {attempt + 1})")
+        raise AssertionError("unreachable")
+
+    def _gate_once(
         self,
         config: ChampionModelConfig,
         candidate_ref: ArtifactRef,

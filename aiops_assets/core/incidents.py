@@ -505,7 +505,7 @@ def score_suspects(
     ]
     drift_features = sorted({feature for feature, _ in drift_map})
     # New data from a run that also changed how the asset is computed is that change's effect.
-    decided = {
+    decided: dict[tuple[str | None, str], str] = {
         (change.run_id, change.subject): change.kind
         for change in candidates
         if change.kind in _BUILD_KINDS and change.kind != "threshold" and change.run_id

@@ -83,6 +83,10 @@ class LedgerError(Exception):
     """A registry request that cannot be honoured (unknown version or alias, missing key)."""
 
 
+class StaleChampionError(LedgerError):
+    """A promotion was decided against a champion that another writer has since replaced."""
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     model_name: str
@@ -177,6 +181,64 @@ class AuditVerification:
             f"audit log FAILED verification: {self.entries} entries, "
             f"{len(self.problems)} problem(s): {shown}{more}"
         )
+
+
+@dataclass(frozen=True)
+class FeatureSetRecord:
+    version_id: str
+    name: str
+    spec: dict[str, Any]
+    status: str
+    registered_at: datetime
+    registered_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class FeatureSetStatusChange:
+    version_id: str
+    from_status: str | None
+    to_status: str
+    actor: str
+    at: datetime
+    reason: str
+    evidence: dict[str, Any]
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class FlagVersion:
+    version: int
+    sha256: str
+    body: str
+    actor: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class RolloutStage:
+    index: int
+    name: str
+    services: tuple[str, ...]
+    status: str
+    evidence: dict[str, Any]
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Rollout:
+    rollout_id: int
+    model_name: str
+    to_version: int
+    from_version: int | None
+    plan: dict[str, Any]
+    status: str
+    actor: str
+    started_at: datetime
+    updated_at: datetime
+    stages: tuple[RolloutStage, ...]
 
 
 # --- schema ---------------------------------------------------------------------------------
@@ -342,6 +404,91 @@ audit_head = Table(
     Column("last_seq", Integer, nullable=False),
     Column("last_hash", String(64), nullable=False),
     CheckConstraint("id = 1", name="ck_audit_head_single_row"),
+)
+
+# Feature-set lifecycle and feature flags (migration 0003). A feature set's current status is
+# a column for cheap reads; every change of it is a history row written in the same transaction
+# as its audit entry, so the column can always be re-derived from the history.
+feature_sets = Table(
+    "feature_sets",
+    metadata,
+    Column("version_id", String(200), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=False),
+    Column("registered_by", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_feature_sets_name_status", "name", "status"),
+)
+
+feature_set_status_history = Table(
+    "feature_set_status_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", String(200), nullable=False),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("run_id", String(200), nullable=True),
+    ForeignKeyConstraint(
+        ["version_id"], ["feature_sets.version_id"], name="fk_feature_set_status_version"
+    ),
+    Index("ix_feature_set_status_history_version_id", "version_id", "id"),
+)
+
+flag_versions = Table(
+    "flag_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("sha256", String(64), nullable=False),
+    # The YAML text exactly as applied: what was in force can be shown byte for byte.
+    Column("body", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# Staged rollouts of a model version (migration 0003): one row per rollout, one per stage as it
+# is reached; each stage's services and verdict are kept, so which service served what is
+# recoverable for every moment of a rollout.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("to_version", Integer, nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("plan", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["model_name", "to_version"],
+        ["model_versions.model_name", "model_versions.version"],
+        name="fk_rollouts_to_version",
+    ),
+    Index("ix_rollouts_model_name_id", "model_name", "id"),
+)
+
+rollout_stages = Table(
+    "rollout_stages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rollout_id", Integer, nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("services", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["rollout_id"], ["rollouts.id"], name="fk_rollout_stages_rollout"),
+    UniqueConstraint("rollout_id", "stage_index", name="uq_rollout_stages_rollout_stage"),
 )
 
 
@@ -935,7 +1082,9 @@ class Ledger:
         """Record a gate decision; a promotion moves ``champion`` in the same transaction.
 
         One transaction means there is never a champion without the decision that made it, nor
-        a recorded promotion whose champion did not move.
+        a recorded promotion whose champion did not move. A promotion decided against a champion
+        that has moved since raises :class:`StaleChampionError` and records nothing: otherwise
+        two gates deciding at once would replace a champion neither of them compared against.
         """
         with self._write() as conn:
             self._lock_head(conn)
@@ -943,6 +1092,17 @@ class Ledger:
                 raise LedgerError(
                     f"cannot record a promotion of {model_name} v{candidate_version}: "
                     "no such version is registered"
+                )
+            current = conn.execute(
+                select(model_aliases.c.version).where(
+                    model_aliases.c.model_name == model_name, model_aliases.c.alias == "champion"
+                )
+            ).scalar()
+            if promoted and current != champion_version:
+                raise StaleChampionError(
+                    f"{model_name} v{candidate_version} was judged against "
+                    f"{_version_label(champion_version)}, but the champion is now "
+                    f"{_version_label(current)}: decide again against the current champion"
                 )
             now = self._now()
             evidence_text = canonical_json(dict(evidence))
@@ -1175,6 +1335,478 @@ class Ledger:
             rows = conn.execute(query.order_by(experiment_runs.c.at, experiment_runs.c.id)).all()
         return [_to_experiment_run(row) for row in rows]
 
+    # --- feature-set lifecycle --------------------------------------------------------------
+
+    def register_feature_set(
+        self,
+        version_id: str,
+        *,
+        name: str,
+        spec: Mapping[str, Any],
+        actor: str,
+        status: str = "experimental",
+        reason: str = "registered",
+        run_id: str | None = None,
+    ) -> FeatureSetRecord:
+        """The record for this version; registering it again returns the first record as is.
+
+        The version id is derived from the spec's hash, so a second registration is the same
+        feature set seen again (a re-run, another notebook), not news.
+        """
+        spec_text = canonical_json(dict(spec))
+        with self._write() as conn:
+            self._lock_head(conn)
+            existing = conn.execute(
+                select(feature_sets).where(feature_sets.c.version_id == version_id)
+            ).one_or_none()
+            if existing is not None:
+                return _to_feature_set(existing)
+            now = self._now()
+            conn.execute(
+                insert(feature_sets).values(
+                    version_id=version_id,
+                    name=name,
+                    spec=spec_text,
+                    status=status,
+                    registered_at=now,
+                    registered_by=actor,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                insert(feature_set_status_history).values(
+                    version_id=version_id,
+                    from_status=None,
+                    to_status=status,
+                    actor=actor,
+                    at=now,
+                    reason=reason,
+                    evidence=canonical_json({}),
+                    run_id=run_id,
+                )
+            )
+            self._append(
+                conn,
+                "register_feature_set",
+                actor=actor,
+                subject=f"feature_set:{version_id}",
+                details={"name": name, "status": status, "spec": json.loads(spec_text)},
+                run_id=run_id,
+                at=now,
+            )
+            row = conn.execute(
+                select(feature_sets).where(feature_sets.c.version_id == version_id)
+            ).one()
+            return _to_feature_set(row)
+
+    def set_feature_set_status(
+        self,
+        version_id: str,
+        status: str,
+        *,
+        expected_from: str,
+        actor: str,
+        reason: str,
+        evidence: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> FeatureSetStatusChange:
+        """Move a feature set to ``status`` if it still has ``expected_from``.
+
+        The caller decided on the transition from a status it read earlier; checking that status
+        again under the write lock keeps two concurrent decisions from both applying.
+        """
+        evidence_text = canonical_json(dict(evidence or {}))
+        with self._write() as conn:
+            self._lock_head(conn)
+            current = conn.execute(
+                select(feature_sets.c.status).where(feature_sets.c.version_id == version_id)
+            ).scalar()
+            if current is None:
+                raise LedgerError(f"feature set {version_id} is not registered")
+            if current != expected_from:
+                raise LedgerError(
+                    f"feature set {version_id} is {current}, not {expected_from}: its status "
+                    "changed since it was read"
+                )
+            now = self._now()
+            conn.execute(
+                update(feature_sets)
+                .where(feature_sets.c.version_id == version_id)
+                .values(status=status, updated_at=now)
+            )
+            conn.execute(
+                insert(feature_set_status_history).values(
+                    version_id=version_id,
+                    from_status=current,
+                    to_status=status,
+                    actor=actor,
+                    at=now,
+                    reason=reason,
+                    evidence=evidence_text,
+                    run_id=run_id,
+                )
+            )
+            self._append(
+                conn,
+                "feature_set_status",
+                actor=actor,
+                subject=f"feature_set:{version_id}",
+                details={
+                    "from_status": current,
+                    "to_status": status,
+                    "reason": reason,
+                    "evidence": json.loads(evidence_text),
+                },
+                run_id=run_id,
+                at=now,
+            )
+        return FeatureSetStatusChange(
+            version_id=version_id,
+            from_status=str(current),
+            to_status=status,
+            actor=actor,
+            at=now,
+            reason=reason,
+            evidence=json.loads(evidence_text),
+            run_id=run_id,
+        )
+
+    def get_feature_set(self, version_id: str) -> FeatureSetRecord | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(feature_sets).where(feature_sets.c.version_id == version_id)
+            ).one_or_none()
+        return None if row is None else _to_feature_set(row)
+
+    def list_feature_sets(
+        self, *, name: str | None = None, status: str | None = None
+    ) -> list[FeatureSetRecord]:
+        """Oldest registration first."""
+        query = select(feature_sets)
+        if name is not None:
+            query = query.where(feature_sets.c.name == name)
+        if status is not None:
+            query = query.where(feature_sets.c.status == status)
+        with self._read() as conn:
+            rows = conn.execute(
+                query.order_by(feature_sets.c.registered_at, feature_sets.c.version_id)
+            ).all()
+        return [_to_feature_set(row) for row in rows]
+
+    def feature_set_history(self, version_id: str | None = None) -> list[FeatureSetStatusChange]:
+        """Status changes oldest first, of one feature set or of all."""
+        query = select(feature_set_status_history)
+        if version_id is not None:
+            query = query.where(feature_set_status_history.c.version_id == version_id)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(feature_set_status_history.c.id)).all()
+        return [
+            FeatureSetStatusChange(
+                version_id=row.version_id,
+                from_status=row.from_status,
+                to_status=row.to_status,
+                actor=row.actor,
+                at=_utc(row.at),
+                reason=row.reason,
+                evidence=_loads(row.evidence),
+                run_id=row.run_id,
+            )
+            for row in rows
+        ]
+
+    # --- feature flags ----------------------------------------------------------------------
+
+    def record_flags(self, body: str, *, actor: str, reason: str) -> FlagVersion:
+        """Make ``body`` the flags in force; the same text as the latest version is a no-op.
+
+        The audit entry carries the previous version's hash, so the chain alone shows which flag
+        document replaced which.
+        """
+        digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+        with self._write() as conn:
+            self._lock_head(conn)
+            latest = conn.execute(
+                select(flag_versions).order_by(flag_versions.c.version.desc()).limit(1)
+            ).one_or_none()
+            if latest is not None and latest.sha256 == digest:
+                return _to_flag_version(latest)
+            now = self._now()
+            version = 1 if latest is None else int(latest.version) + 1
+            conn.execute(
+                insert(flag_versions).values(
+                    version=version,
+                    sha256=digest,
+                    body=body,
+                    actor=actor,
+                    at=now,
+                    reason=reason,
+                )
+            )
+            self._append(
+                conn,
+                "flags_change",
+                actor=actor,
+                subject="flags",
+                details={
+                    "version": version,
+                    "sha256": digest,
+                    "previous_sha256": None if latest is None else latest.sha256,
+                    "reason": reason,
+                },
+                run_id=None,
+                at=now,
+            )
+        return FlagVersion(
+            version=version, sha256=digest, body=body, actor=actor, at=now, reason=reason
+        )
+
+    def flag_versions(self) -> list[FlagVersion]:
+        """Every flag document ever in force, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(select(flag_versions).order_by(flag_versions.c.version)).all()
+        return [_to_flag_version(row) for row in rows]
+
+    def latest_flags(self) -> FlagVersion | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(flag_versions).order_by(flag_versions.c.version.desc()).limit(1)
+            ).one_or_none()
+        return None if row is None else _to_flag_version(row)
+
+    # --- staged rollouts --------------------------------------------------------------------
+
+    def start_rollout(
+        self,
+        model_name: str,
+        to_version: int,
+        *,
+        from_version: int | None,
+        plan: Mapping[str, Any],
+        stage_name: str,
+        services: Sequence[str],
+        actor: str,
+        reason: str,
+    ) -> Rollout:
+        """Open a rollout with its first (canary) stage active, in one audited transaction."""
+        with self._write() as conn:
+            self._lock_head(conn)
+            if _version_row(conn, model_name, version=to_version) is None:
+                raise LedgerError(f"cannot roll out {model_name} v{to_version}: not registered")
+            running = conn.execute(
+                select(rollouts.c.id).where(
+                    rollouts.c.model_name == model_name, rollouts.c.status == "running"
+                )
+            ).scalar()
+            if running is not None:
+                raise LedgerError(
+                    f"{model_name} already has rollout {running} running; finish or halt it first"
+                )
+            now = self._now()
+            inserted = conn.execute(
+                insert(rollouts).values(
+                    model_name=model_name,
+                    to_version=to_version,
+                    from_version=from_version,
+                    plan=canonical_json(dict(plan)),
+                    status="running",
+                    actor=actor,
+                    started_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            rollout_id = int(inserted[0])
+            self._append(
+                conn,
+                "rollout_start",
+                actor=actor,
+                subject=f"{model_name}:rollout:{rollout_id}",
+                details={
+                    "to_version": to_version,
+                    "from_version": from_version,
+                    "plan": dict(plan),
+                    "reason": reason,
+                },
+                run_id=None,
+                at=now,
+            )
+            self._add_stage(conn, int(rollout_id), model_name, 0, stage_name, services, actor, now)
+            return self._rollout(conn, int(rollout_id))
+
+    def update_rollout(
+        self,
+        rollout_id: int,
+        *,
+        stage_index: int,
+        stage_status: str,
+        evidence: Mapping[str, Any],
+        actor: str,
+        rollout_status: str = "running",
+        next_stage: tuple[str, Sequence[str]] | None = None,
+        promote_reason: str | None = None,
+    ) -> Rollout:
+        """Close the active stage with its verdict; open the next one, finish or halt.
+
+        ``promote_reason`` moves ``champion`` to the rolled-out version in the same
+        transaction: the alias and the rollout never disagree about what was promoted.
+        """
+        with self._write() as conn:
+            self._lock_head(conn)
+            rollout = self._rollout(conn, rollout_id)
+            if rollout.status != "running":
+                raise LedgerError(f"rollout {rollout_id} is {rollout.status}, not running")
+            active = rollout.stages[-1]
+            if active.index != stage_index or active.status != "active":
+                raise LedgerError(
+                    f"rollout {rollout_id}'s active stage is {active.index} ({active.status}), "
+                    f"not {stage_index}"
+                )
+            now = self._now()
+            conn.execute(
+                update(rollout_stages)
+                .where(
+                    rollout_stages.c.rollout_id == rollout_id,
+                    rollout_stages.c.stage_index == stage_index,
+                )
+                .values(
+                    status=stage_status,
+                    evidence=canonical_json(dict(evidence)),
+                    actor=actor,
+                    at=now,
+                )
+            )
+            conn.execute(
+                update(rollouts)
+                .where(rollouts.c.id == rollout_id)
+                .values(status=rollout_status, updated_at=now)
+            )
+            self._append(
+                conn,
+                "rollout_stage",
+                actor=actor,
+                subject=f"{rollout.model_name}:rollout:{rollout_id}",
+                details={
+                    "stage": stage_index,
+                    "name": active.name,
+                    "services": list(active.services),
+                    "status": stage_status,
+                    "rollout_status": rollout_status,
+                    "evidence": json.loads(canonical_json(dict(evidence))),
+                },
+                run_id=None,
+                at=now,
+            )
+            if next_stage is not None:
+                name, services = next_stage
+                self._add_stage(
+                    conn,
+                    rollout_id,
+                    rollout.model_name,
+                    stage_index + 1,
+                    name,
+                    services,
+                    actor,
+                    now,
+                )
+            if promote_reason is not None:
+                self._move_alias(
+                    conn,
+                    rollout.model_name,
+                    "champion",
+                    rollout.to_version,
+                    actor=actor,
+                    reason=promote_reason,
+                    kind="promote",
+                    run_id=None,
+                    at=now,
+                )
+            return self._rollout(conn, rollout_id)
+
+    def get_rollout(self, rollout_id: int) -> Rollout | None:
+        with self._read() as conn:
+            exists = conn.execute(select(rollouts.c.id).where(rollouts.c.id == rollout_id)).scalar()
+            return None if exists is None else self._rollout(conn, rollout_id)
+
+    def rollouts(self, model_name: str) -> list[Rollout]:
+        with self._read() as conn:
+            ids = conn.execute(
+                select(rollouts.c.id)
+                .where(rollouts.c.model_name == model_name)
+                .order_by(rollouts.c.id)
+            ).scalars()
+            return [self._rollout(conn, int(rollout_id)) for rollout_id in ids]
+
+    def _add_stage(
+        self,
+        conn: Connection,
+        rollout_id: int,
+        model_name: str,
+        index: int,
+        name: str,
+        services: Sequence[str],
+        actor: str,
+        at: datetime,
+    ) -> None:
+        conn.execute(
+            insert(rollout_stages).values(
+                rollout_id=rollout_id,
+                stage_index=index,
+                name=name,
+                services=canonical_json(sorted(services)),
+                status="active",
+                evidence=canonical_json({}),
+                actor=actor,
+                at=at,
+            )
+        )
+        self._append(
+            conn,
+            "rollout_stage",
+            actor=actor,
+            subject=f"{model_name}:rollout:{rollout_id}",
+            details={
+                "stage": index,
+                "name": name,
+                "services": sorted(services),
+                "status": "active",
+            },
+            run_id=None,
+            at=at,
+        )
+
+    def _rollout(self, conn: Connection, rollout_id: int) -> Rollout:
+        row = conn.execute(select(rollouts).where(rollouts.c.id == rollout_id)).one_or_none()
+        if row is None:
+            raise LedgerError(f"no rollout {rollout_id}")
+        stages = conn.execute(
+            select(rollout_stages)
+            .where(rollout_stages.c.rollout_id == rollout_id)
+            .order_by(rollout_stages.c.stage_index)
+        ).all()
+        return Rollout(
+            rollout_id=int(row.id),
+            model_name=row.model_name,
+            to_version=int(row.to_version),
+            from_version=None if row.from_version is None else int(row.from_version),
+            plan=_loads(row.plan),
+            status=row.status,
+            actor=row.actor,
+            started_at=_utc(row.started_at),
+            updated_at=_utc(row.updated_at),
+            stages=tuple(
+                RolloutStage(
+                    index=int(stage.stage_index),
+                    name=stage.name,
+                    services=tuple(json.loads(stage.services)),
+                    status=stage.status,
+                    evidence=_loads(stage.evidence),
+                    actor=stage.actor,
+                    at=_utc(stage.at),
+                )
+                for stage in stages
+            ),
+        )
+
     # --- audit ------------------------------------------------------------------------------
 
     def audit(
@@ -1289,6 +1921,10 @@ def _read_or_create_key(path: Path) -> bytes:
             f"{AUDIT_KEY_ENV}"
         )
     return key
+
+
+def _version_label(version: int | None) -> str:
+    return "no champion" if version is None else f"v{version}"
 
 
 def _parse_time(text: str) -> datetime:
@@ -1432,6 +2068,29 @@ def _to_experiment_run(row: Row[Any]) -> ExperimentRun:
         hypothesis=row.hypothesis,
         success_criterion=row.success_criterion,
         criterion_met=None if row.criterion_met is None else bool(row.criterion_met),
+    )
+
+
+def _to_feature_set(row: Row[Any]) -> FeatureSetRecord:
+    return FeatureSetRecord(
+        version_id=row.version_id,
+        name=row.name,
+        spec=_loads(row.spec),
+        status=row.status,
+        registered_at=_utc(row.registered_at),
+        registered_by=row.registered_by,
+        updated_at=_utc(row.updated_at),
+    )
+
+
+def _to_flag_version(row: Row[Any]) -> FlagVersion:
+    return FlagVersion(
+        version=int(row.version),
+        sha256=row.sha256,
+        body=row.body,
+        actor=row.actor,
+        at=_utc(row.at),
+        reason=row.reason,
     )
 
 
@@ -1597,10 +2256,15 @@ __all__ = [
     "AuditEntry",
     "AuditProblem",
     "AuditVerification",
+    "FeatureSetRecord",
+    "FeatureSetStatusChange",
+    "FlagVersion",
     "Ledger",
     "LedgerError",
     "ModelVersion",
     "PromotionRecord",
+    "Rollout",
+    "RolloutStage",
     "VersionCheck",
     "canonical_json",
     "entry_hash",

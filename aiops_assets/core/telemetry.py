@@ -57,12 +57,14 @@ __all__ = [
     "SlowDrift",
     "TelemetryFormatError",
     "canonical_telemetry",
+    "clock_repeats",
     "default_scenario",
     "generate",
     "generate_day",
     "load_directory",
     "load_nab",
     "metric_columns",
+    "read_nab_windows",
 ]
 
 TIMESTAMP: Final = "timestamp"
@@ -628,6 +630,7 @@ def load_nab(
     files: Sequence[str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    drop_clock_repeats: bool = False,
 ) -> pd.DataFrame:
     """Load Numenta Anomaly Benchmark files as a telemetry frame with NAB's anomaly windows as labels.
 
@@ -637,6 +640,11 @@ def load_nab(
     defines them. ``files`` selects keys like ``"realKnownCause/nyc_taxi.csv"`` (default: every CSV
     under ``data/``). Rows are kept exactly as recorded: NAB's irregular steps and gaps are part of
     the benchmark, so nothing is resampled or filled.
+
+    Four NAB files repeat clock times where a daylight-saving change was exported (a row at or
+    before the previous row's time). By default such a file is refused like any other;
+    ``drop_clock_repeats=True`` keeps each file's strictly increasing rows only (the rule of
+    :func:`clock_repeats`, which names the dropped rows so a caller can report and account for them).
 
     Raises:
         TelemetryFormatError: as :func:`load_directory`, plus a missing or malformed labels file, a
@@ -683,6 +691,10 @@ def load_nab(
             describe_rows=describe_rows,
             default_service=key.removesuffix(".csv"),
         )
+        if drop_clock_repeats:
+            kept = np.flatnonzero(~clock_repeats(typed[TIMESTAMP]))
+            typed = typed.iloc[kept].reset_index(drop=True)
+            describe_rows = _describe_subset(describe_rows, kept)
         inside_window = np.zeros(len(typed), dtype=bool)
         timestamps = typed[TIMESTAMP]
         for window_start, window_end in windows_by_key[key]:
@@ -690,6 +702,34 @@ def load_nab(
         typed[LABEL] = inside_window.astype(np.int8)
         loaded.append(_LoadedFile(csv_path, typed, describe_rows))
     return _combine(loaded, source=str(data_dir), start=start, end=end)
+
+
+def clock_repeats(timestamps: pd.Series) -> BoolArray:
+    """True for each row whose time is not later than every row before it in the file."""
+    times = pd.DatetimeIndex(timestamps).asi8
+    if len(times) == 0:
+        return np.zeros(0, dtype=bool)
+    running_max = np.maximum.accumulate(times)
+    repeated = np.zeros(len(times), dtype=bool)
+    repeated[1:] = times[1:] <= running_max[:-1]
+    return repeated
+
+
+def _describe_subset(describe_rows: RowDescriber, kept: IntArray) -> RowDescriber:
+    def describe(positions: IntArray) -> list[str]:
+        return describe_rows(kept[np.asarray(positions, dtype=np.int64)])
+
+    return describe
+
+
+def read_nab_windows(
+    root: str | os.PathLike[str],
+) -> dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]]:
+    """NAB's anomaly windows per file key, as :func:`load_nab` labels rows with them (both ends in).
+
+    Public so that a NAB scorer places windows exactly where the loader's labels are.
+    """
+    return _read_nab_windows(Path(root) / "labels" / "combined_windows.json")
 
 
 def _read_nab_windows(labels_path: Path) -> dict[str, list[tuple[pd.Timestamp, pd.Timestamp]]]:
@@ -1544,3 +1584,33 @@ def _enforce_invariants(metrics: Mapping[str, FloatArray]) -> dict[str, FloatArr
         "cpu_pct": np.clip(metrics["cpu_pct"], 0.0, 100.0),
         "memory_pct": np.clip(metrics["memory_pct"], 0.0, 100.0),
     }
+
+
+def apply_unit_scale(
+    frame: pd.DataFrame, unit_scale: Mapping[str, Mapping[str, float]]
+) -> pd.DataFrame:
+    """Multiply each named service's named metric columns by a factor, to reach contract units.
+
+    Collectors disagree on units (a latency in seconds where the contract says milliseconds);
+    the factor per service and column is deployment configuration, recorded with the snapshot,
+    so a wrong factor shows in the change log as the config change it is.
+    """
+    if not unit_scale:
+        return frame
+    metrics = set(metric_columns(frame))
+    scaled = frame.copy()
+    for service, factors in sorted(unit_scale.items()):
+        rows = (scaled[SERVICE] == service).to_numpy()
+        for column, factor in sorted(factors.items()):
+            if column not in metrics:
+                raise ValueError(
+                    f"unit_scale for service {service!r} names {column!r}, which is not a metric "
+                    f"column; metric columns are {sorted(metrics)}"
+                )
+            if not math.isfinite(factor) or factor <= 0:
+                raise ValueError(
+                    f"unit_scale factor for {service}.{column} must be a positive finite number, "
+                    f"got {factor}"
+                )
+            scaled.loc[rows, column] = scaled.loc[rows, column] * float(factor)
+    return scaled
