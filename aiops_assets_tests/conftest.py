@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,22 @@ import pytest
 
 from aiops_assets.demo import DemoResult, run_demo
 from aiops_assets.settings import PipelineSettings
+
+# The real NAB data lives beside the project (../shared), never inside it.
+NAB_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
+
+
+@pytest.fixture
+def nab_root() -> Path:
+    """The shared NAB folder; missing, a test fails in CI and is skipped elsewhere (said why)."""
+    if (NAB_ROOT / "MANIFEST.tsv").is_file():
+        return NAB_ROOT
+    reason = f"shared NAB data not found at {NAB_ROOT}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    print(reason)
+    pytest.skip(reason)
+
 
 # Six days: four for the holdout (the default) and two to train on; the smallest honest pipeline.
 TEST_DAYS = 6

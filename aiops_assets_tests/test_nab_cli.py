@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,19 +12,7 @@ import pytest
 
 from aiops_assets.cli import main
 
-NAB_ROOT = Path(__file__).parents[1].parent / "shared" / "data" / "nab"
 PROFILES = {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
-
-
-@pytest.fixture
-def nab_root() -> Path:
-    if (NAB_ROOT / "MANIFEST.tsv").is_file():
-        return NAB_ROOT
-    reason = f"shared NAB data not found at {NAB_ROOT}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(reason)
-    pytest.skip(reason)
 
 
 def test_verify_scorer_passes_on_the_published_rows(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,8 @@ from hypothesis import strategies as st
 from aiops_assets.core import nab
 from aiops_assets.core.telemetry import clock_repeats, load_nab
 
-NAB_ROOT = Path(__file__).parents[2].parent / "shared" / "data" / "nab"
 STANDARD = nab.CostProfile("standard", tp_weight=1.0, fp_weight=0.11, fn_weight=1.0)
 LOW_FN = nab.CostProfile("reward_low_FN_rate", tp_weight=1.0, fp_weight=0.11, fn_weight=2.0)
-
-
-@pytest.fixture
-def nab_root() -> Path:
-    if (NAB_ROOT / "MANIFEST.tsv").is_file():
-        return NAB_ROOT
-    reason = f"shared NAB data not found at {NAB_ROOT}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(reason)
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------------------------

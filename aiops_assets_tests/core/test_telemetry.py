@@ -47,7 +47,6 @@ from aiops_assets.core.telemetry import (
     metric_columns,
 )
 
-NAB_ROOT = Path(__file__).parents[2].parent / "shared" / "data" / "nab"
 ROWS_PER_DAY = 288
 START = date(2026, 1, 5)
 
@@ -969,17 +968,6 @@ def test_a_non_numeric_cell_is_reported_on_its_exact_line(
 # --------------------------------------------------------------------------------------------
 # load_nab
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def nab_root() -> Path:
-    if (NAB_ROOT / "MANIFEST.tsv").is_file():
-        return NAB_ROOT
-    reason = f"shared NAB data not found at {NAB_ROOT}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(reason)
-    pytest.skip(reason)
 
 
 REAL_NAB_FILES = ["realKnownCause/nyc_taxi.csv", "realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv"]
