@@ -70,8 +70,10 @@ def add_backfill_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_backfill_command(
-    args: argparse.Namespace, settings: PipelineSettings, *, progress: TextIO = sys.stderr
+    args: argparse.Namespace, settings: PipelineSettings, *, progress: TextIO | None = None
 ) -> int:
+    # Looked up now, not bound at import: the process's stderr may have been replaced since.
+    progress = progress or sys.stderr
     first, last = args.first, args.last
     if last < first:
         print(f"aiops backfill: --to {last} is before --from {first}", file=sys.stderr)

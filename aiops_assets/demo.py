@@ -88,11 +88,15 @@ def run_demo(
     settings: PipelineSettings,
     *,
     instance: dg.DagsterInstance,
-    progress: TextIO = sys.stderr,
+    progress: TextIO | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> DemoResult:
     """Replay the scenario day by day: ingest, train as of a day, then serve the remaining days
-    with the sensors on, so drift, retraining, a forced regression and its rollback all happen."""
+    with the sensors on, so drift, retraining, a forced regression and its rollback all happen.
+
+    ``progress`` defaults to the process's stderr as it is when the demo starts (not when this
+    module was imported: a host, or a test, may have replaced it since)."""
+    progress = progress or sys.stderr
     holdout_days = TrainingSetRunConfig().holdout_days
     if settings.days <= holdout_days:
         raise ValueError(
