@@ -20,9 +20,9 @@ import json
 import sys
 import time
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 
+from aiops_assets.cli import add_common_options
 from aiops_assets.settings import PipelineSettings
 
 EXIT_FAILED = 1
@@ -63,10 +63,7 @@ def add_backfill_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only snapshot and features, even when a champion could score the days",
     )
-    backfill.add_argument(
-        "--home", type=Path, help="folder of the instance, store and ledger (default .aiops)"
-    )
-    backfill.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    add_common_options(backfill)
 
 
 def run_backfill_command(

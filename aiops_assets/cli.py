@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
             "model around them, and rank the likely causes with the evidence."
         ),
     )
-    _add_common(incident)
+    add_common_options(incident)
     incident.add_argument("--model", default=MODEL_NAME_DEFAULT, help="model name")
     incident.add_argument(
         "--at", help="the incident at or before this time (ISO, or 2d ago); default the latest"
@@ -83,11 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="check the hash chain and HMAC of every entry; exit 1 naming each broken entry",
     )
-    _add_common(verify)
+    add_common_options(verify)
     return parser
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--home`` and ``--json``, spelled the same on every aiops command."""
     parser.add_argument(
         "--home", type=Path, help="folder of the instance, store and ledger (default .aiops)"
     )
@@ -104,7 +105,7 @@ def _add_reproduce_commands(commands: Any) -> None:
             "and the metrics; list every environment difference. Exits 1 on a mismatch."
         ),
     )
-    _add_common(reproduce)
+    add_common_options(reproduce)
     reproduce.add_argument(
         "target", help="champion | challenger | v3 | 3 | a capsule id | a run id (or a prefix)"
     )
@@ -116,14 +117,14 @@ def _add_reproduce_commands(commands: Any) -> None:
     export = capsule_commands.add_parser(
         "export", help="the capsule, its data and model, and uv.lock in one .tar.gz"
     )
-    _add_common(export)
+    add_common_options(export)
     export.add_argument("target", help="as for `aiops reproduce`")
     export.add_argument("file", type=Path, help="the bundle to write (FILE.tar.gz)")
     export.add_argument(
         "--model", default=MODEL_NAME_DEFAULT, help="model name for aliases/versions"
     )
     imported = capsule_commands.add_parser("import", help="load a bundle into this store")
-    _add_common(imported)
+    add_common_options(imported)
     imported.add_argument("file", type=Path, help="a bundle written by `aiops capsule export`")
 
 
@@ -131,26 +132,26 @@ def _add_registry_commands(commands: Any) -> None:
     registry = commands.add_parser("registry", help="model versions, aliases and their history")
     registry_commands = registry.add_subparsers(dest="registry_command", required=True)
     listing = registry_commands.add_parser("list", help="every registered model version")
-    _add_common(listing)
+    add_common_options(listing)
     listing.add_argument("--model", default=MODEL_NAME_DEFAULT, help="model name")
     history = registry_commands.add_parser(
         "history", help="every alias change: from, to, who, when, why, run"
     )
-    _add_common(history)
+    add_common_options(history)
     history.add_argument("--model", default=MODEL_NAME_DEFAULT, help="model name")
     history.add_argument("--alias", help="only this alias (champion, challenger, shadow)")
     promote = registry_commands.add_parser(
         "promote",
         help="make a version champion now, skipping the gate (needs the promote permission)",
     )
-    _add_common(promote)
+    add_common_options(promote)
     promote.add_argument("version", type=int, help="the version number to promote")
     promote.add_argument("--reason", required=True, help="why; recorded in the audit log")
     rollback = registry_commands.add_parser(
         "rollback",
         help="point champion back at the last version whose checks passed (or --to VERSION)",
     )
-    _add_common(rollback)
+    add_common_options(rollback)
     rollback.add_argument("--to", type=int, default=0, help="a specific earlier version")
     rollback.add_argument("--reason", required=True, help="why; recorded in the audit log")
 

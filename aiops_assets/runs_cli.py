@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aiops_assets.cli import add_common_options
 from aiops_assets.core.experiments import (
     ExperimentRun,
     MetricCondition,
@@ -47,7 +48,7 @@ def add_runs_commands(commands: argparse._SubParsersAction) -> None:
         description="Every filter must hold; a run that did not record a metric named in "
         "--metric is left out.",
     )
-    _add_common(search)
+    add_common_options(search)
     search.add_argument("--model", help="model name")
     search.add_argument("--dataset", help="training-set version (sha256 or a prefix of it)")
     search.add_argument(
@@ -74,17 +75,9 @@ def add_runs_commands(commands: argparse._SubParsersAction) -> None:
     diff = runs_commands.add_parser(
         "diff", help="config, data versions, environment and metrics of run B against run A"
     )
-    _add_common(diff)
+    add_common_options(diff)
     diff.add_argument("a", help="run id or a unique prefix of it")
     diff.add_argument("b", help="run id or a unique prefix of it")
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    # The same two options as every other aiops command (see cli._add_common).
-    parser.add_argument(
-        "--home", type=Path, help="folder of the instance, store and ledger (default .aiops)"
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def run_runs_command(args: argparse.Namespace, settings: PipelineSettings) -> int:

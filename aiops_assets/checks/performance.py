@@ -134,15 +134,16 @@ def build_performance_check(
                 )
             slices = _service_slices(scores, alerts, labels, normal)
             far_limit = min(reference_far + false_alarm_tolerance, false_alarm_budget)
-            for service, far in sorted(slices.items()):
-                # Averaged over every service, one service paging all night can hide; judged
-                # alone, its false-alarm rate meets the same tolerance and budget as the whole.
-                if far > far_limit:
-                    reasons.append(
-                        f"{SERVICE}={service}: false-alarm rate {far:.4f} exceeds "
-                        f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
-                        f"{false_alarm_tolerance}, at most the budget {false_alarm_budget})"
-                    )
+            # Averaged over every service, one service paging all night can hide; judged alone,
+            # its false-alarm rate meets the same tolerance and budget as the whole.
+            implicated = sorted(service for service, far in slices.items() if far > far_limit)
+            for service in implicated:
+                far = slices[service]
+                reasons.append(
+                    f"{SERVICE}={service}: false-alarm rate {far:.4f} exceeds "
+                    f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
+                    f"{false_alarm_tolerance}, at most the budget {false_alarm_budget})"
+                )
             judged_f1 = int(labels.sum()) >= min_positives
             if judged_f1:
                 observed["f1"] = float(f1_score(labels, alerts, zero_division=0.0))
@@ -154,7 +155,6 @@ def build_performance_check(
                         f"F1 {observed['f1']:.3f} is more than {f1_tolerance} below the holdout's "
                         f"{reference_f1:.3f}"
                     )
-            implicated = sorted(service for service, far in slices.items() if far > far_limit)
             passed = not reasons
             registry.record_check(
                 model_name,
