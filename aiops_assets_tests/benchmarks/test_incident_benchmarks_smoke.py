@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-BUDGET_SECONDS = 60.0
+# A guard against a hang, not a speed measure (the benchmarks measure speed): on a CI machine
+# running two test workers the quick runs took 55 s and once over 60 s.
+BUDGET_SECONDS = 600.0
 
 
 def _run(script: str, *args: str, timeout: float) -> str:
