@@ -21,6 +21,7 @@ from aiops_assets.resources import (
     AlertSinkResource,
     ArtifactRefIOManager,
     ArtifactStoreResource,
+    FeatureFlagsResource,
     LedgerResource,
     PromotionGateResource,
     TelemetrySourceResource,
@@ -29,6 +30,7 @@ from aiops_assets.sensors import (
     build_alert_on_check_failure_sensor,
     build_retrain_on_drift_sensor,
     build_rollback_on_regression_sensor,
+    build_staged_rollout_sensor,
 )
 from aiops_assets.settings import PipelineSettings
 
@@ -63,6 +65,7 @@ PERFORMANCE_CHECK = dg.AssetCheckKey(SCORES_KEY, PERFORMANCE_CHECK_NAME)
 DAILY_JOB = "daily_telemetry_job"
 TRAIN_JOB = "train_and_promote_job"
 ROLLBACK_JOB = "rollback_champion_job"
+ADOPT_JOB = "adopt_champion_job"
 
 
 def ingest_selection() -> dg.AssetSelection:
@@ -129,6 +132,11 @@ def build_resources(
             seed=settings.seed,
         ),
         "ledger": LedgerResource(url=settings.ledger_url, key_file=str(settings.audit_key_file)),
+        "feature_flags": FeatureFlagsResource(
+            ledger_url=settings.ledger_url,
+            key_file=str(settings.audit_key_file),
+            environment=settings.environment,
+        ),
         "access_policy": AccessPolicyResource(path=settings.access_policy),
         "alert_sink": AlertSinkResource(
             webhook_url=settings.alert_webhook,
@@ -178,6 +186,7 @@ def build_sensors() -> list[dg.SensorDefinition]:
             job=ROLLBACK_JOB, performance_checks=[PERFORMANCE_CHECK]
         ),
         build_alert_on_check_failure_sensor(),
+        build_staged_rollout_sensor(job=ADOPT_JOB, performance_checks=[PERFORMANCE_CHECK]),
     ]
 
 
@@ -231,6 +240,16 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
                 description=(
                     "Point the champion back at the most recent earlier version whose checks "
                     "passed (or a chosen one), and re-profile its scores. Deletes nothing."
+                ),
+            ),
+            dg.define_asset_job(
+                ADOPT_JOB,
+                selection=without_on_demand_checks(dg.AssetSelection.assets(*ROLLBACK_ASSETS)),
+                executor_def=executor,
+                config={"ops": {"champion_model": {"config": {"action": "adopt"}}}},
+                description=(
+                    "After a staged rollout completed (the registry moved the champion), "
+                    "materialize the new champion and re-profile its scores. Records nothing."
                 ),
             ),
         ],

@@ -17,11 +17,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import dagster as dg
+import yaml
 
+from aiops_assets.assets.features import FeaturesConfig
 from aiops_assets.assets.models import TrainingSetRunConfig
 from aiops_assets.core.alerts import OutboxSink
+from aiops_assets.core.features import FeatureSetSpec
+from aiops_assets.core.flags import DEFAULT_FLAGS_PATH, apply_flags
+from aiops_assets.core.lifecycle import (
+    MIN_STABILITY_DAYS,
+    assess_feature_set,
+    promote_feature_set,
+    register_feature_set,
+    run_ablation,
+    transition,
+)
 from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
+from aiops_assets.core.rollout import RolloutPlan
 from aiops_assets.definitions import (
     INGEST_ASSETS,
     TRAINING_ASSETS,
@@ -30,7 +43,9 @@ from aiops_assets.definitions import (
     scoring_selection,
     without_on_demand_checks,
 )
+from aiops_assets.experiment_cli import window_days, window_telemetry
 from aiops_assets.resources import LedgerResource, close_ledgers
+from aiops_assets.sandbox import ReadOnlyStore
 from aiops_assets.settings import PipelineSettings
 
 DATA_VERSION_TAG = "dagster/data_version"
@@ -113,7 +128,8 @@ def run_demo(
     plan = _plan(partition_keys, holdout_days)
     steps = _Steps(definitions, instance, result, progress, clock, total=plan.steps)
 
-    for key in partition_keys:
+    # History arrives up front; each served day arrives on its day, in the loop below.
+    for key in plan.history:
         steps.materialize(key, INGEST_ASSETS, ingest_selection())
     steps.materialize(
         None,
@@ -124,9 +140,12 @@ def run_demo(
     )
     for key in plan.history:
         steps.score(key)
+    _feature_set_lifecycle(settings, steps, plan.history)
     loop = _Loop(definitions, instance, steps, progress)
     loop.start()
+    stages = len(RolloutPlan.load().stages)
     for position, key in enumerate(plan.live):
+        steps.materialize(key, INGEST_ASSETS, ingest_selection())
         steps.score(key)
         loop.tick()
         if position == 0 and len(plan.live) >= 3:
@@ -137,6 +156,31 @@ def run_demo(
                 run_config=FIRE_DRILL_RUN_CONFIG,
                 tags={ACTOR_TAG: "local:demo-fire-drill"},
                 note="fire drill: a model with a 10% alert budget is forced into service",
+            )
+        # After the fire drill, and with a served day left for each stage: the version the gate
+        # could not tell from noise goes out by stages instead of to every service at once.
+        candidate = _rollout_candidate(settings)
+        if position > 0 and len(plan.live) - 1 - position == stages and candidate is not None:
+            steps.materialize(
+                None,
+                ("champion_model",),
+                dg.AssetSelection.assets("champion_model"),
+                run_config={
+                    "ops": {
+                        "champion_model": {
+                            "config": {
+                                "action": "rollout",
+                                "version": candidate,
+                                "reason": (
+                                    f"v{candidate} was not distinguishably better on the "
+                                    "holdout; try it service by service"
+                                ),
+                            }
+                        }
+                    }
+                },
+                tags={ACTOR_TAG: "local:demo-rollout"},
+                note=f"staged rollout of v{candidate}: canary first, one stage per served day",
             )
     result.seconds = clock() - started
     _record_registry(result, settings)
@@ -328,7 +372,18 @@ class _Loop:
         )
         data = sensor.evaluate_tick(context)
         self.cursors[sensor.name] = data.cursor
-        if data.skip_message and not data.skip_message.startswith("started"):
+        # What the daemon does with a sensor's asset events: record them, so the UI shows them.
+        for event in data.asset_events or ():
+            self.instance.report_runless_asset_event(event)
+            summary = event.metadata.get("summary")
+            if summary is not None:
+                first = str(getattr(summary, "value", summary)).splitlines()[0]
+                _print(self.progress, f"        {sensor.name}: {first}")
+        if (
+            data.skip_message
+            and not data.skip_message.startswith("started")
+            and not data.asset_events
+        ):
             _print(self.progress, f"        {sensor.name}: {data.skip_message}")
         return list(data.run_requests or [])
 
@@ -439,6 +494,21 @@ def _record_registry(result: DemoResult, settings: PipelineSettings) -> None:
             }
             for change in registry.alias_history(MODEL_NAME)
         ],
+        "feature_sets": {
+            record.version_id: record.status for record in registry.list_feature_sets()
+        },
+        "rollouts": [
+            {
+                "version": f"v{rollout.to_version}",
+                "from": f"v{rollout.from_version}" if rollout.from_version else None,
+                "status": rollout.status,
+                "stages": [
+                    {"name": stage.name, "services": list(stage.services), "status": stage.status}
+                    for stage in rollout.stages
+                ],
+            }
+            for rollout in registry.rollouts(MODEL_NAME)
+        ],
     }
     verification = registry.verify_audit()
     result.audit = {"ok": verification.ok, "entries": verification.entries}
@@ -454,6 +524,113 @@ def _record_registry(result: DemoResult, settings: PipelineSettings) -> None:
         }
         for alert in OutboxSink(settings.alert_outbox).read()
     ]
+
+
+# The demo's experiment: a rolling statistic counts only once its window holds half an hour of
+# five-minute points (6), not a quarter of an hour (3), so a series resuming after a gap does
+# not page on three points. Same columns, so the champion can score it. The change is for
+# robustness, so the criterion, declared here before the ablation trains, is non-inferiority:
+# PR-AUC within half a point of production and no more false alarms.
+DEMO_FEATURE_SET_CHANGES: dict[str, Any] = {"version": 2, "min_periods": 6}
+DEMO_ABLATION_CRITERION = "delta.pr_auc>=-0.005, delta.false_alarm_rate<=0.0"
+DEMO_ACTOR = "local:demo"
+
+
+def _feature_set_lifecycle(settings: PipelineSettings, steps: _Steps, days: Sequence[str]) -> None:
+    """One feature set from experimental to production, by the lifecycle's own rules, then the
+    feature flag that makes every service compute it from the next day on.
+
+    The set in service is registered as production first (the bootstrap a team does once). The
+    candidate must pass quality, leakage and drift stability on the first days (before the
+    scenario's incidents) and an ablation against production over the whole history, with its
+    criterion declared before anything trains. A refusal is shown, and the flags stay.
+    """
+    ledger = LedgerResource(url=settings.ledger_url, key_file=str(settings.audit_key_file))
+    registry = ledger.get_ledger()
+    production = FeaturesConfig().spec()
+    candidate = FeatureSetSpec.from_dict({**production.to_dict(), **DEMO_FEATURE_SET_CHANGES})
+    steps.announce(
+        None,
+        ("feature set lifecycle",),
+        f"{candidate.version_id}: min_periods {production.min_periods} -> "
+        f"{candidate.min_periods}, ablation criterion {DEMO_ABLATION_CRITERION!r}",
+    )
+    started = steps.clock()
+    register_feature_set(registry, production, actor=DEMO_ACTOR, status="production")
+    register_feature_set(registry, candidate, actor=DEMO_ACTOR)
+    transition(
+        registry,
+        candidate.version_id,
+        "candidate",
+        actor=DEMO_ACTOR,
+        reason="explored in the sandbox; ready to be judged",
+    )
+    store = ReadOnlyStore(settings.store_root)
+    available = [day for day in days if day in set(window_days(store, ""))]
+    holdout_days = TrainingSetRunConfig().holdout_days
+    if len(available) <= max(holdout_days, MIN_STABILITY_DAYS):
+        _print(
+            steps.progress,
+            f"        skipped: {len(available)} day(s) of history leave an ablation with "
+            f"{holdout_days} holdout days nothing to train on",
+        )
+        return
+    run = run_ablation(
+        window_telemetry(store, available),
+        candidate,
+        production,
+        available,
+        hypothesis="statistics over three points page on noise after a gap; six lose nothing",
+        success_criterion=DEMO_ABLATION_CRITERION,
+        run_id=f"demo-ablation-{candidate.spec_hash[:12]}",
+    )
+    registry.record_experiment_run(run, actor=DEMO_ACTOR)
+    window = available[: MIN_STABILITY_DAYS + 1]
+    decision = promote_feature_set(
+        registry,
+        candidate.version_id,
+        assessment=assess_feature_set(
+            window_telemetry(store, window), candidate, window, baseline=production
+        ),
+        ablation_run_id=run.run_id,
+        actor=DEMO_ACTOR,
+        environment=settings.deployment,
+    )
+    for criterion in decision.criteria:
+        _print(
+            steps.progress,
+            f"        {'pass' if criterion.passed else 'FAIL'} {criterion.name}: {criterion.detail}",
+        )
+    if decision.promoted:
+        latest = registry.latest_flags()
+        flags = yaml.safe_load(latest.body if latest else DEFAULT_FLAGS_PATH.read_text())
+        flags["flags"]["features"]["default"] = candidate.version_id
+        apply_flags(
+            registry,
+            yaml.safe_dump(flags, sort_keys=False),
+            actor=DEMO_ACTOR,
+            reason=f"{candidate.version_id} promoted: every service computes it",
+            environment=settings.deployment,
+        )
+    outcome = "promoted to production; flags switched" if decision.promoted else "refused"
+    _print(steps.progress, f"        {outcome} in {steps.clock() - started:.1f}s")
+
+
+def _rollout_candidate(settings: PipelineSettings) -> int | None:
+    """The newest version the gate refused that is not serving: what the demo rolls out."""
+    registry = LedgerResource(
+        url=settings.ledger_url, key_file=str(settings.audit_key_file)
+    ).get_ledger()
+    champion = registry.get_alias(MODEL_NAME, CHAMPION)
+    if any(rollout.status == "running" for rollout in registry.rollouts(MODEL_NAME)):
+        return None
+    refused = [
+        record.candidate_version
+        for record in registry.promotions(MODEL_NAME)
+        if not record.promoted
+        and (champion is None or record.candidate_version != champion.version)
+    ]
+    return refused[-1] if refused else None
 
 
 def _version_label(version: Any) -> str | None:
@@ -563,6 +740,17 @@ def _loop_lines(result: DemoResult) -> list[str]:
             lines.append(
                 f"  {change['kind']:<8} {change['from'] or '-'} -> {change['to']} by {change['actor']}"
             )
+    for version_id, status in registry.get("feature_sets", {}).items():
+        lines.append(f"  feature set {version_id}: {status}")
+    for rollout in registry.get("rollouts", []):
+        stages = ", ".join(
+            f"{stage['name']} ({', '.join(stage['services']) or '-'}) {stage['status']}"
+            for stage in rollout["stages"]
+        )
+        lines.append(
+            f"  rollout  {rollout['from'] or '-'} -> {rollout['version']} {rollout['status']}: "
+            f"{stages}"
+        )
     refused = [item for item in registry.get("promotions", []) if not item["promoted"]]
     for item in refused:
         lines.append(f"  gate refused {item['candidate']}: {item['reason']}")

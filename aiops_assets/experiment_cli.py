@@ -221,7 +221,7 @@ def _record_spec(ledger: Ledger, version: str) -> FeatureSetSpec:
     return spec_of(record)
 
 
-def _days(store: ReadOnlyStore, text: str) -> list[str]:
+def window_days(store: ReadOnlyStore, text: str) -> list[str]:
     import pandas as pd
 
     from aiops_assets.core.experiments import parse_time_range
@@ -242,7 +242,7 @@ def _days(store: ReadOnlyStore, text: str) -> list[str]:
     return days
 
 
-def _telemetry(store: ReadOnlyStore, days: Sequence[str]) -> pd.DataFrame:
+def window_telemetry(store: ReadOnlyStore, days: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
     from aiops_assets.sandbox import SNAPSHOT_ASSET
@@ -276,9 +276,9 @@ def _ablate(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger
             "in service with `aiops featureset register --production`"
         )
     store = ReadOnlyStore(settings.store_root)
-    days = _days(store, args.days)
+    days = window_days(store, args.days)
     run = run_ablation(
-        _telemetry(store, days),
+        window_telemetry(store, days),
         candidate,
         spec_of(production),
         days,
@@ -311,9 +311,9 @@ def _promote(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledge
     candidate = _record_spec(ledger, args.version)
     production = production_feature_set(ledger, candidate.name)
     store = ReadOnlyStore(settings.store_root)
-    days = _days(store, args.window)
+    days = window_days(store, args.window)
     assessment = assess_feature_set(
-        _telemetry(store, days),
+        window_telemetry(store, days),
         candidate,
         days,
         baseline=None if production is None else spec_of(production),

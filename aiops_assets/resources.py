@@ -28,7 +28,7 @@ from aiops_assets.core.alerts import (
 )
 from aiops_assets.core.environments import EnvironmentRefusal, get_environment
 from aiops_assets.core.flags import FlagSet, current_flags
-from aiops_assets.core.ledger import AUDIT_KEY_ENV, Ledger
+from aiops_assets.core.ledger import AUDIT_KEY_ENV, FeatureSetRecord, Ledger
 from aiops_assets.core.policy import AccessPolicy
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.settings import SourceKind
@@ -342,6 +342,14 @@ class FeatureFlagsResource(dg.ConfigurableResource):
                 "registered in the ledger, so it has no lifecycle status"
             )
         return value
+
+    def registered_feature_sets(self, name: str) -> list[FeatureSetRecord]:
+        """Every registered version of the feature set ``name``, whatever its status."""
+        return self._ledger().list_feature_sets(name=name)
+
+    def registered_feature_set(self, version_id: str) -> FeatureSetRecord | None:
+        """The ledger's record of a feature-set version (its spec and status), if registered."""
+        return self._ledger().get_feature_set(version_id)
 
     def model_for(self, service: str, model_name: str = "anomaly_detector") -> str:
         """The model version (``v7``) or alias (``champion``) that serves ``service``."""

@@ -13,15 +13,23 @@ import pandas as pd
 
 from aiops_assets.core.drift import BaselineProfile, build_profile, calibrate
 from aiops_assets.core.features import KEY_COLUMNS, LABEL, TIMESTAMP
+from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.models import HOLDOUT, SCORE, SPLIT, AnomalyDetector, score_frame
 from aiops_assets.core.registry import MODEL_NAME, load_model
+from aiops_assets.core.rollout import MODEL_VERSION_COLUMN, running_rollout, serving_versions
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
+from aiops_assets.core.telemetry import SERVICE
 from aiops_assets.metadata import artifact_metadata, frame_metadata, versioned_output
-from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource, LedgerResource
+from aiops_assets.resources import (
+    ALLOW_MISSING_PARTITIONS,
+    ArtifactStoreResource,
+    FeatureFlagsResource,
+    LedgerResource,
+)
 
 PROFILE_MEDIA_TYPE = "application/x-aiops-drift-profile"
-BASELINE_CODE_VERSION = "drift_baseline-1"
-SCORES_CODE_VERSION = "anomaly_scores-2"
+BASELINE_CODE_VERSION = "drift_baseline-2"  # 2: per-service slice profiles
+SCORES_CODE_VERSION = "anomaly_scores-3"
 SCORE_BASELINE_CODE_VERSION = "score_baseline-1"
 
 
@@ -53,6 +61,7 @@ def build_drift_baseline_asset(
     exclude: Sequence[str] = KEY_COLUMNS,
     labels: Sequence[str] = (LABEL,),
     group_name: str | None = "aiops",
+    slice_by: str | None = SERVICE,
 ) -> dg.AssetsDefinition:
     """An unpartitioned asset profiling the first partitions of ``source`` as a drift baseline.
 
@@ -61,6 +70,10 @@ def build_drift_baseline_asset(
     policy's calibrated thresholds match the size of the partitions that will be checked. The
     reference window is the first ``reference_partitions`` (run config, default 3) partitions that
     have a value; partitions never materialized are skipped, whichever IO manager stores them.
+
+    With ``slice_by`` (by default the ``service`` column, when the reference has one) each value
+    of that column also gets its own profile, built and calibrated the same way on its rows only,
+    so the drift check judges each service against its own reference as well as overall.
 
     The profile is written to the artifact store, so the code location needs the
     ``artifact_store`` resource and the ``artifact_io_manager`` IO manager
@@ -72,6 +85,9 @@ def build_drift_baseline_asset(
         exclude: Columns that are keys or identifiers, not features: never profiled.
         labels: 0/1 columns profiled for label drift (absent ones are ignored).
         group_name: The asset group the baseline appears in.
+        slice_by: The column whose values get a profile each; ``None`` for none. The default,
+            ``service``, is skipped when the reference has no such column; any other column
+            must exist.
 
     Example:
         >>> baseline = build_drift_baseline_asset(  # doctest: +SKIP
@@ -122,15 +138,35 @@ def build_drift_baseline_asset(
             if column not in (*exclude, *present_labels)
             and pd.api.types.is_numeric_dtype(reference[column])
         ]
-        profile = build_profile(reference, numeric=numeric, labels=present_labels)
+        sliced_by = slice_by if slice_by in reference else None
+        if slice_by is not None and sliced_by is None and slice_by != SERVICE:
+            raise dg.Failure(
+                description=f"cannot slice the drift baseline by {slice_by!r}: {source_name} has "
+                f"no such column (it has {[str(column) for column in reference.columns]})"
+            )
+        # The slice column names the slice; as a feature it would be constant within each.
+        numeric = [column for column in numeric if column != sliced_by]
+        profile = build_profile(
+            reference, numeric=numeric, labels=present_labels, slice_by=sliced_by
+        )
         profile = calibrate(profile, chunks)
         ref = store_profile(artifact_store.get_store(), profile)
+        slices = (
+            {
+                "profiled_slices": dg.MetadataValue.text(
+                    ", ".join(profile.slice_label(value) for value in profile.slices)
+                )
+            }
+            if profile.slices
+            else {}
+        )
         return versioned_output(
             ref,
             {
                 **artifact_metadata(ref),
                 **profile_metadata(profile, reference),
                 "reference_partitions": dg.MetadataValue.text(", ".join(keys)),
+                **slices,
             },
         )
 
@@ -151,24 +187,49 @@ def build_anomaly_scores_asset(
             "features": dg.AssetIn(key=features_key),
             "champion_model": dg.AssetIn(key=champion_key),
         },
-        description="The champion's anomaly score and alert for every row of the day.",
+        description=(
+            "The anomaly score and alert for every row of the day, each service scored by the "
+            "version serving it: the champion, the new version on a staged rollout's slices, or "
+            "a version a feature flag pins (column `model_version`)."
+        ),
     )
     def anomaly_scores(
         context: dg.AssetExecutionContext,
         artifact_store: ArtifactStoreResource,
         ledger: LedgerResource,
+        feature_flags: FeatureFlagsResource,
         features: dict[str, ArtifactRef],
         champion_model: ArtifactRef,
     ) -> dg.Output[ArtifactRef]:
         store = artifact_store.get_store()
-        version = ledger.get_ledger().find_version(MODEL_NAME, champion_model.sha256)
-        # A registered model loads only after its bytes match the ledger's hash (a tampered file
-        # is refused with the version named); an unregistered one still verifies against the store.
-        detector: AnomalyDetector = (
-            load_model(store, version) if version is not None else store.get_pickle(champion_model)
+        registry = ledger.get_ledger()
+        version = registry.find_version(MODEL_NAME, champion_model.sha256)
+        day = store.get_frame(features[context.partition_key])
+        services = sorted(str(service) for service in day[SERVICE].unique())
+        rollout = running_rollout(registry, MODEL_NAME)
+        serving = serving_versions(
+            services,
+            champion=None if version is None else version.version,
+            rollout=rollout,
+            pinned=_pinned_versions(feature_flags, services),
         )
-        frame = score_frame(detector, store.get_frame(features[context.partition_key]))
+        parts = []
+        for served, rows in _groups_by_version(day, serving, version):
+            detector = _detector(store, registry, served, champion_model)
+            part = score_frame(detector, rows)
+            part[MODEL_VERSION_COLUMN] = 0 if served is None else served
+            parts.append(part)
+        frame = pd.concat(parts, ignore_index=True).sort_values(
+            [TIMESTAMP, SERVICE], kind="mergesort", ignore_index=True
+        )
+        frame[MODEL_VERSION_COLUMN] = frame[MODEL_VERSION_COLUMN].astype("int64")
         ref = store.put_frame(frame)
+        active = rollout.stages[-1] if rollout is not None else None
+        if rollout is not None and active is not None:
+            context.log.info(
+                f"staged rollout {rollout.rollout_id} of v{rollout.to_version}: stage "
+                f"{active.name} serves {', '.join(active.services)}"
+            )
         return versioned_output(
             ref,
             {
@@ -178,10 +239,75 @@ def build_anomaly_scores_asset(
                 "mean_score": dg.MetadataValue.float(float(frame[SCORE].mean())),
                 "model_sha256": dg.MetadataValue.text(champion_model.sha256),
                 "model_version": dg.MetadataValue.int(0 if version is None else version.version),
+                "served_versions": dg.MetadataValue.json(
+                    {service: served or 0 for service, served in serving.items()}
+                ),
+                "rollout_id": dg.MetadataValue.int(0 if rollout is None else rollout.rollout_id),
+                "rollout_stage": dg.MetadataValue.text("" if active is None else active.name),
+                "rollout_version": dg.MetadataValue.int(
+                    0 if rollout is None else rollout.to_version
+                ),
+                # The active stage's services the rollout's version really scored (a pin wins).
+                "rollout_slice": dg.MetadataValue.json(
+                    []
+                    if rollout is None or active is None
+                    else [
+                        service
+                        for service in active.services
+                        if serving.get(service) == rollout.to_version
+                    ]
+                ),
             },
         )
 
     return anomaly_scores
+
+
+def _pinned_versions(flags: FeatureFlagsResource, services: Sequence[str]) -> dict[str, int]:
+    """Services a ``model`` flag pins to a version (``v7``); ``champion`` is no pin."""
+    pinned = {}
+    for service in services:
+        value = flags.model_for(service, MODEL_NAME)
+        number = value[1:] if value.startswith("v") else ""
+        if number.isdigit():
+            pinned[service] = int(number)
+    return pinned
+
+
+def _groups_by_version(
+    day: pd.DataFrame, serving: dict[str, int | None], champion: ModelVersion | None
+) -> list[tuple[int | None, pd.DataFrame]]:
+    """The day's rows split by the version that scores them, the champion's first."""
+    by_service = day[SERVICE].astype(str).map(serving)
+    champion_number = None if champion is None else champion.version
+    groups: list[tuple[int | None, pd.DataFrame]] = []
+    if by_service.isna().all():
+        return [(champion_number, day)]
+    order = sorted(
+        {int(v) for v in by_service.dropna().unique()}, key=lambda v: (v != champion_number, v)
+    )
+    for served in order:
+        groups.append((served, day[by_service == served]))
+    unassigned = day[by_service.isna()]
+    if not unassigned.empty:
+        groups.append((champion_number, unassigned))
+    return groups
+
+
+def _detector(
+    store: ArtifactStore, registry: Ledger, served: int | None, champion_model: ArtifactRef
+) -> AnomalyDetector:
+    """A registered model loads only after its bytes match the ledger's hash (a tampered file is
+    refused with the version named); an unregistered champion still verifies against the store."""
+    if served is None:
+        detector: AnomalyDetector = store.get_pickle(champion_model)
+        return detector
+    version = registry.get_version(MODEL_NAME, served)
+    if version is None:
+        raise dg.Failure(
+            description=f"{MODEL_NAME} v{served} is assigned to serve but is not in the ledger"
+        )
+    return load_model(store, version)
 
 
 @dg.asset(

@@ -7,7 +7,15 @@ import pandas as pd
 from pydantic import Field
 
 from aiops_assets.assets.snapshot import SNAPSHOT_KEY
-from aiops_assets.core.features import FeatureSetSpec, compute_features, model_input_columns
+from aiops_assets.core.environments import EnvironmentRefusal
+from aiops_assets.core.features import (
+    KEY_COLUMNS,
+    SERVICE,
+    FeatureSetSpec,
+    compute_features,
+    model_input_columns,
+)
+from aiops_assets.core.lifecycle import spec_of
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.metadata import (
     PACKAGES_KEY,
@@ -18,7 +26,11 @@ from aiops_assets.metadata import (
     partition_window,
     versioned_output,
 )
-from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource
+from aiops_assets.resources import (
+    ALLOW_MISSING_PARTITIONS,
+    ArtifactStoreResource,
+    FeatureFlagsResource,
+)
 
 FEATURES_CODE_VERSION = "features-2"
 FEATURES_KEY = dg.AssetKey("features")
@@ -88,16 +100,9 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         context: dg.AssetExecutionContext,
         config: FeaturesConfig,
         artifact_store: ArtifactStoreResource,
+        feature_flags: FeatureFlagsResource,
         telemetry_snapshot: dict[str, ArtifactRef],
     ) -> dg.Output[ArtifactRef]:
-        spec = config.spec()
-        if spec.lookback > pd.Timedelta(days=HISTORY_PARTITIONS):
-            raise dg.Failure(
-                description=(
-                    f"feature windows {list(spec.windows)} look back {spec.lookback}, more than the "
-                    f"{HISTORY_PARTITIONS} day(s) of history this asset reads; shorten the windows"
-                )
-            )
         if context.partition_key not in telemetry_snapshot:
             raise dg.Failure(
                 description=(
@@ -111,7 +116,25 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             [store.get_frame(telemetry_snapshot[key]) for key in sorted(telemetry_snapshot)],
             ignore_index=True,
         )
-        frame = compute_features(history, spec, output_start=start, output_end=end)
+        by_service = _feature_sets_by_service(
+            feature_flags, config.spec(), sorted(str(s) for s in history[SERVICE].unique())
+        )
+        specs = {spec.version_id: spec for spec in by_service.values()}
+        for candidate in specs.values():
+            if candidate.lookback > pd.Timedelta(days=HISTORY_PARTITIONS):
+                raise dg.Failure(
+                    description=(
+                        f"feature set {candidate.version_id}'s windows {list(candidate.windows)} "
+                        f"look back {candidate.lookback}, more than the {HISTORY_PARTITIONS} "
+                        "day(s) of history this asset reads; shorten the windows"
+                    )
+                )
+        frame = _compute_by_feature_set(history, by_service, start, end)
+        # The version most services use names the partition; a split is in the metadata.
+        spec = max(
+            specs.values(),
+            key=lambda item: sum(chosen is item for chosen in by_service.values()),
+        )
         ref = store.put_frame(frame)
         return versioned_output(
             ref,
@@ -123,6 +146,9 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 "feature_spec": dg.MetadataValue.json(spec.to_dict()),
                 "config_hash": dg.MetadataValue.text(config_hash(config)),
                 PACKAGES_KEY: dg.MetadataValue.json(package_versions(FEATURE_LIBRARIES)),
+                "feature_sets_by_service": dg.MetadataValue.json(
+                    {service: item.version_id for service, item in sorted(by_service.items())}
+                ),
                 "model_input_features": dg.MetadataValue.int(len(model_input_columns(frame))),
                 "history_partitions": dg.MetadataValue.text(", ".join(sorted(telemetry_snapshot))),
                 # The exact snapshot versions read, so a check can recompute from the same bytes.
@@ -133,3 +159,75 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         )
 
     return features
+
+
+def _feature_sets_by_service(
+    flags: FeatureFlagsResource, configured: FeatureSetSpec, services: list[str]
+) -> dict[str, FeatureSetSpec]:
+    """The spec each service's ``feature_set`` flag selects.
+
+    Flags choose among the feature sets registered in the ledger; until a team registers one of
+    this name (adopting the lifecycle), or when no flag targets the name, the run's configured
+    spec serves every service. A run configured with a spec of its own (a backfill pinned to a
+    version, an experiment from the launchpad) is an explicit choice and computes that spec for
+    every service; the materialization's ``feature_sets_by_service`` shows what was computed.
+    """
+    if (
+        configured != FeaturesConfig().spec()
+        or flags.get_flags().flag_for("feature_set", configured.name) is None
+        or not flags.registered_feature_sets(configured.name)
+    ):
+        return dict.fromkeys(services, configured)
+    chosen: dict[str, FeatureSetSpec] = {}
+    for service in services:
+        try:
+            version_id = flags.feature_set_for(service, configured.name)
+        except EnvironmentRefusal as error:
+            raise dg.Failure(description=str(error)) from error
+        if version_id == configured.version_id:
+            chosen[service] = configured
+            continue
+        record = flags.registered_feature_set(version_id)
+        if record is None:
+            raise dg.Failure(
+                description=(
+                    f"the feature flags select {version_id} for {service}, which is neither the "
+                    f"configured spec ({configured.version_id}) nor registered in the ledger; "
+                    "register it (`aiops featureset register`) or fix the flag"
+                )
+            )
+        chosen[service] = spec_of(record)
+    return chosen
+
+
+def _compute_by_feature_set(
+    history: pd.DataFrame,
+    by_service: dict[str, FeatureSetSpec],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> pd.DataFrame:
+    """Each service's rows with its own feature set; every set must yield the same columns,
+    because one model scores every service."""
+    groups: dict[str, list[str]] = {}
+    for service, spec in by_service.items():
+        groups.setdefault(spec.version_id, []).append(service)
+    if len(groups) == 1:
+        [spec] = {item.version_id: item for item in by_service.values()}.values()
+        return compute_features(history, spec, output_start=start, output_end=end)
+    parts = []
+    for services in groups.values():
+        spec = by_service[services[0]]
+        rows = history[history[SERVICE].astype(str).isin(services)]
+        parts.append(compute_features(rows, spec, output_start=start, output_end=end))
+    columns = [list(part.columns) for part in parts]
+    if any(set(item) != set(columns[0]) for item in columns):
+        names = ", ".join(f"{version} ({', '.join(s)})" for version, s in groups.items())
+        raise dg.Failure(
+            description=(
+                f"the feature flags split the services between feature sets with different "
+                f"columns: {names}. One model scores every service, so a set that changes the "
+                "columns moves to all services at once, with a retraining"
+            )
+        )
+    frame = pd.concat([part[columns[0]] for part in parts], ignore_index=True)
+    return frame.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)

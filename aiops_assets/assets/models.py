@@ -18,8 +18,8 @@ from aiops_assets.capsules import package_version, record_capsule
 from aiops_assets.core.alerts import Alert, AlertDeliveryError
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.experiments import ExperimentRun, criterion_met
-from aiops_assets.core.features import LABEL, TIMESTAMP
-from aiops_assets.core.ledger import Ledger, ModelVersion, StaleChampionError
+from aiops_assets.core.features import LABEL, SERVICE, TIMESTAMP
+from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion, StaleChampionError
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -43,6 +43,7 @@ from aiops_assets.core.registry import (
     load_model,
     verify_model,
 )
+from aiops_assets.core.rollout import RolloutError, RolloutPlan, running_rollout, start_rollout
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.metadata import (
     artifact_metadata,
@@ -111,13 +112,19 @@ class ChampionModelConfig(dg.Config):
     ``gate`` (the default, what training runs do) promotes the challenger only when the promotion
     gate passes; ``promote`` moves the alias to ``version`` (default: the challenger) by the
     acting identity's authority, skipping the gate; ``rollback`` restores the most recent earlier
-    champion whose checks passed (or ``version``). ``reason`` is recorded with the change.
+    champion whose checks passed (or ``version``). ``rollout`` starts a staged rollout of
+    ``version`` (default: the challenger) by the plan in ``rollout_plan`` (a YAML path; empty for
+    ``core/rollout_plan.yaml``): the champion stays, and the ``staged_rollout`` sensor moves the
+    new version slice by slice. ``adopt`` materializes the champion the registry already names,
+    after a completed rollout moved the alias; it records nothing. ``reason`` is recorded with
+    the change.
     The remaining fields configure the gate (see ``core/promotion.py``).
     """
 
-    action: Literal["gate", "promote", "rollback"] = "gate"
+    action: Literal["gate", "promote", "rollback", "rollout", "adopt"] = "gate"
     version: int = 0
     reason: str = ""
+    rollout_plan: str = ""
     metric: str = _GATE_DEFAULTS.metric
     margin: float = _GATE_DEFAULTS.margin
     bootstrap_samples: int = _GATE_DEFAULTS.bootstrap_samples
@@ -461,6 +468,8 @@ def champion_model(
         return change.gate(
             config, candidate_model, training_set, access_policy, promotion_gate.check_keys()
         )
+    if config.action == "adopt":
+        return change.adopt()
     policy = access_policy.get_policy()
     subject = f"{MODEL_NAME}:{CHAMPION}"
     try:
@@ -468,7 +477,8 @@ def champion_model(
             policy,
             registry,
             actor=actor,
-            action=config.action,
+            # A rollout ends in a promotion: whoever may start one must be allowed to promote.
+            action="promote" if config.action == "rollout" else config.action,
             subject=subject,
             run_id=context.run.run_id,
         )
@@ -477,6 +487,8 @@ def champion_model(
         raise dg.Failure(description=str(error)) from error
     if config.action == "promote":
         return change.promote(config)
+    if config.action == "rollout":
+        return change.start_rollout(config, training_set)
     return change.rollback(config)
 
 
@@ -582,6 +594,16 @@ class _ChampionChange:
         holdout = training[training[SPLIT] == HOLDOUT]
         trained_days = sorted(training[TIMESTAMP].dt.strftime("%Y-%m-%d").unique())
         candidate_model_obj: AnomalyDetector = load_model(self.store, candidate)
+        rollout = running_rollout(self.registry, MODEL_NAME)
+        if rollout is not None and champion is not None:
+            # Two ways of moving the champion at once would fight: the rollout finishes first.
+            return self.output(
+                champion,
+                "kept",
+                f"staged rollout {rollout.rollout_id} of v{rollout.to_version} is running; the "
+                f"gate does not judge {describe(candidate)} until it completes or halts",
+                {},
+            )
         champion_model_obj: AnomalyDetector | None = None
         if champion is not None:
             champion_model_obj = load_model(self.store, champion)
@@ -679,6 +701,67 @@ class _ChampionChange:
         )
         self.alert("promotion", "WARN", f"{describe(target)} promoted manually: {reason}")
         return self.output(target, "promoted manually", reason, {})
+
+    def start_rollout(
+        self, config: ChampionModelConfig, training_set_ref: ArtifactRef
+    ) -> dg.Output[ArtifactRef]:
+        """Open a staged rollout; the champion keeps serving every service outside its canary."""
+        target = (
+            self.registry.get_version(MODEL_NAME, config.version)
+            if config.version
+            else self.registry.get_alias(MODEL_NAME, CHALLENGER)
+        )
+        current = self.registry.get_alias(MODEL_NAME, CHAMPION)
+        if target is None or current is None:
+            raise dg.Failure(
+                description=(
+                    f"a staged rollout needs a champion and a version to roll out; {MODEL_NAME} "
+                    f"has {'no champion' if current is None else 'no such version'}"
+                )
+            )
+        verify_model(self.store, target)
+        services = sorted(
+            str(service) for service in self.store.get_frame(training_set_ref)[SERVICE].unique()
+        )
+        reason = config.reason or f"staged rollout of {describe(target)} by {self.actor}"
+        try:
+            plan = RolloutPlan.load(config.rollout_plan or None)
+            rollout = start_rollout(
+                self.registry,
+                MODEL_NAME,
+                target.version,
+                plan,
+                services,
+                actor=self.actor,
+                reason=reason,
+            )
+        except (RolloutError, LedgerError) as error:
+            raise dg.Failure(description=f"cannot start the rollout: {error}") from error
+        canary = rollout.stages[0]
+        summary = (
+            f"staged rollout {rollout.rollout_id} of {describe(target)} started: stage "
+            f"{canary.name} serves {', '.join(canary.services)}; {describe(current)} serves the rest"
+        )
+        self.alert("rollout", "INFO", summary)
+        return self.output(
+            current,
+            "rollout started",
+            summary,
+            {
+                "rollout_id": dg.MetadataValue.int(rollout.rollout_id),
+                "rollout_version": dg.MetadataValue.int(target.version),
+                "rollout_plan": dg.MetadataValue.json(rollout.plan),
+            },
+        )
+
+    def adopt(self) -> dg.Output[ArtifactRef]:
+        """The champion the registry names, as this asset's value (after a rollout completed)."""
+        current = self.registry.get_alias(MODEL_NAME, CHAMPION)
+        if current is None:
+            raise dg.Failure(description=f"{MODEL_NAME} has no champion to adopt")
+        history = self.registry.alias_history(MODEL_NAME, CHAMPION)
+        reason = history[-1].reason if history else "the registry's champion"
+        return self.output(current, "adopted", reason, {})
 
     def rollback(self, config: ChampionModelConfig) -> dg.Output[ArtifactRef]:
         current = self.registry.get_alias(MODEL_NAME, CHAMPION)

@@ -4,10 +4,16 @@ The check never reads the reference data: it loads the baseline profile (an arti
 baseline asset, see ``assets/drift.py``) and the current partition only. Persistence ("k of the
 last n partitions drifted") needs the verdicts of earlier partitions; they are read back from this
 check's own earlier results in the Dagster instance, so no extra state exists to drift out of sync.
+
+When the baseline has per-slice profiles (one per service), each service's rows of the partition
+are also judged against that service's own reference. The slices are reported next to the overall
+verdict and never change it: the check passes or fails, and at what severity, on the overall
+evaluation alone. Persistence applies within a slice too, from the drifted features that earlier
+partitions recorded per slice (``slice_feature_verdicts``).
 """
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +21,14 @@ import dagster as dg
 
 from aiops_assets.checks.quality import partition_frame
 from aiops_assets.core.drift import (
+    VERDICTS,
     BaselineProfile,
     DriftPolicy,
     DriftResult,
     evaluate_drift,
+    evaluate_slices,
     load_policy,
+    slices_markdown,
 )
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.metadata import table_metadata
@@ -48,6 +57,13 @@ def build_drift_checks(
     the UI), and a markdown summary naming the drifted features. A WARN verdict fails the check
     at WARN severity, an ERROR verdict at ERROR; the check does not block downstream assets
     (drift is a reason to retrain, not to stop serving).
+
+    When the baseline profiles slices (``slice_by``, by default each service), every slice the
+    partition holds rows of is judged against its own reference too, and the result adds
+    ``slice_verdicts`` (``{service: ok|warn|error}``), ``drifted_slices`` (text, e.g.
+    ``service=checkout, service=payments``; empty when none), ``slices_drifted`` and, per slice,
+    ``slice_drifted_features/service=<name>`` (floats, plotted by the UI), plus a "Per-service
+    slices" section in the summary. Slices inform; the pass/fail verdict stays the overall one.
 
     Args:
         asset: The checked asset; its IO manager must load a DataFrame (or, for our artifact IO
@@ -90,17 +106,19 @@ def build_drift_checks(
                 missing = sorted(set(selected) - set(profile.names))
                 if missing:
                     raise dg.Failure(description=f"the baseline does not profile columns {missing}")
-                profile = BaselineProfile(
-                    features=tuple(profile.feature(column) for column in selected),
-                    psi_bins=profile.psi_bins,
-                    sketch_bins=profile.sketch_bins,
-                )
+                profile = profile.select(selected)
             current = partition_frame(frame, context, purpose="drift checks")
-            previous = _previous_verdicts(
+            previous, previous_slices = _previous_verdicts(
                 context, check_key, partitions_def, resolved.persistence_window - 1
             )
             result = evaluate_drift(profile, current, resolved, previous=previous)
-            return drift_check_result(result, baseline_sha256=baseline.sha256)
+            slices = evaluate_slices(profile, current, resolved, previous=previous_slices)
+            return drift_check_result(
+                result,
+                baseline_sha256=baseline.sha256,
+                slices=slices,
+                slice_column=profile.slice_column,
+            )
 
     return [drift_check]
 
@@ -118,7 +136,13 @@ _FEATURE_COLUMNS = [
 ]
 
 
-def drift_check_result(result: DriftResult, *, baseline_sha256: str) -> dg.AssetCheckResult:
+def drift_check_result(
+    result: DriftResult,
+    *,
+    baseline_sha256: str,
+    slices: Mapping[str, DriftResult] | None = None,
+    slice_column: str | None = None,
+) -> dg.AssetCheckResult:
     rows = [
         {
             "feature": item.feature,
@@ -137,11 +161,17 @@ def drift_check_result(result: DriftResult, *, baseline_sha256: str) -> dg.Asset
         f"score/{item.feature}": dg.MetadataValue.float(float(item.score))
         for item in result.features
     }
+    summary = result.to_markdown()
+    slice_metadata: dict[str, dg.MetadataValue] = {}
+    if slice_column is not None:
+        slice_metadata = _slice_metadata(slices or {}, slice_column)
+        section = slices_markdown(slices or {}, slice_column)
+        summary += f"\n\n{section}" if section else ""
     return dg.AssetCheckResult(
         passed=result.verdict == "ok",
         severity=_SEVERITY.get(result.verdict, dg.AssetCheckSeverity.WARN),
         metadata={
-            "summary": dg.MetadataValue.md(result.to_markdown()),
+            "summary": dg.MetadataValue.md(summary),
             "features": table_metadata(rows, _FEATURE_COLUMNS),
             "verdict": dg.MetadataValue.text(result.verdict),
             "drifted": dg.MetadataValue.text(", ".join(result.drifted)),
@@ -150,8 +180,38 @@ def drift_check_result(result: DriftResult, *, baseline_sha256: str) -> dg.Asset
             "policy_sha256": dg.MetadataValue.text(result.policy_sha256),
             "baseline_sha256": dg.MetadataValue.text(baseline_sha256),
             **scores,
+            **slice_metadata,
         },
     )
+
+
+def _slice_metadata(slices: Mapping[str, DriftResult], column: str) -> dict[str, dg.MetadataValue]:
+    """Per-slice verdicts and counts; ``slice_feature_verdicts`` feeds the next persistence."""
+    drifted = sorted(
+        (value for value, result in slices.items() if result.verdict != "ok"),
+        key=lambda value: (-VERDICTS.index(slices[value].verdict), value),
+    )
+    return {
+        "slice_verdicts": dg.MetadataValue.json(
+            {value: result.verdict for value, result in slices.items()}
+        ),
+        "drifted_slices": dg.MetadataValue.text(", ".join(f"{column}={v}" for v in drifted)),
+        "slices_drifted": dg.MetadataValue.float(float(len(drifted))),
+        # Only the drifted features: persistence counts nothing else, and it keeps this small.
+        "slice_feature_verdicts": dg.MetadataValue.json(
+            {
+                value: {name: result.feature(name).verdict for name in result.drifted}
+                for value, result in slices.items()
+                if result.drifted
+            }
+        ),
+        **{
+            f"slice_drifted_features/{column}={value}": dg.MetadataValue.float(
+                float(len(result.drifted))
+            )
+            for value, result in slices.items()
+        },
+    }
 
 
 def _previous_verdicts(
@@ -159,19 +219,21 @@ def _previous_verdicts(
     check_key: dg.AssetCheckKey,
     partitions_def: dg.PartitionsDefinition | None,
     count: int,
-) -> list[dict[str, str]]:
-    """Feature verdicts of the ``count`` partitions just before this one, oldest first.
+) -> tuple[list[dict[str, str]], list[dict[str, dict[str, str]]]]:
+    """Feature verdicts of the ``count`` partitions just before this one, oldest first, overall
+    and per slice (``{slice value: {feature: verdict}}``).
 
     A partition never checked contributes an empty mapping (it did not drift, as far as we know).
     """
     if count <= 0 or partitions_def is None or not context.has_partition_key:
-        return []
+        return [], []
     keys = list(partitions_def.get_partition_keys())
     position = keys.index(context.partition_key)
     wanted = keys[max(0, position - count) : position]
     if not wanted:
-        return []
+        return [], []
     latest: dict[str, dict[str, str]] = {}
+    latest_slices: dict[str, dict[str, dict[str, str]]] = {}
     records = context.instance.event_log_storage.get_asset_check_execution_history(
         check_key, limit=max(50, 4 * count)
     )
@@ -182,9 +244,48 @@ def _previous_verdicts(
         evaluation = (
             record.event.dagster_event.event_specific_data if record.event.dagster_event else None
         )
-        verdicts = (
-            getattr(evaluation, "metadata", {}).get("feature_verdicts") if evaluation else None
-        )
+        metadata = getattr(evaluation, "metadata", {}) if evaluation else {}
+        verdicts = metadata.get("feature_verdicts")
         if verdicts is not None:
             latest[partition] = dict(verdicts.value)
-    return [latest.get(key, {}) for key in wanted]
+            per_slice = metadata.get("slice_feature_verdicts")
+            latest_slices[partition] = dict(per_slice.value) if per_slice is not None else {}
+    return [latest.get(key, {}) for key in wanted], [latest_slices.get(key, {}) for key in wanted]
+
+
+def drifted_slices(
+    instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey], partition: str | None
+) -> list[str]:
+    """The slices (``service=checkout``) the latest evaluation of ``partition`` found drifted, in
+    any of ``check_keys``; empty when none did or the checks have no slices.
+    """
+    found: list[str] = []
+    for check_key in check_keys:
+        metadata = _latest_evaluation_metadata(instance, check_key, partition)
+        text = str(getattr(metadata.get("drifted_slices"), "value", "") or "")
+        found += [name.strip() for name in text.split(",") if name.strip()]
+    return sorted(set(found))
+
+
+def _latest_evaluation_metadata(
+    instance: dg.DagsterInstance,
+    check_key: dg.AssetCheckKey,
+    partition: str | None,
+    page: int = 100,
+) -> Mapping[str, Any]:
+    """The metadata of the latest evaluation of one partition (newest first, paged; stops there)."""
+    cursor: int | None = None
+    while True:
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=page, cursor=cursor
+        )
+        for record in records:
+            if getattr(record, "partition", None) != partition or record.event is None:
+                continue
+            event = record.event.dagster_event
+            metadata = getattr(event.event_specific_data, "metadata", None) if event else None
+            if metadata is not None:  # planned or raised: no evaluation; an older one may count
+                return dict(metadata)
+        if len(records) < page:
+            return {}
+        cursor = records[-1].id

@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
+from aiops_assets.checks.drift import drifted_slices
 from aiops_assets.checks.quality import partition_frame
 from aiops_assets.core.features import LABEL, SERVICE
 from aiops_assets.core.incident_plot import render_incident_png
@@ -26,6 +27,7 @@ from aiops_assets.core.incidents import PerformancePoint, asset_links, build_inc
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.registry import MODEL_NAME
+from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
 from aiops_assets.metadata import float_metrics, latest_materialization_metadata
 from aiops_assets.resources import LedgerResource
 
@@ -98,7 +100,7 @@ def build_performance_check(
         def performance_check(
             context: dg.AssetCheckExecutionContext, ledger: LedgerResource, frame: Any
         ) -> dg.AssetCheckResult:
-            scores = partition_frame(frame, context, purpose="performance checks")
+            day_scores = partition_frame(frame, context, purpose="performance checks")
             partition = context.partition_key if context.has_partition_key else None
             facts = latest_materialization_metadata(context.instance, scores_asset.key, partition)
             registry = ledger.get_ledger()
@@ -111,6 +113,30 @@ def build_performance_check(
                         f"{sha256[:12] or '(unrecorded)'}, which the ledger does not know; cannot "
                         "judge its performance"
                     )
+                )
+            # The champion answers for its own rows; a staged rollout's slice is measured apart
+            # (the rollout sensor judges it), so a bad canary halts its rollout instead of rolling
+            # back a champion that did nothing wrong.
+            scores, rollout_metadata = _split_rollout(
+                day_scores, facts, version.version, min_positives
+            )
+            if len(scores) == 0:
+                # The last stage of a rollout: the new version scored every service, so the
+                # champion has nothing to answer for; the slice's numbers are still reported.
+                return dg.AssetCheckResult(
+                    passed=True,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        **rollout_metadata,
+                        "model_version": dg.MetadataValue.int(version.version),
+                        "model_sha256": dg.MetadataValue.text(version.sha256),
+                        "summary": dg.MetadataValue.md(
+                            f"**{model_name} v{version.version}** scored no rows of "
+                            f"{partition or 'this data'}: a staged rollout's version served "
+                            "every service; its slice is judged by the rollout."
+                        ),
+                        "rows": dg.MetadataValue.int(0),
+                    },
                 )
             labels = scores[LABEL].to_numpy().astype("int8")
             alerts = scores[ALERT].to_numpy().astype("int8")
@@ -218,10 +244,56 @@ def build_performance_check(
                     "false_alarm_budget": dg.MetadataValue.float(false_alarm_budget),
                     "summary": dg.MetadataValue.md(summary),
                     "rows": dg.MetadataValue.int(int(np.size(labels))),
+                    **rollout_metadata,
                 },
             )
 
     return performance_check
+
+
+def _split_rollout(
+    scores: Any, facts: dict[str, Any], champion: int, min_positives: int
+) -> tuple[Any, dict[str, dg.MetadataValue]]:
+    """The champion's rows, and the metrics of the staged rollout's active slice.
+
+    The slice's numbers go out as ``rollout/<metric>`` floats with the rollout's id, stage and
+    version, which is what the staged-rollout sensor reads; nothing is emitted when this
+    partition was not scored under a rollout.
+    """
+    if MODEL_VERSION_COLUMN not in getattr(scores, "columns", ()):
+        return scores, {}
+    served = scores[MODEL_VERSION_COLUMN].to_numpy()
+    own = scores[served == champion]
+    rollout_id = int(facts.get("rollout_id") or 0)
+    rollout_version = int(facts.get("rollout_version") or 0)
+    slice_services = [str(service) for service in facts.get("rollout_slice") or ()]
+    if not rollout_id or not rollout_version or not slice_services:
+        return own, {}
+    chosen = scores[
+        (served == rollout_version) & scores[SERVICE].astype(str).isin(slice_services).to_numpy()
+    ]
+    metadata: dict[str, dg.MetadataValue] = {
+        "rollout_id": dg.MetadataValue.int(rollout_id),
+        "rollout_stage": dg.MetadataValue.text(str(facts.get("rollout_stage", ""))),
+        "rollout_version": dg.MetadataValue.int(rollout_version),
+        "rollout_slice": dg.MetadataValue.text(", ".join(slice_services)),
+        "rollout/rows": dg.MetadataValue.float(float(len(chosen))),
+    }
+    if chosen.empty:
+        return own, metadata
+    labels = chosen[LABEL].to_numpy().astype("int8")
+    alerts = chosen[ALERT].to_numpy().astype("int8")
+    normal = labels == 0
+    measured = {
+        "false_alarm_rate": float(alerts[normal].mean()) if normal.any() else 0.0,
+        "alert_rate": float(alerts.mean()),
+        "labeled_anomalies": float(labels.sum()),
+    }
+    if int(labels.sum()) >= min_positives:
+        measured["f1"] = float(f1_score(labels, alerts, zero_division=0.0))
+        measured["recall"] = float(recall_score(labels, alerts, zero_division=0.0))
+    metadata.update(float_metrics(measured, prefix="rollout/"))
+    return own, metadata
 
 
 def _service_slices(
@@ -287,6 +359,16 @@ def _incident_metadata(
         if implicated
         else ""
     )
+    try:  # a courtesy within a courtesy: the report stands without it
+        drifted = drifted_slices(context.instance, drift_checks, current.partition or None)
+    except Exception as error:
+        context.log.warning(f"drifted slices not read: {error!r}")
+        drifted = []
+    if drifted:
+        slices += (
+            f"**Drifted slices:** {', '.join(drifted)} (the drift checks of this partition, each "
+            "service against its own reference).\n\n"
+        )
     metadata: dict[str, dg.MetadataValue] = {
         "incident_report": dg.MetadataValue.md(
             slices + report.markdown(top=5, links=asset_links(report, ""))

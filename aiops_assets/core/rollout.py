@@ -14,13 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from aiops_assets.core.experiments import criterion_met, parse_criterion
 from aiops_assets.core.flags import bucket
 from aiops_assets.core.ledger import Ledger, Rollout
 
 CHAMPION = "champion"
+DEFAULT_PLAN_PATH = Path(__file__).with_name("rollout_plan.yaml")
+# The scores column naming the version that scored each row, so each version is judged on its own.
+MODEL_VERSION_COLUMN = "model_version"
 
 
 class RolloutError(ValueError):
@@ -67,6 +73,23 @@ class RolloutPlan:
             for stage in data.get("stages") or ()
         )
         return cls(stages=stages, check=str(data.get("check", "")))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RolloutPlan:
+        """A plan from YAML; ``None`` or an empty path reads the packaged default plan."""
+        source = Path(path) if path else DEFAULT_PLAN_PATH
+        try:
+            data = yaml.safe_load(source.read_text())
+        except OSError as error:
+            raise RolloutError(f"cannot read the rollout plan {source}: {error}") from error
+        except yaml.YAMLError as error:
+            raise RolloutError(f"{source} is not valid YAML: {error}") from error
+        if not isinstance(data, Mapping):
+            raise RolloutError(f"{source} must hold a mapping with 'stages' and 'check'")
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as error:
+            raise RolloutError(f"{source}: {error}") from error
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,11 +215,51 @@ def assignments(rollout: Rollout) -> dict[str, int | None]:
     return serving
 
 
+def running_rollout(ledger: Ledger, model_name: str) -> Rollout | None:
+    """The model's rollout in progress, if any (the ledger allows at most one)."""
+    running = [item for item in ledger.rollouts(model_name) if item.status == "running"]
+    return running[-1] if running else None
+
+
+def serving_versions(
+    services: Iterable[str],
+    *,
+    champion: int | None,
+    rollout: Rollout | None = None,
+    pinned: Mapping[str, int] | None = None,
+) -> dict[str, int | None]:
+    """Which model version scores each service: a flag's pin, else the rollout's slice, else
+    the champion.
+
+    A pin is an operator's explicit choice for one service and outranks a rollout in flight;
+    a rollout only ever moves services that follow the champion, and a service outside its
+    open or passed stages follows whatever is champion now.
+    """
+    by_rollout: dict[str, int] = {}
+    if rollout is not None:
+        for stage in rollout.stages:
+            if stage.status in ("active", "passed"):
+                by_rollout.update(dict.fromkeys(stage.services, rollout.to_version))
+    chosen: dict[str, int | None] = {}
+    for service in sorted(set(services)):
+        if pinned and service in pinned:
+            chosen[service] = pinned[service]
+        elif service in by_rollout:
+            chosen[service] = by_rollout[service]
+        else:
+            chosen[service] = champion
+    return chosen
+
+
 __all__ = [
+    "DEFAULT_PLAN_PATH",
+    "MODEL_VERSION_COLUMN",
     "RolloutError",
     "RolloutPlan",
     "StageSpec",
     "advance",
     "assignments",
+    "running_rollout",
+    "serving_versions",
     "start_rollout",
 ]

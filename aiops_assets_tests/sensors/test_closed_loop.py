@@ -87,7 +87,7 @@ def test_a_regressed_champion_is_rolled_back_to_the_last_known_good(loop: Loop) 
     changes = [c for c in loop.ledger.alias_history(MODEL_NAME, CHAMPION)]
     kinds = [(change.kind, change.from_version, change.to_version) for change in changes]
     forced = next(change for change in changes if change.actor == "local:demo-fire-drill")
-    rollback = changes[-1]
+    rollback = changes[changes.index(forced) + 1]
     assert rollback.kind == "rollback", kinds
     assert rollback.from_version == forced.to_version
     assert rollback.to_version == forced.from_version == 1
@@ -99,11 +99,77 @@ def test_a_regressed_champion_is_rolled_back_to_the_last_known_good(loop: Loop) 
         if not check.passed
     ]
     assert failed and failed[0].check_name == "performance"
-    champion = loop.ledger.get_alias(MODEL_NAME, CHAMPION)
-    assert champion is not None and champion.version == 1
     # Nothing was deleted: every version is still registered and loadable.
     assert [v.version for v in loop.ledger.list_versions(MODEL_NAME)] == [1, 2, 3]
     assert len(_runs(loop.instance, "rollback_on_regression")) == 1
+
+
+def test_the_refused_version_went_out_by_stages_and_became_champion(loop: Loop) -> None:
+    """After the rollback the demo rolls out the version the gate could not tell from noise:
+    one stage per served day, each judged on its slice, then the champion alias moves."""
+    [rollout] = loop.ledger.rollouts(MODEL_NAME)
+    assert rollout.status == "completed"
+    assert [(stage.name, stage.status) for stage in rollout.stages] == [
+        ("canary", "passed"),
+        ("half", "passed"),
+        ("all", "passed"),
+    ]
+    assert rollout.stages[0].services == ("checkout",)
+    served = sorted(service for stage in rollout.stages for service in stage.services)
+    assert served == sorted(rollout.plan["services"])
+    for stage in rollout.stages:
+        assert stage.evidence["passed"] is True
+        assert stage.evidence["metrics"]["false_alarm_rate"] <= 0.02
+    last = loop.ledger.alias_history(MODEL_NAME, CHAMPION)[-1]
+    assert (last.kind, last.to_version, last.actor) == (
+        "promote",
+        rollout.to_version,
+        "sensor:staged_rollout",
+    )
+    # Each verdict is visible in the UI as an observation of the champion asset, and the
+    # completed rollout's adopt run re-materialized the champion.
+    observations = loop.instance.fetch_observations(dg.AssetKey("champion_model"), limit=10)
+    statuses = []
+    for record in observations.records:
+        observation = record.asset_observation
+        assert observation is not None
+        statuses.append(str(observation.metadata["stage_status"].value))
+    assert sorted(statuses) == ["passed", "passed", "passed"]
+    assert len(_runs(loop.instance, "staged_rollout")) == 1
+    assert loop.result.decision == "adopted"
+
+
+def test_the_demo_promoted_a_feature_set_and_the_pipeline_serves_it(loop: Loop) -> None:
+    """Experimental -> candidate -> production with all four criteria as evidence; the flag
+    switch then makes the features asset compute the new set for every served day."""
+    sets = loop.result.registry["feature_sets"]
+    [(old, old_status), (new, new_status)] = sorted(sets.items())
+    assert (old_status, new_status) == ("production", "production")
+    history = loop.ledger.feature_set_history(new)
+    assert [(change.from_status, change.to_status) for change in history] == [
+        (None, "experimental"),
+        ("experimental", "candidate"),
+        ("candidate", "production"),
+    ]
+    evidence = history[-1].evidence
+    assert sorted(item["name"] for item in evidence["criteria"]) == [
+        "ablation",
+        "drift_stability",
+        "leakage",
+        "quality",
+    ]
+    assert all(item["passed"] for item in evidence["criteria"])
+    served: dict[str, str] = {}
+    for record in loop.instance.fetch_materializations(dg.AssetKey("features"), limit=100).records:
+        materialization = record.asset_materialization
+        assert materialization is not None and materialization.partition is not None
+        served.setdefault(
+            materialization.partition, str(materialization.metadata["feature_set_version"].value)
+        )
+    days = sorted(served)
+    switched = [day for day in days if served[day] == new]
+    assert switched and all(served[day] == old for day in days if day < switched[0])
+    assert switched == days[days.index(switched[0]) :]
 
 
 def test_alerts_reached_the_webhook(loop: Loop) -> None:
@@ -121,12 +187,15 @@ def test_alerts_reached_the_webhook(loop: Loop) -> None:
 
 def test_the_demo_reports_the_loop(loop: Loop) -> None:
     registry = loop.result.registry
-    assert registry["champion"] == "v1"
+    assert registry["champion"] == "v2"
     assert [item["kind"] for item in registry["alias_history"] if item["alias"] == CHAMPION] == [
         "promote",
         "promote",
         "rollback",
+        "promote",
     ]
+    [rollout] = registry["rollouts"]
+    assert (rollout["version"], rollout["status"]) == ("v2", "completed")
     assert loop.result.audit == {"ok": True, "entries": loop.ledger.verify_audit().entries}
 
 
