@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     from aiops_assets.backfill_cli import add_backfill_command
 
     add_backfill_command(commands)
+    from aiops_assets.rollout_cli import add_rollout_commands
+
+    add_rollout_commands(commands)
     incident = commands.add_parser(
         "incident",
         help="line a model's performance drop up with the changes before it, ranked",
@@ -180,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from aiops_assets.backfill_cli import run_backfill_command
 
         return run_backfill_command(args, _settings(args))
+    if args.command == "rollout":
+        from aiops_assets.rollout_cli import run_rollout_command
+
+        return run_rollout_command(args, _settings(args))
     if args.command == "nab":
         from aiops_assets.nab_cli import run_nab_command
 

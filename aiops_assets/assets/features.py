@@ -9,10 +9,10 @@ from pydantic import Field
 from aiops_assets.assets.snapshot import SNAPSHOT_KEY
 from aiops_assets.core.environments import EnvironmentRefusal
 from aiops_assets.core.features import (
-    KEY_COLUMNS,
     SERVICE,
     FeatureSetSpec,
-    compute_features,
+    MixedColumnsError,
+    compute_features_by_service,
     model_input_columns,
 )
 from aiops_assets.core.lifecycle import spec_of
@@ -129,7 +129,12 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                         "day(s) of history this asset reads; shorten the windows"
                     )
                 )
-        frame = _compute_by_feature_set(history, by_service, start, end)
+        try:
+            frame = compute_features_by_service(
+                history, by_service, output_start=start, output_end=end
+            )
+        except MixedColumnsError as error:
+            raise dg.Failure(description=str(error)) from error
         # The version most services use names the partition; a split is in the metadata.
         spec = max(
             specs.values(),
@@ -148,6 +153,10 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 PACKAGES_KEY: dg.MetadataValue.json(package_versions(FEATURE_LIBRARIES)),
                 "feature_sets_by_service": dg.MetadataValue.json(
                     {service: item.version_id for service, item in sorted(by_service.items())}
+                ),
+                # Every spec computed, so a check can recompute each service as it was.
+                "feature_specs": dg.MetadataValue.json(
+                    {version: item.to_dict() for version, item in sorted(specs.items())}
                 ),
                 "model_input_features": dg.MetadataValue.int(len(model_input_columns(frame))),
                 "history_partitions": dg.MetadataValue.text(", ".join(sorted(telemetry_snapshot))),
@@ -198,36 +207,3 @@ def _feature_sets_by_service(
             )
         chosen[service] = spec_of(record)
     return chosen
-
-
-def _compute_by_feature_set(
-    history: pd.DataFrame,
-    by_service: dict[str, FeatureSetSpec],
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-) -> pd.DataFrame:
-    """Each service's rows with its own feature set; every set must yield the same columns,
-    because one model scores every service."""
-    groups: dict[str, list[str]] = {}
-    for service, spec in by_service.items():
-        groups.setdefault(spec.version_id, []).append(service)
-    if len(groups) == 1:
-        [spec] = {item.version_id: item for item in by_service.values()}.values()
-        return compute_features(history, spec, output_start=start, output_end=end)
-    parts = []
-    for services in groups.values():
-        spec = by_service[services[0]]
-        rows = history[history[SERVICE].astype(str).isin(services)]
-        parts.append(compute_features(rows, spec, output_start=start, output_end=end))
-    columns = [list(part.columns) for part in parts]
-    if any(set(item) != set(columns[0]) for item in columns):
-        names = ", ".join(f"{version} ({', '.join(s)})" for version, s in groups.items())
-        raise dg.Failure(
-            description=(
-                f"the feature flags split the services between feature sets with different "
-                f"columns: {names}. One model scores every service, so a set that changes the "
-                "columns moves to all services at once, with a retraining"
-            )
-        )
-    frame = pd.concat([part[columns[0]] for part in parts], ignore_index=True)
-    return frame.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)

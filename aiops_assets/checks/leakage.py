@@ -7,7 +7,12 @@ import dagster as dg
 import pandas as pd
 
 from aiops_assets.assets.features import FEATURES_KEY
-from aiops_assets.core.features import FeatureSetSpec, compute_features, probe_point_in_time
+from aiops_assets.core.features import (
+    SERVICE,
+    FeatureSetSpec,
+    compute_features_by_service,
+    probe_point_in_time,
+)
 from aiops_assets.metadata import partition_window
 from aiops_assets.resources import ArtifactStoreResource
 
@@ -49,18 +54,23 @@ def build_leakage_check(
             history = pd.concat(
                 [store.get_frame(snapshots[key]) for key in sorted(snapshots)], ignore_index=True
             )
+            by_service = _specs_by_service(recorded, spec, history)
             probe = probe_point_in_time(
                 history,
                 stored,
-                lambda truncated: compute_features(
-                    truncated, spec, output_start=start, output_end=end
+                lambda truncated: compute_features_by_service(
+                    truncated,
+                    {s: by_service[s] for s in truncated[SERVICE].astype(str).unique()},
+                    output_start=start,
+                    output_end=end,
                 ),
                 cutoffs=cutoffs,
                 sample_rows=sample_rows,
                 seed=int(start.timestamp()),
             )
+            versions = sorted({item.version_id for item in by_service.values()})
             lines = [
-                f"Recomputed features of `{spec.version_id}` at {len(probe.cutoffs)} cutoffs "
+                f"Recomputed features of `{'`, `'.join(versions)}` at {len(probe.cutoffs)} cutoffs "
                 f"({', '.join(str(cutoff.time()) for cutoff in probe.cutoffs)}), comparing "
                 f"{probe.compared_rows} rows / {probe.compared_cells} cells.",
             ]
@@ -85,6 +95,22 @@ def build_leakage_check(
     return point_in_time_correct
 
 
+def _specs_by_service(
+    recorded: dict[str, dict[str, Any]], spec: FeatureSetSpec, history: pd.DataFrame
+) -> dict[str, FeatureSetSpec]:
+    """Each service's spec as the asset computed it; one spec for all when the materialization
+    predates per-service feature sets."""
+    services = sorted(history[SERVICE].astype(str).unique())
+    chosen = recorded.get("feature_sets_by_service", {})
+    specs = recorded.get("feature_specs", {})
+    return {
+        service: FeatureSetSpec.from_dict(specs[chosen[service]])
+        if service in chosen and chosen[service] in specs
+        else spec
+        for service in services
+    }
+
+
 def _recorded_metadata(
     context: dg.AssetCheckExecutionContext, partition_key: str
 ) -> dict[str, dict[str, Any]]:
@@ -94,6 +120,14 @@ def _recorded_metadata(
     ).records
     materialization = records[0].asset_materialization if records else None
     recorded: dict[str, dict[str, Any]] = {}
+    for key in ("feature_sets_by_service", "feature_specs"):
+        value = (
+            materialization.metadata[key].value
+            if materialization and key in (materialization.metadata)
+            else None
+        )
+        if isinstance(value, dict):
+            recorded[key] = value
     for key in ("feature_spec", "history_snapshots"):
         value = (
             materialization.metadata[key].value

@@ -141,11 +141,7 @@ def build_performance_check(
             labels = scores[LABEL].to_numpy().astype("int8")
             alerts = scores[ALERT].to_numpy().astype("int8")
             normal = labels == 0
-            observed = {
-                "false_alarm_rate": float(alerts[normal].mean()) if normal.any() else 0.0,
-                "labeled_anomalies": float(labels.sum()),
-                "alert_rate": float(alerts.mean()),
-            }
+            observed = _measure(labels, alerts, min_positives)
             reference_far = float(version.metrics.get("false_alarm_rate", 0.0))
             reasons: list[str] = []
             if observed["false_alarm_rate"] > reference_far + false_alarm_tolerance:
@@ -170,11 +166,8 @@ def build_performance_check(
                     f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
                     f"{false_alarm_tolerance}, at most the budget {false_alarm_budget})"
                 )
-            judged_f1 = int(labels.sum()) >= min_positives
+            judged_f1 = "f1" in observed
             if judged_f1:
-                observed["f1"] = float(f1_score(labels, alerts, zero_division=0.0))
-                observed["precision"] = float(precision_score(labels, alerts, zero_division=0.0))
-                observed["recall"] = float(recall_score(labels, alerts, zero_division=0.0))
                 reference_f1 = float(version.metrics.get("f1", 0.0))
                 if observed["f1"] < reference_f1 - f1_tolerance:
                     reasons.append(
@@ -281,19 +274,29 @@ def _split_rollout(
     }
     if chosen.empty:
         return own, metadata
-    labels = chosen[LABEL].to_numpy().astype("int8")
-    alerts = chosen[ALERT].to_numpy().astype("int8")
+    measured = _measure(
+        chosen[LABEL].to_numpy().astype("int8"),
+        chosen[ALERT].to_numpy().astype("int8"),
+        min_positives,
+    )
+    metadata.update(float_metrics(measured, prefix="rollout/"))
+    return own, metadata
+
+
+def _measure(labels: np.ndarray, alerts: np.ndarray, min_positives: int) -> dict[str, float]:
+    """Rates of a set of rows; F1, precision and recall only with enough labeled anomalies to
+    mean something."""
     normal = labels == 0
     measured = {
         "false_alarm_rate": float(alerts[normal].mean()) if normal.any() else 0.0,
-        "alert_rate": float(alerts.mean()),
         "labeled_anomalies": float(labels.sum()),
+        "alert_rate": float(alerts.mean()),
     }
     if int(labels.sum()) >= min_positives:
         measured["f1"] = float(f1_score(labels, alerts, zero_division=0.0))
+        measured["precision"] = float(precision_score(labels, alerts, zero_division=0.0))
         measured["recall"] = float(recall_score(labels, alerts, zero_division=0.0))
-    metadata.update(float_metrics(measured, prefix="rollout/"))
-    return own, metadata
+    return measured
 
 
 def _service_slices(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -164,6 +164,55 @@ def compute_features(
     if output_end is not None:
         features = features[features[TIMESTAMP] < output_end]
     return features.sort_values([TIMESTAMP, SERVICE], kind="mergesort").reset_index(drop=True)
+
+
+class MixedColumnsError(ValueError):
+    """Services split between feature sets that yield different columns."""
+
+
+def compute_features_by_service(
+    telemetry: pd.DataFrame,
+    specs: Mapping[str, FeatureSetSpec],
+    *,
+    output_start: pd.Timestamp | None = None,
+    output_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Each service's rows with its own spec (``specs``: service -> spec), in one frame.
+
+    Features are computed per service anyway, so a service's values do not depend on which set
+    the others use. Every set must yield the same columns, because one model scores every
+    service; otherwise :class:`MixedColumnsError` names the sets and their services.
+    """
+    groups: dict[str, list[str]] = {}
+    by_version: dict[str, FeatureSetSpec] = {}
+    for service, spec in specs.items():
+        groups.setdefault(spec.version_id, []).append(service)
+        by_version[spec.version_id] = spec
+    if len(groups) == 1:
+        [spec] = by_version.values()
+        return compute_features(telemetry, spec, output_start=output_start, output_end=output_end)
+    services = telemetry[SERVICE].astype(str)
+    parts = [
+        compute_features(
+            telemetry[services.isin(members)],
+            by_version[version],
+            output_start=output_start,
+            output_end=output_end,
+        )
+        for version, members in groups.items()
+    ]
+    columns = list(parts[0].columns)
+    if any(set(part.columns) != set(columns) for part in parts):
+        names = ", ".join(
+            f"{version} ({', '.join(sorted(members))})" for version, members in groups.items()
+        )
+        raise MixedColumnsError(
+            f"the services are split between feature sets with different columns: {names}. "
+            "One model scores every service, so a set that changes the columns moves to all "
+            "services at once, with a retraining"
+        )
+    frame = pd.concat([part[columns] for part in parts], ignore_index=True)
+    return frame.sort_values(list(KEY_COLUMNS), kind="mergesort", ignore_index=True)
 
 
 def _service_features(

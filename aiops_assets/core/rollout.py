@@ -204,15 +204,50 @@ def advance(
 
 
 def assignments(rollout: Rollout) -> dict[str, int | None]:
-    """Which version serves each service now, by this rollout's stages."""
-    serving: dict[str, int | None] = {
-        str(service): rollout.from_version for service in rollout.plan.get("services", ())
-    }
+    """Which version serves each service now, by this rollout's stages.
+
+    While it runs, the open and passed stages' services get the new version. A halt sends every
+    service back to the previous version (after a failing canary that is the canary alone; after
+    a later stage, the earlier stages too: a version that failed one slice serves no slice
+    unjudged), and a completed rollout serves the new version everywhere.
+    """
+    services = [str(service) for service in rollout.plan.get("services", ())]
+    if rollout.status == "completed":
+        return dict.fromkeys(services, rollout.to_version)
+    serving: dict[str, int | None] = dict.fromkeys(services, rollout.from_version)
+    if rollout.status != "running":
+        return serving
     for stage in rollout.stages:
-        version = rollout.to_version if stage.status in ("active", "passed") else None
-        for service in stage.services:
-            serving[service] = version if version is not None else rollout.from_version
+        if stage.status in ("active", "passed"):
+            serving.update(dict.fromkeys(stage.services, rollout.to_version))
     return serving
+
+
+def halt(ledger: Ledger, rollout_id: int, *, actor: str, reason: str) -> Rollout:
+    """Stop a running rollout now, by a person: every service goes back to the previous version.
+
+    The switch for "it hurts" that does not wait for the next check; audited like a verdict.
+    """
+    rollout = ledger.get_rollout(rollout_id)
+    if rollout is None:
+        raise RolloutError(f"no rollout {rollout_id}")
+    if rollout.status != "running":
+        raise RolloutError(f"rollout {rollout_id} is {rollout.status}; only a running one halts")
+    if not reason.strip():
+        raise RolloutError("a halt needs a reason; it is recorded in the audit log")
+    active = rollout.stages[-1]
+    return ledger.update_rollout(
+        rollout_id,
+        stage_index=active.index,
+        stage_status="rolled_back",
+        evidence={
+            "reason": f"halted by {actor}: {reason}",
+            "manual": True,
+            "rolled_back_to": rollout.from_version,
+        },
+        actor=actor,
+        rollout_status="halted",
+    )
 
 
 def running_rollout(ledger: Ledger, model_name: str) -> Rollout | None:
@@ -259,6 +294,7 @@ __all__ = [
     "StageSpec",
     "advance",
     "assignments",
+    "halt",
     "running_rollout",
     "serving_versions",
     "start_rollout",

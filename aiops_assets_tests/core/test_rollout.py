@@ -13,6 +13,7 @@ from aiops_assets.core.rollout import (
     RolloutPlan,
     advance,
     assignments,
+    halt,
     start_rollout,
 )
 
@@ -100,15 +101,38 @@ def test_passing_stages_widen_the_slice_and_the_last_one_promotes(ledger: Ledger
     assert last.kind == "promote" and "staged rollout" in last.reason
 
 
-def test_a_later_failing_stage_rolls_back_only_its_own_slice(ledger: Ledger) -> None:
+def test_a_later_failing_stage_rolls_back_its_slice_and_halts_for_everyone(
+    ledger: Ledger,
+) -> None:
+    """A version that failed one slice serves no slice unjudged: after the halt the canary,
+    which had passed, is back on the champion too."""
     rollout = start_rollout(ledger, MODEL, 2, PLAN, SERVICES, actor="local:ops", reason="v2")
     advance(ledger, rollout.rollout_id, GOOD, actor="sensor:canary")
     halted = advance(ledger, rollout.rollout_id, {"f1": 0.9}, actor="sensor:canary")
     assert halted.status == "halted"
+    assert [(s.name, s.status) for s in halted.stages] == [
+        ("canary", "passed"),
+        ("half", "rolled_back"),
+    ]
     assert halted.stages[1].evidence["reason"].endswith("a metric it names is missing")
-    serving = assignments(halted)
-    assert serving["checkout"] == 2
-    assert all(serving[s] == 1 for s in halted.stages[1].services)
+    assert set(assignments(halted).values()) == {1}
+
+
+def test_a_person_halts_a_running_rollout_at_once(ledger: Ledger) -> None:
+    rollout = start_rollout(ledger, MODEL, 2, PLAN, SERVICES, actor="local:ops", reason="v2")
+    advance(ledger, rollout.rollout_id, GOOD, actor="sensor:canary")
+    with pytest.raises(RolloutError, match="needs a reason"):
+        halt(ledger, rollout.rollout_id, actor="local:ana", reason=" ")
+    halted = halt(ledger, rollout.rollout_id, actor="local:ana", reason="pages on search")
+    assert halted.status == "halted"
+    assert halted.stages[-1].status == "rolled_back"
+    assert halted.stages[-1].evidence["manual"] is True
+    assert "halted by local:ana: pages on search" in halted.stages[-1].evidence["reason"]
+    assert set(assignments(halted).values()) == {1}
+    with pytest.raises(RolloutError, match="only a running one halts"):
+        halt(ledger, rollout.rollout_id, actor="local:ana", reason="again")
+    last = [e for e in ledger.audit_entries() if e.action == "rollout_stage"][-1]
+    assert last.actor == "local:ana" and last.details["status"] == "rolled_back"
 
 
 def test_plans_are_checked_before_anything_moves(ledger: Ledger) -> None:

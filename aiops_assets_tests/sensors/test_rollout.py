@@ -4,6 +4,7 @@ canary halts the rollout with only the canary's service moved back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -14,6 +15,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from aiops_assets.cli import main
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
@@ -184,3 +186,44 @@ def test_a_failing_canary_halts_the_rollout_and_moves_only_the_canary_back(
     assert ledger.verify_audit().ok
     kinds = [entry.action for entry in ledger.audit_entries()]
     assert kinds.count("rollout_stage") == 2 and "rollout_start" in kinds
+
+
+def test_a_person_starts_watches_and_halts_a_rollout_from_the_cli(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIOPS_ACTOR", "local:ana")
+    home = ["--home", str(pipeline.settings.home)]
+
+    def aiops(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, err = aiops(
+        "rollout", "start", "2", "--plan", str(pipeline.plan_path), "--reason", "retry", *home
+    )
+    assert code == 0, err
+    assert "stage canary serves checkout" in out
+
+    code, out, _ = aiops("rollout", "status", "--json", *home)
+    latest = json.loads(out)[-1]
+    assert (latest["status"], latest["version"], latest["started_by"]) == (
+        "running",
+        2,
+        "local:ana",
+    )
+    assert latest["serving"]["checkout"] == 2
+    assert {v for s, v in latest["serving"].items() if s != "checkout"} == {1}
+    code, out, err = aiops("rollout", "start", "2", "--reason", "twice", *home)
+    assert code == 1 and "already has rollout" in err
+
+    code, out, _ = aiops("rollout", "halt", "--reason", "checkout pages at night", *home)
+    assert code == 0 and "every service is back on v1" in out
+    code, out, _ = aiops("rollout", "status", *home)
+    assert "halted" in out and "halted by local:ana: checkout pages at night" in out
+    code, out, err = aiops("rollout", "halt", "--reason", "again", *home)
+    assert code == 1 and "no running rollout" in err
+    # Nothing serves v2 any more; the champion never moved.
+    assert set(pipeline.score(pipeline.days[8])[MODEL_VERSION_COLUMN]) == {1}
+    assert pipeline.ledger.get_alias(MODEL_NAME, CHAMPION).version == 1  # type: ignore[union-attr]
+    assert pipeline.ledger.verify_audit().ok
