@@ -1,6 +1,7 @@
 """``features``: the versioned feature set of one day, computed point-in-time correct."""
 
 import warnings
+from collections import Counter
 
 import dagster as dg
 import pandas as pd
@@ -136,10 +137,8 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         except MixedColumnsError as error:
             raise dg.Failure(description=str(error)) from error
         # The version most services use names the partition; a split is in the metadata.
-        spec = max(
-            specs.values(),
-            key=lambda item: sum(chosen is item for chosen in by_service.values()),
-        )
+        counts = Counter(item.version_id for item in by_service.values())
+        spec = specs[max(sorted(counts), key=counts.__getitem__)]
         ref = store.put_frame(frame)
         return versioned_output(
             ref,

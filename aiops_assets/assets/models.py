@@ -590,10 +590,6 @@ class _ChampionChange:
                 f"{describe(candidate)} already the champion; nothing to decide",
                 {"candidate_version": dg.MetadataValue.int(candidate.version)},
             )
-        training = self.store.get_frame(training_set_ref)
-        holdout = training[training[SPLIT] == HOLDOUT]
-        trained_days = sorted(training[TIMESTAMP].dt.strftime("%Y-%m-%d").unique())
-        candidate_model_obj: AnomalyDetector = load_model(self.store, candidate)
         rollout = running_rollout(self.registry, MODEL_NAME)
         if rollout is not None and champion is not None:
             # Two ways of moving the champion at once would fight: the rollout finishes first.
@@ -604,6 +600,10 @@ class _ChampionChange:
                 f"gate does not judge {describe(candidate)} until it completes or halts",
                 {},
             )
+        training = self.store.get_frame(training_set_ref)
+        holdout = training[training[SPLIT] == HOLDOUT]
+        trained_days = sorted(training[TIMESTAMP].dt.strftime("%Y-%m-%d").unique())
+        candidate_model_obj: AnomalyDetector = load_model(self.store, candidate)
         champion_model_obj: AnomalyDetector | None = None
         if champion is not None:
             champion_model_obj = load_model(self.store, champion)

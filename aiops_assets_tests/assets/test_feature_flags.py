@@ -110,6 +110,8 @@ def test_a_flag_moves_one_service_to_a_registered_set_with_the_same_columns(home
     by_service = {str(service): str(version) for service, version in recorded.items()}
     assert by_service["checkout"] == SAME_COLUMNS.version_id
     assert {v for s, v in by_service.items() if s != "checkout"} == {PRODUCTION.version_id}
+    # The set most services use names the partition.
+    assert materialization.metadata["feature_set_version"].value == PRODUCTION.version_id
 
     stored = ArtifactStore(home.settings.store_root).get_frame(
         str(materialization.metadata["sha256"].value)

@@ -217,6 +217,12 @@ def test_a_person_starts_watches_and_halts_a_rollout_from_the_cli(
     code, out, err = aiops("rollout", "start", "2", "--reason", "twice", *home)
     assert code == 1 and "already has rollout" in err
 
+    # While it runs, the promotion gate moves nothing: the rollout finishes first.
+    gated = pipeline.run(dg.AssetSelection.assets("champion_model"))
+    [decision] = gated.asset_materializations_for_node("champion_model")
+    assert decision.metadata["decision"].value == "kept"
+    assert "is running" in str(decision.metadata["reason"].value)
+
     code, out, _ = aiops("rollout", "halt", "--reason", "checkout pages at night", *home)
     assert code == 0 and "every service is back on v1" in out
     code, out, _ = aiops("rollout", "status", *home)
