@@ -190,6 +190,40 @@ def test_incident_report_markdown_renders(page: Page, served: ServedDemo) -> Non
     title.scroll_into_view_if_needed()
 
 
+def test_rollout_stages_are_shown_on_the_champion(page: Page, served: ServedDemo) -> None:
+    """Each verdict of the demo's staged rollout is an observation of champion_model: the
+    engineer sees every stage, its services and its status on the model's own page."""
+    [rollout] = served.demo["registry"]["rollouts"]
+    wanted = {(stage["name"], stage["status"]) for stage in rollout["stages"]}
+    page.goto("/assets/champion_model?view=events")
+    entries = page.get_by_text(re.compile(r"^\w{3} \d+, \d+:\d+ (AM|PM)$"))
+    expect(entries.first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    seen: set[tuple[str, str]] = set()
+    for index in range(entries.count()):
+        entries.nth(index).click()
+        kind = page.get_by_text(re.compile(r"^(Observed|Materialized in run)")).first
+        expect(kind).to_be_visible(timeout=UI_TIMEOUT_MS)
+        if kind.inner_text().strip() != "Observed":
+            continue
+        seen.add((_metadata_value(page, "stage"), _metadata_value(page, "stage_status")))
+        if "completed" in _metadata_value(page, "rollout_status"):
+            # The last verdict's summary renders every stage as a table.
+            for name, status in wanted:
+                table_row = (
+                    page.get_by_role("row")
+                    .filter(has=page.get_by_role("cell", name=name, exact=True))
+                    .filter(has=page.get_by_role("cell", name=status, exact=True))
+                )
+                expect(table_row.first).to_be_visible()
+    assert seen == wanted
+
+
+def _metadata_value(page: Page, key: str) -> str:
+    row = page.get_by_role("row").filter(has=page.get_by_text(key, exact=True)).first
+    expect(row).to_be_visible(timeout=UI_TIMEOUT_MS)
+    return row.inner_text().split(key, 1)[1].strip()
+
+
 def test_materialization_launched_from_the_ui_completes(page: Page) -> None:
     page.goto("/assets/drift_baseline")
     page.get_by_role("button").filter(has_text=re.compile(r"^Materialize$")).click()
