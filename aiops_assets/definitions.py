@@ -15,6 +15,7 @@ from aiops_assets.checks.leakage import build_leakage_check
 from aiops_assets.checks.performance import PERFORMANCE_CHECK_NAME, build_performance_check
 from aiops_assets.checks.quality import build_quality_checks
 from aiops_assets.checks.reproducibility import REPRODUCIBLE_CHECK_NAME, build_reproducible_check
+from aiops_assets.core.features import model_input_columns
 from aiops_assets.core.quality import DEFAULT_FEATURES_SUITE, Severity
 from aiops_assets.resources import (
     AccessPolicyResource,
@@ -199,7 +200,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     checks = [
         *build_quality_checks(features, DEFAULT_FEATURES_SUITE, severity=Severity.WARN),
         build_leakage_check(partitions_def),
-        *build_drift_checks(features, by_name["drift_baseline"]),
+        *build_drift_checks(features, by_name["drift_baseline"], slice_columns=model_input_columns),
         *build_drift_checks(by_name["anomaly_scores"], by_name["score_baseline"]),
         build_performance_check(
             by_name["anomaly_scores"],

@@ -13,7 +13,7 @@ partitions recorded per slice (``slice_feature_verdicts``).
 """
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ def build_drift_checks(
     policy: DriftPolicy | str | Path | None = None,
     *,
     name: str = DRIFT_CHECK_NAME,
+    slice_columns: Sequence[str] | Callable[[Any], Sequence[str]] | None = None,
 ) -> list[dg.AssetChecksDefinition]:
     """A drift check on each partition of ``asset`` against the profile that ``baseline`` stores.
 
@@ -73,6 +74,12 @@ def build_drift_checks(
         columns: Only these profiled columns; default all the baseline profiles.
         policy: A ``DriftPolicy`` or the path of a policy YAML; default ``core/drift_policy.yaml``.
         name: The check's name (two drift checks on one asset need different names).
+        slice_columns: The columns judged per slice, or a function of the partition's frame
+            that names them; default every checked column. Within one service, raw levels
+            (a mean, a spread) wander from week to week without harm and would mark every
+            service drifted; the reference pipeline judges slices on the scale-free columns
+            its model reads (``core.features.model_input_columns``) and leaves levels to the
+            overall verdict.
 
     Example:
         >>> baseline = build_drift_baseline_asset(my_asset, exclude=["ts", "host"])  # doctest: +SKIP
@@ -112,7 +119,11 @@ def build_drift_checks(
                 context, check_key, partitions_def, resolved.persistence_window - 1
             )
             result = evaluate_drift(profile, current, resolved, previous=previous)
-            slices = evaluate_slices(profile, current, resolved, previous=previous_slices)
+            sliced = profile
+            if slice_columns is not None:
+                wanted = slice_columns(current) if callable(slice_columns) else slice_columns
+                sliced = profile.select([column for column in wanted if column in profile.names])
+            slices = evaluate_slices(sliced, current, resolved, previous=previous_slices)
             return drift_check_result(
                 result,
                 baseline_sha256=baseline.sha256,

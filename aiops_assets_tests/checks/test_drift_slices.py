@@ -1,6 +1,7 @@
 """The drift check judges each service against its own reference, next to the overall verdict."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -70,6 +71,7 @@ def _evaluate(
     baseline: dg.AssetsDefinition,
     resources: dict[str, object],
     instance: dg.DagsterInstance,
+    **check_options: Any,
 ) -> dict[str, dg.AssetCheckEvaluation]:
     keys = PARTITIONS.get_partition_keys()
     for day in keys[:3]:
@@ -83,7 +85,7 @@ def _evaluate(
     )
     ref = built.output_for_node(baseline.key.path[-1])
     assert isinstance(ref, ArtifactRef)
-    checks = build_drift_checks(asset, baseline)
+    checks = build_drift_checks(asset, baseline, **check_options)
     evaluations = {}
     for day in keys[3:]:
         result = dg.materialize(
@@ -133,6 +135,26 @@ def test_a_shift_in_one_service_names_that_slice_and_leaves_the_overall_verdict(
     check_key = dg.AssetCheckKey(latency.key, DRIFT_CHECK_NAME)
     assert drifted_slices(instance, [check_key], "2026-03-07") == ["service=checkout"]
     assert drifted_slices(instance, [check_key], "2026-03-04") == []
+
+
+def test_slices_are_judged_on_the_columns_chosen_for_them(
+    resources: dict[str, object], instance: dg.DagsterInstance
+) -> None:
+    """The reference pipeline judges slices on its scale-free columns only; here a function of
+    the frame keeps queue_depth, so checkout's p99 shift names no slice."""
+    seen: list[list[str]] = []
+
+    def queue_only(frame: pd.DataFrame) -> list[str]:
+        seen.append(sorted(frame.columns))
+        return ["queue_depth", "not_profiled"]
+
+    evaluations = _evaluate(
+        latency, latency_baseline, resources, instance, slice_columns=queue_only
+    )
+    shifted = evaluations["2026-03-07"]
+    assert seen and "p99_ms" in seen[0]
+    assert shifted.metadata["drifted_slices"].value == ""
+    assert "slice_drifted_features/service=checkout" in shifted.metadata
 
 
 def test_a_modest_drift_that_persists_in_one_slice_becomes_an_error(
