@@ -168,17 +168,11 @@ def advance(
     }
     if verdict is not True:
         why = "a metric it names is missing" if verdict is None else "it failed"
-        return ledger.update_rollout(
-            rollout_id,
-            stage_index=active.index,
-            stage_status="rolled_back",
-            evidence={
-                **evidence,
-                "reason": f"check {plan.check!r} on stage {active.name}: {why}",
-                "rolled_back_to": rollout.from_version,
-            },
+        return _halt_active(
+            ledger,
+            rollout,
+            {**evidence, "reason": f"check {plan.check!r} on stage {active.name}: {why}"},
             actor=actor,
-            rollout_status="halted",
         )
     slices = plan.slices(_key(rollout.model_name), rollout.plan.get("services", ()))
     if active.index + 1 < len(slices):
@@ -235,16 +229,20 @@ def halt(ledger: Ledger, rollout_id: int, *, actor: str, reason: str) -> Rollout
         raise RolloutError(f"rollout {rollout_id} is {rollout.status}; only a running one halts")
     if not reason.strip():
         raise RolloutError("a halt needs a reason; it is recorded in the audit log")
-    active = rollout.stages[-1]
+    return _halt_active(
+        ledger, rollout, {"reason": f"halted by {actor}: {reason}", "manual": True}, actor=actor
+    )
+
+
+def _halt_active(
+    ledger: Ledger, rollout: Rollout, evidence: Mapping[str, Any], *, actor: str
+) -> Rollout:
+    """Roll the active stage back and halt: every service returns to the previous version."""
     return ledger.update_rollout(
-        rollout_id,
-        stage_index=active.index,
+        rollout.rollout_id,
+        stage_index=rollout.stages[-1].index,
         stage_status="rolled_back",
-        evidence={
-            "reason": f"halted by {actor}: {reason}",
-            "manual": True,
-            "rolled_back_to": rollout.from_version,
-        },
+        evidence={**evidence, "rolled_back_to": rollout.from_version},
         actor=actor,
         rollout_status="halted",
     )
