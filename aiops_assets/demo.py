@@ -43,7 +43,6 @@ from aiops_assets.definitions import (
     scoring_selection,
     without_on_demand_checks,
 )
-from aiops_assets.experiment_cli import window_days, window_telemetry
 from aiops_assets.resources import LedgerResource, close_ledgers
 from aiops_assets.sandbox import ReadOnlyStore
 from aiops_assets.settings import PipelineSettings
@@ -566,7 +565,7 @@ def _feature_set_lifecycle(settings: PipelineSettings, steps: _Steps, days: Sequ
         reason="explored in the sandbox; ready to be judged",
     )
     store = ReadOnlyStore(settings.store_root)
-    available = [day for day in days if day in set(window_days(store, ""))]
+    available = [day for day in days if day in set(store.snapshot_days())]
     holdout_days = TrainingSetRunConfig().holdout_days
     if len(available) <= max(holdout_days, MIN_STABILITY_DAYS):
         _print(
@@ -576,7 +575,7 @@ def _feature_set_lifecycle(settings: PipelineSettings, steps: _Steps, days: Sequ
         )
         return
     run = run_ablation(
-        window_telemetry(store, available),
+        store.window_telemetry(available),
         candidate,
         production,
         available,
@@ -590,7 +589,7 @@ def _feature_set_lifecycle(settings: PipelineSettings, steps: _Steps, days: Sequ
         registry,
         candidate.version_id,
         assessment=assess_feature_set(
-            window_telemetry(store, window), candidate, window, baseline=production
+            store.window_telemetry(window), candidate, window, baseline=production
         ),
         ablation_run_id=run.run_id,
         actor=DEMO_ACTOR,

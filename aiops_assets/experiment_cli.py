@@ -11,18 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiops_assets.settings import PipelineSettings
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from aiops_assets.core.features import FeatureSetSpec
     from aiops_assets.core.ledger import Ledger
-    from aiops_assets.sandbox import ReadOnlyStore
 
 EXIT_USAGE = 2
 EXIT_REFUSED = 1
@@ -221,43 +217,6 @@ def _record_spec(ledger: Ledger, version: str) -> FeatureSetSpec:
     return spec_of(record)
 
 
-def window_days(store: ReadOnlyStore, text: str) -> list[str]:
-    import pandas as pd
-
-    from aiops_assets.core.experiments import parse_time_range
-    from aiops_assets.core.lifecycle import LifecycleError
-    from aiops_assets.sandbox import SNAPSHOT_ASSET
-
-    days = store.partitions(SNAPSHOT_ASSET)
-    if text:
-        since, until = parse_time_range(text)
-        days = [
-            day
-            for day in days
-            if (since is None or pd.Timestamp(day, tz="UTC") >= since)
-            and (until is None or pd.Timestamp(day, tz="UTC") < until)
-        ]
-    if not days:
-        raise LifecycleError(f"no telemetry snapshots {text or ''} in {store.root}")
-    return days
-
-
-def window_telemetry(store: ReadOnlyStore, days: Sequence[str]) -> pd.DataFrame:
-    import pandas as pd
-
-    from aiops_assets.sandbox import SNAPSHOT_ASSET
-
-    available = store.partitions(SNAPSHOT_ASSET)
-    first = available.index(days[0])
-    wanted = available[max(first - 1, 0) : available.index(days[-1]) + 1]
-    frames = []
-    for day in wanted:
-        ref = store.get_ref(f"assets/{SNAPSHOT_ASSET}/{day}")
-        if ref is not None:
-            frames.append(store.get_frame(ref))
-    return pd.concat(frames, ignore_index=True)
-
-
 def _ablate(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger) -> int:
     from aiops_assets.core.lifecycle import (
         LifecycleError,
@@ -276,9 +235,9 @@ def _ablate(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger
             "in service with `aiops featureset register --production`"
         )
     store = ReadOnlyStore(settings.store_root)
-    days = window_days(store, args.days)
+    days = store.snapshot_days(args.days)
     run = run_ablation(
-        window_telemetry(store, days),
+        store.window_telemetry(days),
         candidate,
         spec_of(production),
         days,
@@ -311,9 +270,9 @@ def _promote(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledge
     candidate = _record_spec(ledger, args.version)
     production = production_feature_set(ledger, candidate.name)
     store = ReadOnlyStore(settings.store_root)
-    days = window_days(store, args.window)
+    days = store.snapshot_days(args.window)
     assessment = assess_feature_set(
-        window_telemetry(store, days),
+        store.window_telemetry(days),
         candidate,
         days,
         baseline=None if production is None else spec_of(production),

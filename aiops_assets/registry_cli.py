@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,46 +160,83 @@ def _history(ledger: Ledger, model: str, alias: str | None, *, as_json: bool) ->
     return 0
 
 
-def _change_champion(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger) -> int:
-    action = args.registry_command
+def authorized_actor(
+    settings: PipelineSettings, ledger: Ledger, action: str, command: str
+) -> str | None:
+    """Who is acting, if the access policy lets them ``action`` the champion; otherwise the
+    refusal is printed as ``aiops <command>: refused: ...`` and None returned."""
     actor = acting_identity()
     policy = AccessPolicy.load(settings.access_policy or None)
     try:
         authorize(policy, ledger, actor=actor, action=action, subject=f"{MODEL_NAME}:{CHAMPION}")
     except AccessDenied as error:
-        print(f"aiops registry {action}: refused: {error}", file=sys.stderr)
-        return EXIT_DENIED
+        print(f"aiops {command}: refused: {error}", file=sys.stderr)
+        return None
+    return actor
+
+
+def materialize_champion(
+    settings: PipelineSettings,
+    *,
+    home_given: bool,
+    assets: Sequence[str],
+    config: dict[str, Any],
+    actor: str,
+    command: str,
+) -> Any:
+    """One run of ``champion_model`` (and ``assets``' other members) with ``config``, in the
+    project's instance, exactly as the sensors and the launchpad change the champion; the run,
+    or None after printing each failed step as ``aiops <command>: ...``."""
     # Dagster is imported only for a change: listing and verifying stay fast.
     import dagster as dg
 
-    from aiops_assets.definitions import ROLLBACK_ASSETS, build_definitions
+    from aiops_assets.definitions import build_definitions
     from aiops_assets.demo import materialize_selection, prepare_instance
 
-    dagster_home = settings.instance_home(home_given=args.home is not None)
-    config: dict[str, Any] = {"action": action, "reason": args.reason}
-    version = args.version if action == "promote" else args.to
-    if version:
-        config["version"] = version
-    instance = prepare_instance(Path(dagster_home))
+    dagster_home = settings.instance_home(home_given=home_given)
     run = materialize_selection(
         build_definitions(settings),
-        instance,
-        dg.AssetSelection.assets(*ROLLBACK_ASSETS),
+        prepare_instance(Path(dagster_home)),
+        dg.AssetSelection.assets(*assets),
         run_config={"ops": {"champion_model": {"config": config}}},
         tags={ACTOR_TAG: actor, "aiops/source": "cli"},
         raise_on_error=False,
     )
-    if not run.success:
-        for event in run.get_step_failure_events():
-            failure = event.step_failure_data.error
-            message = failure.message.strip() if failure else "step failed"
-            print(f"aiops registry {action}: {message}", file=sys.stderr)
+    if run.success:
+        return run
+    for event in run.get_step_failure_events():
+        failure = event.step_failure_data.error
+        message = failure.message.strip() if failure else "step failed"
+        print(f"aiops {command}: {message}", file=sys.stderr)
+    return None
+
+
+def _change_champion(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger) -> int:
+    from aiops_assets.definitions import ROLLBACK_ASSETS
+
+    action = args.registry_command
+    actor = authorized_actor(settings, ledger, action, f"registry {action}")
+    if actor is None:
+        return EXIT_DENIED
+    config: dict[str, Any] = {"action": action, "reason": args.reason}
+    version = args.version if action == "promote" else args.to
+    if version:
+        config["version"] = version
+    run = materialize_champion(
+        settings,
+        home_given=args.home is not None,
+        assets=ROLLBACK_ASSETS,
+        config=config,
+        actor=actor,
+        command=f"registry {action}",
+    )
+    if run is None:
         return 1
     champion = ledger.get_alias(MODEL_NAME, CHAMPION)
     assert champion is not None  # the run just set it
     print(
         f"{MODEL_NAME} champion is now v{champion.version} ({champion.sha256[:12]}); "
-        f"run {run.run_id} in {dagster_home}"
+        f"run {run.run_id} in {settings.instance_home(home_given=args.home is not None)}"
     )
     return 0
 

@@ -9,8 +9,10 @@ manager then only moves the asset's named ref and, downstream, loads and verifie
 
 import functools
 import json
+import logging
 import os
 import typing
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ import pandas as pd
 
 from aiops_assets.core import telemetry
 from aiops_assets.core.alerts import (
+    Alert,
+    AlertDeliveryError,
     AlertSink,
     JournaledSink,
     OutboxSink,
@@ -27,7 +31,7 @@ from aiops_assets.core.alerts import (
     sink_from_url,
 )
 from aiops_assets.core.environments import EnvironmentRefusal, get_environment
-from aiops_assets.core.flags import FlagSet, current_flags
+from aiops_assets.core.flags import FlagSet, current_flags, pinned_version
 from aiops_assets.core.ledger import AUDIT_KEY_ENV, FeatureSetRecord, Ledger
 from aiops_assets.core.policy import AccessPolicy
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
@@ -302,6 +306,33 @@ class AlertSinkResource(dg.ConfigurableResource):
     def run_url(self, run_id: str | None) -> str | None:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}" if run_id else None
 
+    def notify(
+        self,
+        log: logging.Logger | dg.DagsterLogManager,
+        *,
+        kind: str,
+        severity: str,
+        summary: str,
+        asset: str,
+        run_id: str,
+    ) -> bool:
+        """Send one alert linking its run; a sink that is down is logged on ``log``, never
+        raised: the change the alert reports is already recorded."""
+        alert = Alert(
+            kind=kind,
+            severity=severity,
+            summary=summary,
+            asset=asset,
+            run_id=run_id,
+            run_url=self.run_url(run_id),
+        )
+        try:
+            self.get_sink().send(alert)
+        except AlertDeliveryError as error:
+            log.warning(f"alert not delivered: {error}")
+            return False
+        return True
+
 
 class FeatureFlagsResource(dg.ConfigurableResource):
     """Which feature-set version and which model version serve each service (``core/flags.py``).
@@ -331,32 +362,48 @@ class FeatureFlagsResource(dg.ConfigurableResource):
 
     def feature_set_for(self, service: str, name: str = "telemetry_core") -> str:
         """The feature-set version ``service`` uses, refused if this environment may not serve it."""
-        value = self.get_flags().resolve("feature_set", name, service)
-        record = self._ledger().get_feature_set(value)
+        return self.feature_sets_for([service], name)[service]
+
+    def feature_sets_for(
+        self, services: Sequence[str], name: str = "telemetry_core"
+    ) -> dict[str, str]:
+        """:meth:`feature_set_for` for many services: the flags read once, each version checked
+        once against the environment."""
+        flags, ledger = self.get_flags(), self._ledger()
+        chosen = {service: flags.resolve("feature_set", name, service) for service in services}
         deployment = get_environment(self.environment)
-        if record is not None:
-            deployment.require_feature_set(record)
-        elif not deployment.allow_experimental_feature_sets:
-            raise EnvironmentRefusal(
-                f"the {deployment.name} environment refuses feature set {value}: it is not "
-                "registered in the ledger, so it has no lifecycle status"
-            )
-        return value
+        for value in sorted(set(chosen.values())):
+            record = ledger.get_feature_set(value)
+            if record is not None:
+                deployment.require_feature_set(record)
+            elif not deployment.allow_experimental_feature_sets:
+                raise EnvironmentRefusal(
+                    f"the {deployment.name} environment refuses feature set {value}: it is not "
+                    "registered in the ledger, so it has no lifecycle status"
+                )
+        return chosen
 
     def registered_feature_sets(self, name: str) -> list[FeatureSetRecord]:
         """Every registered version of the feature set ``name``, whatever its status."""
         return self._ledger().list_feature_sets(name=name)
 
-    def registered_feature_set(self, version_id: str) -> FeatureSetRecord | None:
-        """The ledger's record of a feature-set version (its spec and status), if registered."""
-        return self._ledger().get_feature_set(version_id)
-
     def model_for(self, service: str, model_name: str = "anomaly_detector") -> str:
         """The model version (``v7``) or alias (``champion``) that serves ``service``."""
-        value = self.get_flags().resolve("model", model_name, service, fallback="champion")
-        number = value[1:] if value.startswith("v") else value
-        if number.isdigit():
-            version = self._ledger().get_version(model_name, int(number))
+        return self.models_for([service], model_name)[service]
+
+    def models_for(
+        self, services: Sequence[str], model_name: str = "anomaly_detector"
+    ) -> dict[str, str]:
+        """:meth:`model_for` for many services: the flags read once, each pinned version
+        checked once against the environment."""
+        flags, ledger = self.get_flags(), self._ledger()
+        chosen = {
+            service: flags.resolve("model", model_name, service, fallback="champion")
+            for service in services
+        }
+        for value in sorted(set(chosen.values())):
+            number = pinned_version(value)
+            version = None if number is None else ledger.get_version(model_name, number)
             if version is not None:
                 get_environment(self.environment).require_model(version)
-        return value
+        return chosen

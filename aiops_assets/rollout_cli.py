@@ -15,17 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from aiops_assets.cli import add_common_options
-from aiops_assets.core.ledger import Rollout
-from aiops_assets.core.policy import (
-    ACTOR_TAG,
-    AccessDenied,
-    AccessPolicy,
-    acting_identity,
-    authorize,
-)
-from aiops_assets.core.registry import CHAMPION, MODEL_NAME
+from aiops_assets.core.ledger import Ledger, Rollout
+from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import RolloutError, assignments, halt
-from aiops_assets.registry_cli import EXIT_DENIED, open_ledger
+from aiops_assets.registry_cli import (
+    EXIT_DENIED,
+    authorized_actor,
+    materialize_champion,
+    open_ledger,
+)
 from aiops_assets.settings import PipelineSettings
 
 
@@ -115,24 +113,8 @@ def _status(rollouts: list[Rollout], *, as_json: bool) -> int:
     return 0
 
 
-def _authorized(settings: PipelineSettings, ledger: Any, action: str, command: str) -> str | None:
-    actor = acting_identity()
-    try:
-        authorize(
-            AccessPolicy.load(settings.access_policy or None),
-            ledger,
-            actor=actor,
-            action=action,
-            subject=f"{MODEL_NAME}:{CHAMPION}",
-        )
-    except AccessDenied as error:
-        print(f"aiops rollout {command}: refused: {error}", file=sys.stderr)
-        return None
-    return actor
-
-
-def _halt(args: argparse.Namespace, settings: PipelineSettings, ledger: Any) -> int:
-    actor = _authorized(settings, ledger, "rollback", "halt")
+def _halt(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger) -> int:
+    actor = authorized_actor(settings, ledger, "rollback", "rollout halt")
     if actor is None:
         return EXIT_DENIED
     running = [item for item in ledger.rollouts(args.model) if item.status == "running"]
@@ -154,37 +136,26 @@ def _halt(args: argparse.Namespace, settings: PipelineSettings, ledger: Any) -> 
 def _start(args: argparse.Namespace, settings: PipelineSettings) -> int:
     ledger = open_ledger(settings)
     try:
-        actor = _authorized(settings, ledger, "promote", "start")
+        # A rollout ends in a promotion: whoever starts one must be allowed to promote.
+        actor = authorized_actor(settings, ledger, "promote", "rollout start")
     finally:
         ledger.dispose()
     if actor is None:
         return EXIT_DENIED
-    # Dagster is imported only to start one: status and halt stay fast.
-    import dagster as dg
-
-    from aiops_assets.definitions import build_definitions
-    from aiops_assets.demo import materialize_selection, prepare_instance
-
     config: dict[str, Any] = {"action": "rollout", "version": args.version, "reason": args.reason}
     if args.plan is not None:
         config["rollout_plan"] = str(args.plan.absolute())
-    dagster_home = settings.instance_home(home_given=args.home is not None)
-    run = materialize_selection(
-        build_definitions(settings),
-        prepare_instance(Path(dagster_home)),
-        dg.AssetSelection.assets("champion_model"),
-        run_config={"ops": {"champion_model": {"config": config}}},
-        tags={ACTOR_TAG: actor, "aiops/source": "cli"},
-        raise_on_error=False,
+    run = materialize_champion(
+        settings,
+        home_given=args.home is not None,
+        assets=("champion_model",),
+        config=config,
+        actor=actor,
+        command="rollout start",
     )
-    if not run.success:
-        for event in run.get_step_failure_events():
-            failure = event.step_failure_data.error
-            print(
-                f"aiops rollout start: {failure.message.strip() if failure else 'failed'}",
-                file=sys.stderr,
-            )
+    if run is None:
         return 1
     [materialization] = run.asset_materializations_for_node("champion_model")
-    print(f"{materialization.metadata['reason'].value}; run {run.run_id} in {dagster_home}")
+    home = settings.instance_home(home_given=args.home is not None)
+    print(f"{materialization.metadata['reason'].value}; run {run.run_id} in {home}")
     return 0

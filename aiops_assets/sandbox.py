@@ -28,11 +28,12 @@ from typing import Any
 import pandas as pd
 
 from aiops_assets.core.environments import ORIGIN_TAG, SANDBOX_ORIGIN, get_environment
-from aiops_assets.core.experiments import ExperimentRun
+from aiops_assets.core.experiments import ExperimentRun, parse_time_range
 from aiops_assets.core.features import FeatureSetSpec
 from aiops_assets.core.ledger import FeatureSetRecord, Ledger, ModelVersion
 from aiops_assets.core.lifecycle import (
     FeatureSetAssessment,
+    LifecycleError,
     assess_feature_set,
     compute_window,
     register_feature_set,
@@ -81,6 +82,34 @@ class ReadOnlyStore:
         if not folder.exists():
             return []
         return sorted(path.name.removesuffix(".json") for path in folder.iterdir())
+
+    def snapshot_days(self, time_range: str = "") -> list[str]:
+        """Days with a telemetry snapshot, within ``time_range`` (``A..B``) when given."""
+        days = self.partitions(SNAPSHOT_ASSET)
+        if time_range:
+            since, until = parse_time_range(time_range)
+            days = [
+                day
+                for day in days
+                if (since is None or pd.Timestamp(day, tz="UTC") >= since)
+                and (until is None or pd.Timestamp(day, tz="UTC") < until)
+            ]
+        if not days:
+            raise LifecycleError(f"no telemetry snapshots {time_range} in {self.root}")
+        return days
+
+    def window_telemetry(self, days: Sequence[str]) -> pd.DataFrame:
+        """The snapshots from the one before ``days[0]`` to ``days[-1]``: a window and the
+        history its first day's features read."""
+        available = self.partitions(SNAPSHOT_ASSET)
+        first = available.index(days[0])
+        wanted = available[max(first - 1, 0) : available.index(days[-1]) + 1]
+        frames = []
+        for day in wanted:
+            ref = self.get_ref(f"assets/{SNAPSHOT_ASSET}/{day}")
+            if ref is not None:
+                frames.append(self.get_frame(ref))
+        return pd.concat(frames, ignore_index=True)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from aiops_assets.core.drift import BaselineProfile, build_profile, calibrate
 from aiops_assets.core.features import KEY_COLUMNS, LABEL, TIMESTAMP
+from aiops_assets.core.flags import pinned_version
 from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.models import HOLDOUT, SCORE, SPLIT, AnomalyDetector, score_frame
 from aiops_assets.core.registry import MODEL_NAME, load_model
@@ -265,13 +266,12 @@ def build_anomaly_scores_asset(
 
 def _pinned_versions(flags: FeatureFlagsResource, services: Sequence[str]) -> dict[str, int]:
     """Services a ``model`` flag pins to a version (``v7``); ``champion`` is no pin."""
-    pinned = {}
-    for service in services:
-        value = flags.model_for(service, MODEL_NAME)
-        number = value[1:] if value.startswith("v") else ""
-        if number.isdigit():
-            pinned[service] = int(number)
-    return pinned
+    chosen = flags.models_for(services, MODEL_NAME)
+    return {
+        service: number
+        for service, value in chosen.items()
+        if (number := pinned_version(value)) is not None
+    }
 
 
 def _groups_by_version(

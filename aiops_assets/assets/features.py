@@ -180,23 +180,22 @@ def _feature_sets_by_service(
     version, an experiment from the launchpad) is an explicit choice and computes that spec for
     every service; the materialization's ``feature_sets_by_service`` shows what was computed.
     """
+    registered = {
+        record.version_id: record for record in flags.registered_feature_sets(configured.name)
+    }
     if (
         configured != FeaturesConfig().spec()
+        or not registered
         or flags.get_flags().flag_for("feature_set", configured.name) is None
-        or not flags.registered_feature_sets(configured.name)
     ):
         return dict.fromkeys(services, configured)
-    chosen: dict[str, FeatureSetSpec] = {}
-    for service in services:
-        try:
-            version_id = flags.feature_set_for(service, configured.name)
-        except EnvironmentRefusal as error:
-            raise dg.Failure(description=str(error)) from error
-        if version_id == configured.version_id:
-            chosen[service] = configured
-            continue
-        record = flags.registered_feature_set(version_id)
-        if record is None:
+    try:
+        selected = flags.feature_sets_for(services, configured.name)
+    except EnvironmentRefusal as error:
+        raise dg.Failure(description=str(error)) from error
+    specs = {configured.version_id: configured}
+    for service, version_id in selected.items():
+        if version_id not in specs and version_id not in registered:
             raise dg.Failure(
                 description=(
                     f"the feature flags select {version_id} for {service}, which is neither the "
@@ -204,5 +203,6 @@ def _feature_sets_by_service(
                     "register it (`aiops featureset register`) or fix the flag"
                 )
             )
-        chosen[service] = spec_of(record)
-    return chosen
+        if version_id not in specs:
+            specs[version_id] = spec_of(registered[version_id])
+    return {service: specs[version_id] for service, version_id in selected.items()}

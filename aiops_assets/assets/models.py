@@ -15,7 +15,6 @@ import pandas as pd
 
 from aiops_assets.assets.features import FEATURES_CODE_VERSION, FEATURES_KEY
 from aiops_assets.capsules import package_version, record_capsule
-from aiops_assets.core.alerts import Alert, AlertDeliveryError
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.experiments import ExperimentRun, criterion_met
 from aiops_assets.core.features import LABEL, SERVICE, TIMESTAMP
@@ -512,20 +511,14 @@ class _ChampionChange:
 
     def alert(self, kind: str, severity: str, summary: str) -> bool:
         """Send an alert; a sink that is down is logged, never fails the registry change."""
-        alert = Alert(
+        return self.alert_sink.notify(
+            self.context.log,
             kind=kind,
             severity=severity,
             summary=summary,
             asset="champion_model",
             run_id=self.run_id,
-            run_url=self.alert_sink.run_url(self.run_id),
         )
-        try:
-            self.alert_sink.get_sink().send(alert)
-        except AlertDeliveryError as error:
-            self.context.log.warning(f"alert not delivered: {error}")
-            return False
-        return True
 
     def output(
         self, version: ModelVersion, decision: str, reason: str, extra: dict[str, object]

@@ -254,7 +254,8 @@ def flag_history(ledger: Ledger) -> list[tuple[FlagVersion, FlagSet]]:
     ]
 
 
-def _model_version(value: str) -> int | None:
+def pinned_version(value: str) -> int | None:
+    """The version a ``model`` flag value pins (``v7`` or ``7``); None for an alias."""
     text = value[1:] if value.startswith("v") else value
     return int(text) if text.isdigit() else None
 
@@ -276,7 +277,7 @@ def check_flags_allowed(flags: FlagSet, ledger: Ledger, environment: Environment
                     )
                 environment.require_feature_set(record)
             else:
-                number = _model_version(value)
+                number = pinned_version(value)
                 if number is None:
                     continue  # an alias (champion): resolved, and checked, where it is served
                 version = ledger.get_version(flag.target, number)
@@ -329,4 +330,5 @@ __all__ = [
     "current_flags",
     "diff_flags",
     "flag_history",
+    "pinned_version",
 ]

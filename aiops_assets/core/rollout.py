@@ -268,17 +268,15 @@ def serving_versions(
     a rollout only ever moves services that follow the champion, and a service outside its
     open or passed stages follows whatever is champion now.
     """
-    by_rollout: dict[str, int] = {}
+    moved: set[str] = set()
     if rollout is not None:
-        for stage in rollout.stages:
-            if stage.status in ("active", "passed"):
-                by_rollout.update(dict.fromkeys(stage.services, rollout.to_version))
+        moved = {s for s, v in assignments(rollout).items() if v == rollout.to_version}
     chosen: dict[str, int | None] = {}
     for service in sorted(set(services)):
         if pinned and service in pinned:
             chosen[service] = pinned[service]
-        elif service in by_rollout:
-            chosen[service] = by_rollout[service]
+        elif rollout is not None and service in moved:
+            chosen[service] = rollout.to_version
         else:
             chosen[service] = champion
     return chosen

@@ -7,7 +7,6 @@ from typing import Any
 
 import dagster as dg
 
-from aiops_assets.core.alerts import Alert, AlertDeliveryError
 from aiops_assets.core.ledger import Rollout
 from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.registry import MODEL_NAME
@@ -114,9 +113,23 @@ def build_staged_rollout_sensor(
         ]
         requests = []
         if after.status == "halted":
-            _alert(context, alert_sink, "ERROR", summary, champion_asset, evaluation.run_id)
+            alert_sink.notify(
+                context.log,
+                kind="rollout",
+                severity="ERROR",
+                summary=summary,
+                asset=champion_asset,
+                run_id=evaluation.run_id,
+            )
         elif after.status == "completed":
-            _alert(context, alert_sink, "INFO", summary, champion_asset, evaluation.run_id)
+            alert_sink.notify(
+                context.log,
+                kind="rollout",
+                severity="INFO",
+                summary=summary,
+                asset=champion_asset,
+                run_id=evaluation.run_id,
+            )
             requests.append(
                 dg.RunRequest(
                     run_key=f"{name}:{model_name}:rollout-{after.rollout_id}:adopt",
@@ -192,28 +205,3 @@ def _observation(
             for key, value in metrics.items()
         },
     }
-
-
-def _alert(
-    context: dg.SensorEvaluationContext,
-    alert_sink: AlertSinkResource,
-    severity: str,
-    summary: str,
-    asset: str,
-    run_id: str,
-) -> None:
-    """A sink that is down is logged; the verdict is already in the ledger. The link is the run
-    whose check measured the slice: that is where the evidence is."""
-    try:
-        alert_sink.get_sink().send(
-            Alert(
-                kind="rollout",
-                severity=severity,
-                summary=summary,
-                asset=asset,
-                run_id=run_id,
-                run_url=alert_sink.run_url(run_id),
-            )
-        )
-    except AlertDeliveryError as error:
-        context.log.warning(f"alert not delivered: {error}")
