@@ -23,7 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aiops_assets.assets.drift import build_drift_baseline_asset
+    from aiops_assets.baselines import build_drift_baseline_asset
     from aiops_assets.checks.drift import build_drift_checks
     from aiops_assets.checks.performance import build_performance_check
     from aiops_assets.checks.quality import build_quality_checks
@@ -45,7 +45,7 @@ _SOURCES = {
     "ArtifactStoreResource": "aiops_assets.resources",
     "LedgerResource": "aiops_assets.resources",
     "build_alert_on_check_failure_sensor": "aiops_assets.sensors.alerts",
-    "build_drift_baseline_asset": "aiops_assets.assets.drift",
+    "build_drift_baseline_asset": "aiops_assets.baselines",
     "build_drift_checks": "aiops_assets.checks.drift",
     "build_performance_check": "aiops_assets.checks.performance",
     "build_quality_checks": "aiops_assets.checks.quality",

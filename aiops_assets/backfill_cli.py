@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from typing import Any, TextIO
 
 from aiops_assets.cli import add_common_options
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -86,14 +86,14 @@ def run_backfill_command(
     # Dagster only now: `aiops --help` must answer at once.
     import dagster as dg
 
-    from aiops_assets.definitions import (
+    from aiops_assets.reference.definitions import (
         PARTITIONED_ASSETS,
         build_definitions,
         ingest_selection,
         without_on_demand_checks,
     )
-    from aiops_assets.demo import materialize_selection, prepare_instance
     from aiops_assets.resources import close_ledgers
+    from aiops_assets.runner import materialize_selection, prepare_instance
 
     definitions = build_definitions(settings)
     dagster_home = settings.instance_home(home_given=args.home is not None)

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 # Spelled here, not imported from core.registry, so `aiops --help` does not import SQLAlchemy.
 MODEL_NAME_DEFAULT = "anomaly_detector"
@@ -219,12 +219,8 @@ def _demo(args: argparse.Namespace) -> int:
     # Only now import Dagster: `aiops --help` should answer at once.
     import dagster as dg
 
-    from aiops_assets.demo import (
-        archive_previous_demo,
-        format_summary,
-        prepare_instance,
-        run_demo,
-    )
+    from aiops_assets.reference.demo import archive_previous_demo, format_summary, run_demo
+    from aiops_assets.runner import prepare_instance
 
     dagster_home = settings.instance_home(home_given=args.home is not None)
     archived = archive_previous_demo(settings, dagster_home)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 if TYPE_CHECKING:
     from aiops_assets.core.features import FeatureSetSpec
@@ -225,7 +225,7 @@ def _ablate(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger
         spec_of,
     )
     from aiops_assets.core.policy import acting_identity
-    from aiops_assets.sandbox import ReadOnlyStore
+    from aiops_assets.reference.sandbox import ReadOnlyStore
 
     candidate = _record_spec(ledger, args.version)
     production = production_feature_set(ledger, candidate.name)
@@ -263,7 +263,7 @@ def _promote(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledge
         promote_feature_set,
         spec_of,
     )
-    from aiops_assets.sandbox import ReadOnlyStore
+    from aiops_assets.reference.sandbox import ReadOnlyStore
 
     settings.deployment.require_promotion(f"feature set {args.version}")
     actor = _authorize(settings, ledger, "promote_feature_set", f"feature_set:{args.version}")

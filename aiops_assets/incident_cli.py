@@ -21,8 +21,8 @@ from aiops_assets.core.incidents import (
     asset_links,
     build_incident_report,
 )
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.registry_cli import open_ledger
-from aiops_assets.settings import PipelineSettings
 
 # Labels come only on days with enough anomalies to judge F1; the false-alarm rate always exists.
 FALLBACK_METRIC = "false_alarm_rate"
@@ -37,7 +37,7 @@ def run_incident_command(args: argparse.Namespace, settings: PipelineSettings) -
     import dagster as dg
 
     from aiops_assets.changelog import collect_changes, drift_history, performance_history
-    from aiops_assets.definitions import (
+    from aiops_assets.reference.definitions import (
         FEATURES_DRIFT_CHECK,
         SCORES_DRIFT_CHECK,
         build_definitions,

@@ -25,7 +25,7 @@ from aiops_assets.core.policy import (
     authorize,
 )
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 EXIT_DENIED = 3
 
@@ -190,8 +190,8 @@ def materialize_champion(
     # Dagster is imported only for a change: listing and verifying stay fast.
     import dagster as dg
 
-    from aiops_assets.definitions import build_definitions
-    from aiops_assets.demo import materialize_selection, prepare_instance
+    from aiops_assets.reference.definitions import build_definitions
+    from aiops_assets.runner import materialize_selection, prepare_instance
 
     dagster_home = settings.instance_home(home_given=home_given)
     run = materialize_selection(
@@ -212,7 +212,7 @@ def materialize_champion(
 
 
 def _change_champion(args: argparse.Namespace, settings: PipelineSettings, ledger: Ledger) -> int:
-    from aiops_assets.definitions import ROLLBACK_ASSETS
+    from aiops_assets.reference.definitions import ROLLBACK_ASSETS
 
     action = args.registry_command
     actor = authorized_actor(settings, ledger, action, f"registry {action}")

@@ -19,8 +19,8 @@ from aiops_assets.core.policy import AccessDenied, AccessPolicy, acting_identity
 from aiops_assets.core.registry import ALIASES, MODEL_NAME
 from aiops_assets.core.reproduce import ReproductionError, run_in_fresh_process
 from aiops_assets.core.store import ArtifactStore
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.registry_cli import open_ledger
-from aiops_assets.settings import PipelineSettings
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2

@@ -34,8 +34,8 @@ from aiops_assets.core.environments import EnvironmentRefusal, get_environment
 from aiops_assets.core.flags import FlagSet, current_flags, pinned_version
 from aiops_assets.core.ledger import AUDIT_KEY_ENV, FeatureSetRecord, Ledger
 from aiops_assets.core.policy import AccessPolicy
+from aiops_assets.core.sources import SourceKind
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
-from aiops_assets.settings import SourceKind
 
 # Input metadata: the asset can do without some upstream partitions (history, or a training window
 # with a quarantined day); those partitions are left out of the dict it receives.

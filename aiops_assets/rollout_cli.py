@@ -18,13 +18,13 @@ from aiops_assets.cli import add_common_options
 from aiops_assets.core.ledger import Ledger, Rollout
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import RolloutError, assignments, halt
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.registry_cli import (
     EXIT_DENIED,
     authorized_actor,
     materialize_champion,
     open_ledger,
 )
-from aiops_assets.settings import PipelineSettings
 
 
 def add_rollout_commands(commands: Any) -> None:

@@ -33,8 +33,8 @@ from aiops_assets.core.experiments import (
     search_runs,
 )
 from aiops_assets.core.ledger import Ledger, LedgerError
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.registry_cli import open_ledger
-from aiops_assets.settings import PipelineSettings
 
 EXIT_USAGE = 2
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from aiops_assets.demo import DemoResult, run_demo
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.demo import DemoResult, run_demo
+from aiops_assets.reference.settings import PipelineSettings
 
 # The real NAB data lives beside the project (../shared), never inside it.
 NAB_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"

@@ -35,10 +35,14 @@ from aiops_assets.core import store as store_module
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.definitions import build_definitions, ingest_selection, without_on_demand_checks
-from aiops_assets.demo import daily_partition_keys, prepare_instance
+from aiops_assets.reference.definitions import (
+    build_definitions,
+    ingest_selection,
+    without_on_demand_checks,
+)
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import TelemetrySourceResource, close_ledgers
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.runner import daily_partition_keys, prepare_instance
 
 # Indexes into the shared flag array.
 STORE_DEPTH = 0  # > 0 while inside ArtifactStore._write_atomically

@@ -37,11 +37,9 @@ import pandas as pd
 import yaml
 from pandas.core.window.rolling import Rolling
 
-from aiops_assets.assets.features import FEATURE_LIBRARIES
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.core import features as core_features
 from aiops_assets.core import telemetry
-from aiops_assets.core.incident_scenarios import Scenario
 from aiops_assets.core.incidents import (
     Change,
     DriftPoint,
@@ -51,7 +49,9 @@ from aiops_assets.core.incidents import (
 )
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import MODEL_NAME
-from aiops_assets.definitions import (
+from aiops_assets.metadata import package_versions
+from aiops_assets.reference.assets.features import FEATURE_LIBRARIES
+from aiops_assets.reference.definitions import (
     FEATURES_DRIFT_CHECK,
     PERFORMANCE_CHECK,
     SCORES_DRIFT_CHECK,
@@ -60,10 +60,10 @@ from aiops_assets.definitions import (
     ingest_selection,
     scoring_selection,
 )
-from aiops_assets.demo import materialize_selection, prepare_instance
-from aiops_assets.metadata import package_versions
+from aiops_assets.reference.settings import DEFAULT_QUALITY_SUITE, PipelineSettings
 from aiops_assets.resources import TelemetrySourceResource, close_ledgers
-from aiops_assets.settings import DEFAULT_QUALITY_SUITE, PipelineSettings
+from aiops_assets.runner import materialize_selection, prepare_instance
+from aiops_assets_tests.incident_scenarios import Scenario
 
 START = date(2026, 1, 5)
 DAYS = 9
@@ -155,7 +155,9 @@ def _library_upgrade() -> contextlib.AbstractContextManager[Any]:
     major, minor, *_ = installed["pandas"].split(".")
     upgraded = {**installed, "pandas": f"{major}.{int(minor) + 1}.0"}
     stack.enter_context(
-        mock.patch("aiops_assets.assets.features.package_versions", lambda names: upgraded)
+        mock.patch(
+            "aiops_assets.reference.assets.features.package_versions", lambda names: upgraded
+        )
     )
     for name in ("mean", "std"):
         stack.enter_context(
@@ -176,7 +178,7 @@ def _feature_code_change() -> contextlib.AbstractContextManager[Any]:
 
     stack = contextlib.ExitStack()
     stack.enter_context(
-        mock.patch("aiops_assets.assets.features.FEATURES_CODE_VERSION", "features-3")
+        mock.patch("aiops_assets.reference.assets.features.FEATURES_CODE_VERSION", "features-3")
     )
     stack.enter_context(mock.patch.object(core_features, "_service_features", clipped))
     return stack

@@ -15,8 +15,8 @@ import pytest
 
 from aiops_assets.cli import main
 from aiops_assets.core.store import ArtifactStore
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
-from aiops_assets.settings import PipelineSettings
 
 # The scenario refuses the snapshot of 2026-01-11 (null injection): a range across it shows a
 # quarantined day in the middle of a backfill.

@@ -30,7 +30,7 @@ import pytest
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.definitions import (
+from aiops_assets.reference.definitions import (
     INGEST_ASSETS,
     TRAIN_JOB,
     TRAINING_ASSETS,
@@ -39,9 +39,9 @@ from aiops_assets.definitions import (
     daily_partitions,
     ingest_selection,
 )
-from aiops_assets.demo import materialize_selection
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.runner import materialize_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 # The deployment's own worker settings (docker/compose.yaml mounts it into celery_worker).
@@ -196,7 +196,7 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster
                     *("-A", "dagster_celery.app", "-y", str(WORKER_CONFIG)),
                     *("-q", queue, "-n", name, "--loglevel", "INFO"),
                     # Import the project while the test sets up, not during the first step.
-                    *("-i", "aiops_assets.definitions"),
+                    *("-i", "aiops_assets.reference.definitions"),
                     # One step at a time per worker, in the worker process itself.
                     *("--", "--pool=solo", "--without-gossip", "--without-mingle"),
                 ],

@@ -20,15 +20,16 @@ from aiops_assets.changelog import (
 from aiops_assets.core.capsule import Capsule
 from aiops_assets.core.incidents import CHANGE_KINDS, Change
 from aiops_assets.core.ledger import Ledger
-from aiops_assets.definitions import (
+from aiops_assets.reference.definitions import (
     FEATURES_DRIFT_CHECK,
     SCORES_DRIFT_CHECK,
     SCORES_KEY,
     build_definitions,
 )
-from aiops_assets.demo import materialize_selection, run_demo
+from aiops_assets.reference.demo import run_demo
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.runner import materialize_selection
 
 CHANGED_DAY = "2026-01-08"
 SHORTER_WINDOWS = {"ops": {"features": {"config": {"windows": ["1h", "12h"]}}}}

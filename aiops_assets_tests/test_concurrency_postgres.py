@@ -33,10 +33,10 @@ from dagster_postgres import PostgresEventLogStorage
 from aiops_assets.core.ledger import Ledger, StaleChampionError
 from aiops_assets.core.registry import CHALLENGER, CHAMPION, MODEL_NAME, verify_model
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.definitions import build_definitions, ingest_selection
-from aiops_assets.demo import materialize_selection
+from aiops_assets.reference.definitions import build_definitions, ingest_selection
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import asset_ref_name
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.runner import materialize_selection
 from aiops_assets_tests.postgres import throwaway_database
 from aiops_assets_tests.postgres_instance import PostgresInstanceHome, postgres_instance_home
 
@@ -56,7 +56,7 @@ DEADLINE_S = 480
 BARRIER_TIMEOUT_S = 420
 # The forkserver imports the pipeline once; each worker is then a cheap fork of it (a spawned
 # worker would spend several CPU-seconds importing Dagster and Great Expectations, eight times).
-PRELOADED_MODULES = ["aiops_assets.definitions", "aiops_assets.demo"]
+PRELOADED_MODULES = ["aiops_assets.reference.definitions", "aiops_assets.reference.demo"]
 QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # A small holdout and forest keep eight trainings on two cores within the test budget; the
 # bootstrap still runs whenever a second model meets the champion.

@@ -32,7 +32,7 @@ import pytest
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME, verify_model
 from aiops_assets.core.store import ArtifactStore, IntegrityError, StoreError
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.crash_worker import (
     CYCLES,
     FLAG_COUNT,

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from aiops_assets.definitions import (
+from aiops_assets.reference.definitions import (
     PARTITIONED_ASSETS,
     UNPARTITIONED_ASSETS,
     build_definitions,
     defs,
 )
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 
 def test_the_code_location_loads() -> None:

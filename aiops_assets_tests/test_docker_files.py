@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from aiops_assets.definitions import build_executor
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.definitions import build_executor
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.postgres import SERVER_URL, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,7 +251,7 @@ def test_the_workspace_points_at_the_code_location_service_and_port() -> None:
     assert grpc["host"] == "code_location" and "code_location" in _services()
     assert int(grpc["port"]) == int(_option(command, "-p", "--port"))
     assert _option(command, "-h", "--host") == "0.0.0.0"
-    assert _option(command, "-m", "--module-name") == "aiops_assets.definitions"
+    assert _option(command, "-m", "--module-name") == "aiops_assets.reference.definitions"
     assert grpc["location_name"] == _option(command, "--location-name")
     health = " ".join(_services()["code_location"]["healthcheck"]["test"])
     assert f"-p {grpc['port']}" in health

@@ -12,7 +12,7 @@ import pytest
 from aiops_assets.cli import main
 from aiops_assets.core.features import FeatureSetSpec, Ratio
 from aiops_assets.core.ledger import Ledger
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 CANDIDATE = FeatureSetSpec(
     version=5,

@@ -17,9 +17,9 @@ from aiops_assets.core.flags import apply_flags
 from aiops_assets.core.incidents import PerformancePoint, build_incident_report
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.lifecycle import register_feature_set, transition
-from aiops_assets.definitions import build_definitions
+from aiops_assets.reference.definitions import build_definitions
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import FeatureFlagsResource, close_ledgers
-from aiops_assets.settings import PipelineSettings
 
 KEY = b"flags-changelog-key-" + b"k" * 12
 V1 = FeatureSetSpec()

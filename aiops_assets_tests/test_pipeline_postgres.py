@@ -26,9 +26,9 @@ from dagster_postgres import (
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME, verify_model
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.demo import DemoResult, run_demo
+from aiops_assets.reference.demo import DemoResult, run_demo
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import LedgerResource, close_ledgers
-from aiops_assets.settings import PipelineSettings
 from aiops_assets_tests.conftest import TEST_DAYS, run_quietly
 from aiops_assets_tests.postgres import throwaway_database
 from aiops_assets_tests.postgres_instance import postgres_instance_home

@@ -12,8 +12,8 @@ from aiops_assets.core.capsule import Capsule
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.lifecycle import ABLATION_KIND_TAG
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
-from aiops_assets.definitions import REPRODUCIBLE_CHECK, build_definitions
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.definitions import REPRODUCIBLE_CHECK, build_definitions
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.test_cli import _aiops
 
 

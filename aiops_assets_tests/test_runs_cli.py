@@ -16,8 +16,8 @@ import pytest
 from aiops_assets.core.capsule import build_capsule
 from aiops_assets.core.experiments import ExperimentRun
 from aiops_assets.core.ledger import Ledger
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.runs_cli import add_runs_commands, run_runs_command
-from aiops_assets.settings import PipelineSettings
 
 RUN_A = "aaaaaaaa-0000-4000-8000-000000000001"
 RUN_B = "bbbbbbbb-0000-4000-8000-000000000002"

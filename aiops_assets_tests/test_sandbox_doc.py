@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 DOC = Path(__file__).parents[1] / "docs" / "sandbox.md"
 

@@ -67,13 +67,13 @@ from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.core.incidents import build_incident_report
 from aiops_assets.core.ledger import Ledger
-from aiops_assets.definitions import (
+from aiops_assets.reference.definitions import (
     FEATURES_DRIFT_CHECK,
     PERFORMANCE_CHECK,
     SCORES_DRIFT_CHECK,
     build_definitions,
 )
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 DEFAULT_SIZES = (100, 1_000, 10_000)
 QUICK_SIZES = (100, 1_000)

@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/incident_vs_baseline.py [--quick] [--skip-peers
 With ``--rehearsals`` the four failing rehearsals of aiops_assets_tests/incident_rehearsals.py
 (causes planted in real runs of the reference pipeline, about three minutes) are ranked too.
 
-The five scripted scenarios of aiops_assets/core/incident_scenarios.py (shared with
+The five scripted scenarios of aiops_assets_tests/incident_scenarios.py (shared with
 aiops_assets_tests/core/test_incidents.py), each a ten-day history in which one change caused the
 drop and realistic decoys (daily data refreshes, unrelated upgrades, changes after the drop)
 share the window:
@@ -40,14 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiops_assets.core.incident_scenarios import (
-    SCENARIOS,
-    Scenario,
-)
 from aiops_assets.core.incidents import (
     Change,
     build_incident_report,
     correlation_ranker_baseline,
+)
+from aiops_assets_tests.incident_scenarios import (
+    SCENARIOS,
+    Scenario,
 )
 
 HERE = Path(__file__).resolve().parent

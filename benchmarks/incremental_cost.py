@@ -67,16 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, days_at: list[int], home: Path) -> int:
     import dagster as dg
 
-    from aiops_assets.definitions import (
+    from aiops_assets.reference.definitions import (
         DAILY_JOB,
         TRAINING_ASSETS,
         build_definitions,
         ingest_selection,
         scoring_selection,
     )
-    from aiops_assets.demo import daily_partition_keys, materialize_selection, prepare_instance
+    from aiops_assets.reference.settings import PipelineSettings
     from aiops_assets.resources import close_ledgers
-    from aiops_assets.settings import PipelineSettings
+    from aiops_assets.runner import daily_partition_keys, materialize_selection, prepare_instance
 
     settings = PipelineSettings(start=date(2026, 1, 5), days=args.days, home=home / "aiops")
     quiet: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}

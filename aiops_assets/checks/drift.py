@@ -31,10 +31,10 @@ from aiops_assets.core.drift import (
     slices_markdown,
 )
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.keys import DRIFT_CHECK_NAME
 from aiops_assets.metadata import table_metadata
 from aiops_assets.resources import ArtifactStoreResource
 
-DRIFT_CHECK_NAME = "drift"
 _SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 
 

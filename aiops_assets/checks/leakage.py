@@ -6,17 +6,15 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from aiops_assets.assets.features import FEATURES_KEY
 from aiops_assets.core.features import (
     SERVICE,
     FeatureSetSpec,
     compute_features_by_service,
     probe_point_in_time,
 )
+from aiops_assets.keys import FEATURES_KEY, LEAKAGE_CHECK_NAME
 from aiops_assets.metadata import partition_window
 from aiops_assets.resources import ArtifactStoreResource
-
-LEAKAGE_CHECK_NAME = "point_in_time_correct"
 
 
 def build_leakage_check(

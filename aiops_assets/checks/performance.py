@@ -28,10 +28,10 @@ from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
+from aiops_assets.keys import PERFORMANCE_CHECK_NAME
 from aiops_assets.metadata import float_metrics, latest_materialization_metadata
 from aiops_assets.resources import LedgerResource
 
-PERFORMANCE_CHECK_NAME = "performance"
 # How far back a failure's incident report reads changes and evaluations.
 INCIDENT_HISTORY = timedelta(days=30)
 

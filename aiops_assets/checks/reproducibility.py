@@ -9,9 +9,8 @@ import dagster as dg
 
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.core.reproduce import ReproductionError, run_in_fresh_process
+from aiops_assets.keys import REPRODUCIBLE_CHECK_NAME
 from aiops_assets.resources import ArtifactStoreResource, LedgerResource
-
-REPRODUCIBLE_CHECK_NAME = "reproducible"
 
 
 def build_reproducible_check(

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 
 import dagster as dg
 
-from aiops_assets.assets.drift import build_drift_baseline_asset
-from aiops_assets.checks.drift import DRIFT_CHECK_NAME, build_drift_checks
+from aiops_assets.baselines import build_drift_baseline_asset
+from aiops_assets.checks.drift import build_drift_checks
 from aiops_assets.checks.quality import build_quality_checks
+from aiops_assets.keys import DRIFT_CHECK_NAME
 from aiops_assets.resources import AlertSinkResource, ArtifactRefIOManager, ArtifactStoreResource
 from aiops_assets.sensors.alerts import build_alert_on_check_failure_sensor
 from aiops_assets.sensors.retrain import build_retrain_on_drift_sensor

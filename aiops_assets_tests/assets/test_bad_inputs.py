@@ -24,9 +24,9 @@ import yaml
 
 from aiops_assets.core.quality import list_quarantine
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
-from aiops_assets.definitions import build_definitions
-from aiops_assets.demo import DATA_VERSION_TAG, materialize_selection
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.definitions import build_definitions
+from aiops_assets.reference.settings import PipelineSettings
+from aiops_assets.runner import DATA_VERSION_TAG, materialize_selection
 
 CORPUS = Path(__file__).parents[1] / "data" / "bad_inputs"
 MANIFEST_FILE = "MANIFEST.yaml"

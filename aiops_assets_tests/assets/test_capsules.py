@@ -9,10 +9,10 @@ import dagster as dg
 
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
-from aiops_assets.definitions import build_definitions
-from aiops_assets.demo import materialize_selection
+from aiops_assets.reference.definitions import build_definitions
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.runner import materialize_selection
 
 
 def test_a_changed_seed_gives_a_different_recorded_hash_and_capsule(

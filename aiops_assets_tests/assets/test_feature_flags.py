@@ -17,10 +17,10 @@ from aiops_assets.core.features import FeatureSetSpec, compute_features
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.lifecycle import register_feature_set
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.definitions import build_definitions, ingest_selection
-from aiops_assets.demo import daily_partition_keys, materialize_selection
+from aiops_assets.reference.definitions import build_definitions, ingest_selection
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.runner import daily_partition_keys, materialize_selection
 
 PRODUCTION = FeatureSetSpec()
 SAME_COLUMNS = FeatureSetSpec(version=2, min_periods=6)

@@ -8,12 +8,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from aiops_assets.assets.snapshot import SNAPSHOT_CODE_VERSION
 from aiops_assets.core.quality import list_quarantine
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.definitions import build_definitions
-from aiops_assets.demo import materialize_selection
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.assets.snapshot import SNAPSHOT_CODE_VERSION
+from aiops_assets.reference.definitions import build_definitions
+from aiops_assets.reference.settings import PipelineSettings
+from aiops_assets.runner import materialize_selection
 from aiops_assets_tests.conftest import TEST_DAYS, run_quietly
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aiops_assets.assets.drift import build_drift_baseline_asset
+from aiops_assets.baselines import build_drift_baseline_asset
 from aiops_assets.checks.drift import build_drift_checks
 from aiops_assets.resources import ArtifactRefIOManager, ArtifactStoreResource
 

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aiops_assets.assets.drift import build_drift_baseline_asset
-from aiops_assets.checks.drift import DRIFT_CHECK_NAME, build_drift_checks, drifted_slices
+from aiops_assets.baselines import build_drift_baseline_asset
+from aiops_assets.checks.drift import build_drift_checks, drifted_slices
 from aiops_assets.core.drift import BaselineProfile
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.keys import DRIFT_CHECK_NAME
 from aiops_assets.resources import ArtifactRefIOManager, ArtifactStoreResource
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-03-01", end_date="2026-03-09")

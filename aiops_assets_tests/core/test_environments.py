@@ -16,7 +16,7 @@ from aiops_assets.core.features import FeatureSetSpec
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.lifecycle import register_feature_set, transition
 from aiops_assets.core.policy import AccessPolicy, authorize
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 KEY = b"environments-test-key-" + b"k" * 10
 

@@ -19,7 +19,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiops_assets.core.incident_plot import plot_incident, top_drifted_features
-from aiops_assets.core.incident_scenarios import (
+from aiops_assets.core.incidents import (
+    Change,
+    DriftPoint,
+    IncidentWindow,
+    PerformancePoint,
+    ScoringWeights,
+    build_incident_report,
+    correlation_ranker_baseline,
+    find_incident_window,
+    score_suspects,
+)
+from aiops_assets_tests.incident_scenarios import (
     DAYS,
     FEATURES,
     FIRST_BAD,
@@ -33,17 +44,6 @@ from aiops_assets.core.incident_scenarios import (
     performance,
     promotion,
     routine_data_refreshes,
-)
-from aiops_assets.core.incidents import (
-    Change,
-    DriftPoint,
-    IncidentWindow,
-    PerformancePoint,
-    ScoringWeights,
-    build_incident_report,
-    correlation_ranker_baseline,
-    find_incident_window,
-    score_suspects,
 )
 
 

@@ -18,7 +18,7 @@ from aiops_assets.core.reproduce import (
     run_in_fresh_process,
 )
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 
 @pytest.fixture

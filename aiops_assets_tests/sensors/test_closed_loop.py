@@ -26,14 +26,14 @@ from aiops_assets.cli import main
 from aiops_assets.core.incidents import build_incident_report
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
-from aiops_assets.definitions import (
+from aiops_assets.reference.definitions import (
     FEATURES_DRIFT_CHECK,
     PERFORMANCE_CHECK,
     SCORES_DRIFT_CHECK,
     build_definitions,
 )
-from aiops_assets.demo import DemoResult, run_demo
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.demo import DemoResult, run_demo
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.sensors.webhook import local_webhook
 
 

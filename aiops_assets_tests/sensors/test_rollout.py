@@ -20,16 +20,16 @@ from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
 from aiops_assets.core.store import ArtifactStore
-from aiops_assets.definitions import (
+from aiops_assets.reference.definitions import (
     PERFORMANCE_CHECK,
     TRAINING_ASSETS,
     build_definitions,
     ingest_selection,
     scoring_selection,
 )
-from aiops_assets.demo import daily_partition_keys, materialize_selection
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.runner import daily_partition_keys, materialize_selection
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 PLAN = """

@@ -16,8 +16,8 @@ from playwright.sync_api import Browser, Error, Page, expect, sync_playwright
 
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.telemetry import NullInjection, default_scenario
-from aiops_assets.definitions import build_definitions
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.definitions import build_definitions
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.ui.served_demo import (
     ARTIFACTS,
     CHROMIUM_ARGS,

@@ -7,7 +7,6 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from aiops_assets.assets.snapshot import SNAPSHOT_KEY
 from aiops_assets.core.environments import EnvironmentRefusal
 from aiops_assets.core.features import (
     SERVICE,
@@ -18,6 +17,7 @@ from aiops_assets.core.features import (
 )
 from aiops_assets.core.lifecycle import spec_of
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
 from aiops_assets.metadata import (
     PACKAGES_KEY,
     artifact_metadata,
@@ -34,7 +34,6 @@ from aiops_assets.resources import (
 )
 
 FEATURES_CODE_VERSION = "features-2"
-FEATURES_KEY = dg.AssetKey("features")
 
 # The libraries whose behaviour decides the feature values: an upgrade of one is a change the
 # incident report must be able to name, even though no code or config of ours changed.

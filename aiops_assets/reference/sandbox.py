@@ -11,7 +11,7 @@ the lifecycle (docs/experimentation.md): register, ablate and promote in staging
 No Dagster import: this runs in a plain Python kernel.
 
 Example:
-    >>> from aiops_assets.sandbox import Sandbox  # doctest: +SKIP
+    >>> from aiops_assets.reference.sandbox import Sandbox  # doctest: +SKIP
     >>> sandbox = Sandbox.open(".aiops")  # doctest: +SKIP
     >>> sandbox.days()  # doctest: +SKIP
 """
@@ -51,7 +51,7 @@ from aiops_assets.core.models import (
     train_detector,
 )
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
-from aiops_assets.settings import PipelineSettings
+from aiops_assets.reference.settings import PipelineSettings
 
 SNAPSHOT_ASSET = "telemetry_snapshot"
 FEATURES_ASSET = "features"

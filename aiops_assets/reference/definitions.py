@@ -8,15 +8,26 @@ from typing import Any
 
 import dagster as dg
 
-from aiops_assets.assets import build_reference_assets
-from aiops_assets.assets.features import FEATURES_KEY
-from aiops_assets.checks.drift import DRIFT_CHECK_NAME, build_drift_checks
+from aiops_assets.checks.drift import build_drift_checks
 from aiops_assets.checks.leakage import build_leakage_check
-from aiops_assets.checks.performance import PERFORMANCE_CHECK_NAME, build_performance_check
+from aiops_assets.checks.performance import build_performance_check
 from aiops_assets.checks.quality import build_quality_checks
-from aiops_assets.checks.reproducibility import REPRODUCIBLE_CHECK_NAME, build_reproducible_check
+from aiops_assets.checks.reproducibility import build_reproducible_check
 from aiops_assets.core.features import model_input_columns
 from aiops_assets.core.quality import DEFAULT_FEATURES_SUITE, Severity
+from aiops_assets.keys import (
+    ADOPT_JOB,
+    DAILY_JOB,
+    DRIFT_CHECK_NAME,
+    FEATURES_KEY,
+    PERFORMANCE_CHECK_NAME,
+    REPRODUCIBLE_CHECK_NAME,
+    ROLLBACK_JOB,
+    SCORES_KEY,
+    TRAIN_JOB,
+)
+from aiops_assets.reference.assets import build_reference_assets
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import (
     AccessPolicyResource,
     AlertSinkResource,
@@ -33,7 +44,6 @@ from aiops_assets.sensors import (
     build_rollback_on_regression_sensor,
     build_staged_rollout_sensor,
 )
-from aiops_assets.settings import PipelineSettings
 
 # The pipeline's stages, in the order a first run needs them: daily ingest, then training and the
 # drift baselines (which need some days of features), then daily scoring and drift checks (which
@@ -60,13 +70,8 @@ def without_on_demand_checks(selection: dg.AssetSelection) -> dg.AssetSelection:
 
 
 FEATURES_DRIFT_CHECK = dg.AssetCheckKey(FEATURES_KEY, DRIFT_CHECK_NAME)
-SCORES_KEY = dg.AssetKey("anomaly_scores")
 SCORES_DRIFT_CHECK = dg.AssetCheckKey(SCORES_KEY, DRIFT_CHECK_NAME)
 PERFORMANCE_CHECK = dg.AssetCheckKey(SCORES_KEY, PERFORMANCE_CHECK_NAME)
-DAILY_JOB = "daily_telemetry_job"
-TRAIN_JOB = "train_and_promote_job"
-ROLLBACK_JOB = "rollback_champion_job"
-ADOPT_JOB = "adopt_champion_job"
 
 
 def ingest_selection() -> dg.AssetSelection:

@@ -6,14 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from aiops_assets.assets.drift import (
-    build_anomaly_scores_asset,
-    build_drift_baseline_asset,
-    score_baseline,
-)
-from aiops_assets.assets.features import build_features_asset
-from aiops_assets.assets.models import candidate_model, champion_model, training_set
-from aiops_assets.assets.snapshot import build_snapshot_asset
+from aiops_assets.baselines import build_drift_baseline_asset
+from aiops_assets.reference.assets.drift import build_anomaly_scores_asset, score_baseline
+from aiops_assets.reference.assets.features import build_features_asset
+from aiops_assets.reference.assets.models import candidate_model, champion_model, training_set
+from aiops_assets.reference.assets.snapshot import build_snapshot_asset
 
 
 def build_reference_assets(

@@ -8,7 +8,6 @@ spend most of the demo importing.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,8 +18,6 @@ from typing import Any, TextIO
 import dagster as dg
 import yaml
 
-from aiops_assets.assets.features import FeaturesConfig
-from aiops_assets.assets.models import TrainingSetRunConfig
 from aiops_assets.core.alerts import OutboxSink
 from aiops_assets.core.features import FeatureSetSpec
 from aiops_assets.core.flags import DEFAULT_FLAGS_PATH, apply_flags
@@ -35,25 +32,25 @@ from aiops_assets.core.lifecycle import (
 from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.core.rollout import RolloutPlan
-from aiops_assets.definitions import (
+from aiops_assets.reference.assets.features import FeaturesConfig
+from aiops_assets.reference.assets.models import TrainingSetRunConfig
+from aiops_assets.reference.definitions import (
     INGEST_ASSETS,
     TRAINING_ASSETS,
     build_definitions,
     ingest_selection,
     scoring_selection,
-    without_on_demand_checks,
 )
+from aiops_assets.reference.sandbox import ReadOnlyStore
+from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import LedgerResource, close_ledgers
-from aiops_assets.sandbox import ReadOnlyStore
-from aiops_assets.settings import PipelineSettings
-
-DATA_VERSION_TAG = "dagster/data_version"
-
-# Used only when the working directory has no dagster.yaml of its own (the package run elsewhere).
-MINIMAL_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-
-# The demo prints its own progress and a line per failed check; Dagster's console log would bury them.
-_QUIET_RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+from aiops_assets.runner import (
+    DATA_VERSION_TAG,
+    daily_partition_keys,
+    materialize_selection,
+    quiet,
+    run_failure_message,
+)
 
 
 @dataclass
@@ -83,19 +80,6 @@ class DemoResult:
             "alerts": self.alerts,
             "audit": self.audit,
         }
-
-
-def prepare_instance(dagster_home: Path, template: Path | None = None) -> dg.DagsterInstance:
-    """Open (creating when missing) the project-local instance, seeded from the project's dagster.yaml."""
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    target = dagster_home / "dagster.yaml"
-    source = template if template is not None else Path("dagster.yaml")
-    if source.is_file():
-        if not target.exists() or target.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, target)
-    elif not target.exists():
-        target.write_text(MINIMAL_INSTANCE_YAML)
-    return dg.DagsterInstance.from_config(str(dagster_home))
 
 
 def run_demo(
@@ -280,7 +264,7 @@ class _Steps:
             self.instance,
             selection,
             partition_key=partition_key,
-            run_config=_quiet(run_config),
+            run_config=quiet(run_config),
             tags={"aiops/source": "demo", **(tags or {})},
             raise_on_error=False,
         )
@@ -292,7 +276,7 @@ class _Steps:
             _print(self.progress, f"        {line}")
         if not run.success and not failed_checks:
             # A failure that no check explains is a bug or a broken source, not bad data: stop.
-            raise dg.DagsterError(_run_failure_message(run))
+            raise dg.DagsterError(run_failure_message(run))
         outcome = "done" if run.success else "stopped by a failed blocking check"
         _print(self.progress, f"        {outcome} in {self.clock() - step_started:.1f}s")
 
@@ -405,7 +389,7 @@ class _Loop:
         )
         step_started = self.steps.clock()
         run = job.execute_in_process(
-            run_config=_quiet(request.run_config),
+            run_config=quiet(request.run_config),
             instance=self.instance,
             tags={**request.tags, **run_key_tags, "aiops/source": "demo"},
             raise_on_error=False,
@@ -636,44 +620,6 @@ def _version_label(version: Any) -> str | None:
     return None if version is None else f"v{version.version}"
 
 
-def _quiet(run_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {**_QUIET_RUN_CONFIG, **(run_config or {})}
-
-
-def materialize_selection(
-    definitions: dg.Definitions,
-    instance: dg.DagsterInstance,
-    selection: Sequence[str] | dg.AssetSelection,
-    *,
-    partition_key: str | None = None,
-    run_config: Mapping[str, Any] | None = None,
-    tags: Mapping[str, str] | None = None,
-    raise_on_error: bool = True,
-) -> dg.ExecuteInProcessResult:
-    """One in-process run of some of the definitions' assets, with the definitions' resources."""
-    assets = [
-        definition
-        for definition in [*(definitions.assets or []), *(definitions.asset_checks or [])]
-        if isinstance(definition, dg.AssetsDefinition)
-    ]
-    return dg.materialize(
-        assets,
-        instance=instance,
-        resources=definitions.resources,
-        partition_key=partition_key,
-        # Checks of the selected assets run with them (a blocking one can stop what follows),
-        # except the on-demand ones, which cost a training each.
-        selection=without_on_demand_checks(
-            selection
-            if isinstance(selection, dg.AssetSelection)
-            else dg.AssetSelection.assets(*selection)
-        ),
-        run_config=run_config,
-        tags=tags,
-        raise_on_error=raise_on_error,
-    )
-
-
 def _failure_detail(evaluation: Any) -> str:
     """The failed expectations named in a check's markdown summary, on one line."""
     drifted = evaluation.metadata.get("drifted")
@@ -686,22 +632,6 @@ def _failure_detail(evaluation: Any) -> str:
     slices = str(_metadata_value(evaluation.metadata.get("implicated_slices", "")))
     detail = "; ".join(failed) if failed else summary.splitlines()[0] if summary else ""
     return detail + (f" [slices: {slices}]" if slices else "")
-
-
-def _run_failure_message(run: dg.ExecuteInProcessResult) -> str:
-    for event in run.get_step_failure_events():
-        error = event.step_failure_data.error
-        if error is not None:
-            return f"step {event.step_key} failed: {error.message.strip()}"
-    return f"run {run.run_id} failed"
-
-
-def daily_partition_keys(definitions: dg.Definitions) -> list[str]:
-    graph = definitions.resolve_asset_graph()
-    partitions_def = graph.get(dg.AssetKey(INGEST_ASSETS[0])).partitions_def
-    if partitions_def is None:
-        raise RuntimeError(f"{INGEST_ASSETS[0]} is expected to be partitioned")
-    return list(partitions_def.get_partition_keys())
 
 
 def format_summary(result: DemoResult) -> str:

@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Literal, cast, get_args
 
 from aiops_assets.core.environments import ENV_VAR, Environment, get_environment
+from aiops_assets.core.sources import SOURCE_KINDS, SourceKind
 
 DEFAULT_START = date(2026, 1, 5)
 DEFAULT_DAYS = 14
 DEFAULT_SEED = 20260105
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 # core/ is plain Python, so naming its suite file here keeps settings free of Dagster too.
-DEFAULT_QUALITY_SUITE = Path(__file__).parent / "core" / "suites" / "telemetry.yaml"
-SourceKind = Literal["scenario", "directory", "nab"]
-SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
+DEFAULT_QUALITY_SUITE = Path(__file__).parent.parent / "core" / "suites" / "telemetry.yaml"
 ExecutorKind = Literal["in_process", "multiprocess", "celery"]
 EXECUTOR_KINDS: tuple[ExecutorKind, ...] = get_args(ExecutorKind)
 DEFAULT_CELERY_QUEUE = "dagster"

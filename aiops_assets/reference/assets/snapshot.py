@@ -11,6 +11,7 @@ from aiops_assets.checks.quality import QualityGate
 from aiops_assets.core import telemetry
 from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.keys import SNAPSHOT_KEY
 from aiops_assets.metadata import (
     NULL_FRACTION_PREFIX,
     artifact_metadata,
@@ -22,7 +23,6 @@ from aiops_assets.metadata import (
 from aiops_assets.resources import ArtifactStoreResource, TelemetrySourceResource
 
 SNAPSHOT_CODE_VERSION = "telemetry_snapshot-2"
-SNAPSHOT_KEY = dg.AssetKey("telemetry_snapshot")
 
 # Daily ingest: a day without a new snapshot is worth a warning, two are a failure.
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(

@@ -13,7 +13,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from aiops_assets.assets.features import FEATURES_CODE_VERSION, FEATURES_KEY
 from aiops_assets.capsules import package_version, record_capsule
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.experiments import ExperimentRun, criterion_met
@@ -44,6 +43,7 @@ from aiops_assets.core.registry import (
 )
 from aiops_assets.core.rollout import RolloutError, RolloutPlan, running_rollout, start_rollout
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
+from aiops_assets.keys import FEATURES_KEY, SCORES_KEY
 from aiops_assets.metadata import (
     artifact_metadata,
     config_hash,
@@ -52,6 +52,7 @@ from aiops_assets.metadata import (
     latest_materialization_metadata,
     versioned_output,
 )
+from aiops_assets.reference.assets.features import FEATURES_CODE_VERSION
 from aiops_assets.resources import (
     ALLOW_MISSING_PARTITIONS,
     AccessPolicyResource,
@@ -65,7 +66,6 @@ from aiops_assets.resources import (
 TRAINING_SET_CODE_VERSION = "training_set-2"
 CANDIDATE_MODEL_CODE_VERSION = "candidate_model-2"
 CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
-SCORES_KEY = dg.AssetKey("anomaly_scores")
 # A gate that lost a race with another gate decides again against the new champion; more
 # losses in a row than this mean something keeps moving the champion, which a person should see.
 GATE_ATTEMPTS = 5
