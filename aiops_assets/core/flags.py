@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from aiops_assets.core.yaml_mapping import parse_yaml_mapping
 
 if TYPE_CHECKING:
     from aiops_assets.core.environments import Environment
@@ -113,12 +113,12 @@ class FlagSet:
 
     @classmethod
     def parse(cls, text: str, *, source: str = "<string>") -> FlagSet:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise FlagError(f"flags {source} are not valid YAML: {error}") from error
-        if not isinstance(document, dict):
-            raise FlagError(f"flags {source} must be a mapping with `version` and `flags`")
+        document = parse_yaml_mapping(
+            text,
+            what=f"flags {source}",
+            error=FlagError,
+            expected="a mapping with `version` and `flags`",
+        )
         if document.get("version") != SCHEMA_VERSION:
             raise FlagError(
                 f"flags {source}: `version` must be {SCHEMA_VERSION}, got "

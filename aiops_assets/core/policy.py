@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from aiops_assets.core.environments import EnvironmentRefusal, current_environment
+from aiops_assets.core.yaml_mapping import parse_yaml_mapping
 
 if TYPE_CHECKING:
     from aiops_assets.core.ledger import Ledger
@@ -99,12 +98,12 @@ class AccessPolicy:
 
     @classmethod
     def parse(cls, text: str, *, source: str = "<string>") -> AccessPolicy:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise PolicyError(f"access policy {source} is not valid YAML: {error}") from error
-        if not isinstance(document, dict):
-            raise PolicyError(f"access policy {source} must be a mapping with roles and members")
+        document = parse_yaml_mapping(
+            text,
+            what=f"access policy {source}",
+            error=PolicyError,
+            expected="a mapping with roles and members",
+        )
         raw_roles = document.get("roles")
         if not isinstance(raw_roles, dict) or not raw_roles:
             raise PolicyError(f"access policy {source}: `roles` must map role names to actions")

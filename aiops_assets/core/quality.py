@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
+from aiops_assets.core.yaml_mapping import parse_yaml_mapping
 
 SUITES_DIR = Path(__file__).parent / "suites"
 DEFAULT_TELEMETRY_SUITE = SUITES_DIR / "telemetry.yaml"
@@ -110,12 +110,12 @@ def load_suite(
         raw_bytes = suite_path.read_bytes()
     except OSError as error:
         raise SuiteFormatError(f"cannot read suite file {suite_path}: {error}") from error
-    try:
-        document = yaml.safe_load(raw_bytes)
-    except yaml.YAMLError as error:
-        raise SuiteFormatError(f"{suite_path}: not valid YAML: {error}") from error
-    if not isinstance(document, dict):
-        raise SuiteFormatError(f"{suite_path}: expected a mapping with name, version, expectations")
+    document = parse_yaml_mapping(
+        raw_bytes,
+        what=f"suite file {suite_path}",
+        error=SuiteFormatError,
+        expected="a mapping with name, version, expectations",
+    )
     for key in ("name", "version", "expectations"):
         if key not in document:
             raise SuiteFormatError(f"{suite_path}: missing top-level key {key!r}")

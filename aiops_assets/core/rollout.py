@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aiops_assets.core.experiments import criterion_met, parse_criterion
 from aiops_assets.core.flags import bucket
 from aiops_assets.core.ledger import Ledger, Rollout
+from aiops_assets.core.yaml_mapping import read_yaml_mapping
 
 CHAMPION = "champion"
 DEFAULT_PLAN_PATH = Path(__file__).with_name("rollout_plan.yaml")
@@ -78,14 +77,12 @@ class RolloutPlan:
     def load(cls, path: str | Path | None = None) -> RolloutPlan:
         """A plan from YAML; ``None`` or an empty path reads the packaged default plan."""
         source = Path(path) if path else DEFAULT_PLAN_PATH
-        try:
-            data = yaml.safe_load(source.read_text())
-        except OSError as error:
-            raise RolloutError(f"cannot read the rollout plan {source}: {error}") from error
-        except yaml.YAMLError as error:
-            raise RolloutError(f"{source} is not valid YAML: {error}") from error
-        if not isinstance(data, Mapping):
-            raise RolloutError(f"{source} must hold a mapping with 'stages' and 'check'")
+        data = read_yaml_mapping(
+            source,
+            what=f"the rollout plan {source}",
+            error=RolloutError,
+            expected="a mapping with 'stages' and 'check'",
+        )
         try:
             return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as error:
