@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -218,14 +217,6 @@ def evaluate_detector(detector: AnomalyDetector, frame: pd.DataFrame) -> dict[st
         "false_alarm_rate": float(predicted[labels == 0].mean()) if (labels == 0).any() else 0.0,
         "positive_rate": float(labels.mean()),
         "rows": float(len(frame)),
-    }
-
-
-def detector_summary(detector: AnomalyDetector) -> dict[str, Any]:
-    return {
-        "threshold": detector.threshold,
-        "n_features": len(detector.feature_columns),
-        "config": asdict(detector.config),
     }
 
 

@@ -1,0 +1,74 @@
+"""Telemetry sources and the frame contract they all return.
+
+- :mod:`~aiops_assets.core.telemetry.contract`: the telemetry frame (columns, dtypes, order), its
+  validation and canonicalization, and :class:`TelemetryFormatError`;
+- :mod:`~aiops_assets.core.telemetry.files`: a directory of CSV/Parquet exports, read as recorded;
+- :mod:`~aiops_assets.core.telemetry.nab`: the Numenta Anomaly Benchmark corpus;
+- :mod:`~aiops_assets.core.telemetry.scenario`: the seeded scenario generator.
+
+Everything is re-exported here: callers import from ``aiops_assets.core.telemetry`` and need not
+know which module a name lives in.
+"""
+
+from aiops_assets.core.telemetry.contract import (
+    GENERATED_METRICS,
+    LABEL,
+    MAX_REPORTED_ROWS,
+    SERVICE,
+    TIMESTAMP,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    RowDescriber,
+    TelemetryFormatError,
+    apply_unit_scale,
+    canonical_telemetry,
+    metric_columns,
+    naive_utc,
+)
+from aiops_assets.core.telemetry.files import load_directory
+from aiops_assets.core.telemetry.nab import clock_repeats, load_nab, read_nab_windows
+from aiops_assets.core.telemetry.scenario import (
+    DEFAULT_SERVICES,
+    ConfigChange,
+    NullInjection,
+    Scenario,
+    ScenarioEvent,
+    SlowDrift,
+    default_scenario,
+    generate,
+    generate_day,
+)
+
+# Decodes one stored event; the incident rehearsals build scenarios from event dicts with it.
+from aiops_assets.core.telemetry.scenario import _event_from_dict as _event_from_dict
+
+__all__ = [
+    "DEFAULT_SERVICES",
+    "GENERATED_METRICS",
+    "LABEL",
+    "MAX_REPORTED_ROWS",
+    "SERVICE",
+    "TIMESTAMP",
+    "BoolArray",
+    "ConfigChange",
+    "FloatArray",
+    "IntArray",
+    "NullInjection",
+    "RowDescriber",
+    "Scenario",
+    "ScenarioEvent",
+    "SlowDrift",
+    "TelemetryFormatError",
+    "apply_unit_scale",
+    "canonical_telemetry",
+    "clock_repeats",
+    "default_scenario",
+    "generate",
+    "generate_day",
+    "load_directory",
+    "load_nab",
+    "metric_columns",
+    "naive_utc",
+    "read_nab_windows",
+]
