@@ -29,9 +29,7 @@ from aiops_assets.core.ledger import (
 from aiops_assets_tests.core.test_ledger import _raw
 
 # Opening a ledger migrates it to the newest revision the package ships, whatever that is now.
-HEAD_REVISION = ScriptDirectory(
-    str(Path(ledger_module.__file__).parent / "ledger_migrations")
-).get_current_head()
+HEAD_REVISION = ScriptDirectory(str(ledger_module.MIGRATIONS_DIR)).get_current_head()
 
 KEY = b"test-audit-key-" + b"c" * 17
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
