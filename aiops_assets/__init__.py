@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from aiops_assets.checks.performance import build_performance_check
     from aiops_assets.checks.quality import build_quality_checks
     from aiops_assets.components.monitoring import AiopsMonitoring
+    from aiops_assets.io import ArtifactRefIOManager
     from aiops_assets.resources import (
         AlertSinkResource,
-        ArtifactRefIOManager,
         ArtifactStoreResource,
         LedgerResource,
     )
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 _SOURCES = {
     "AiopsMonitoring": "aiops_assets.components.monitoring",
     "AlertSinkResource": "aiops_assets.resources",
-    "ArtifactRefIOManager": "aiops_assets.resources",
+    "ArtifactRefIOManager": "aiops_assets.io",
     "ArtifactStoreResource": "aiops_assets.resources",
     "LedgerResource": "aiops_assets.resources",
     "build_alert_on_check_failure_sensor": "aiops_assets.sensors.alerts",

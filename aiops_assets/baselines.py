@@ -13,8 +13,9 @@ from aiops_assets.core.drift import BaselineProfile, build_profile, calibrate
 from aiops_assets.core.features import KEY_COLUMNS, LABEL
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.core.telemetry import SERVICE
+from aiops_assets.io import ALLOW_MISSING_PARTITIONS
 from aiops_assets.metadata import artifact_metadata, versioned_output
-from aiops_assets.resources import ALLOW_MISSING_PARTITIONS, ArtifactStoreResource
+from aiops_assets.resources import ArtifactStoreResource
 
 PROFILE_MEDIA_TYPE = "application/x-aiops-drift-profile"
 BASELINE_CODE_VERSION = "drift_baseline-2"  # 2: per-service slice profiles
@@ -108,31 +109,12 @@ def build_drift_baseline_asset(
         artifact_store: ArtifactStoreResource,
         source: dict[str, pd.DataFrame],
     ) -> dg.Output[ArtifactRef]:
-        keys = sorted(source)[: config.reference_partitions]
-        if len(keys) < min(2, config.reference_partitions):
-            raise dg.Failure(
-                description=(
-                    f"the drift baseline needs {config.reference_partitions} partitions of "
-                    f"{source_name}; only {keys} have a current version"
-                )
-            )
+        keys = _reference_keys(source, config.reference_partitions, source_name)
         chunks = [source[key] for key in keys]
         reference = pd.concat(chunks, ignore_index=True)
-        present_labels = [label for label in labels if label in reference]
-        numeric = [
-            str(column)
-            for column in reference.columns
-            if column not in (*exclude, *present_labels)
-            and pd.api.types.is_numeric_dtype(reference[column])
-        ]
-        sliced_by = slice_by if slice_by in reference else None
-        if slice_by is not None and sliced_by is None and slice_by != SERVICE:
-            raise dg.Failure(
-                description=f"cannot slice the drift baseline by {slice_by!r}: {source_name} has "
-                f"no such column (it has {[str(column) for column in reference.columns]})"
-            )
-        # The slice column names the slice; as a feature it would be constant within each.
-        numeric = [column for column in numeric if column != sliced_by]
+        numeric, present_labels, sliced_by = _profiled_columns(
+            reference, exclude, labels, slice_by, source_name
+        )
         profile = build_profile(
             reference, numeric=numeric, labels=present_labels, slice_by=sliced_by
         )
@@ -158,3 +140,41 @@ def build_drift_baseline_asset(
         )
 
     return drift_baseline
+
+
+def _reference_keys(source: dict[str, pd.DataFrame], wanted: int, source_name: str) -> list[str]:
+    """The first ``wanted`` partitions that have a value; fewer than two calibrate nothing."""
+    keys = sorted(source)[:wanted]
+    if len(keys) < min(2, wanted):
+        raise dg.Failure(
+            description=(
+                f"the drift baseline needs {wanted} partitions of "
+                f"{source_name}; only {keys} have a current version"
+            )
+        )
+    return keys
+
+
+def _profiled_columns(
+    reference: pd.DataFrame,
+    exclude: Sequence[str],
+    labels: Sequence[str],
+    slice_by: str | None,
+    source_name: str,
+) -> tuple[list[str], list[str], str | None]:
+    """The numeric features, the labels present and the slice column of the reference."""
+    present_labels = [label for label in labels if label in reference]
+    numeric = [
+        str(column)
+        for column in reference.columns
+        if column not in (*exclude, *present_labels)
+        and pd.api.types.is_numeric_dtype(reference[column])
+    ]
+    sliced_by = slice_by if slice_by in reference else None
+    if slice_by is not None and sliced_by is None and slice_by != SERVICE:
+        raise dg.Failure(
+            description=f"cannot slice the drift baseline by {slice_by!r}: {source_name} has "
+            f"no such column (it has {[str(column) for column in reference.columns]})"
+        )
+    # The slice column names the slice; as a feature it would be constant within each.
+    return [column for column in numeric if column != sliced_by], present_labels, sliced_by

@@ -1,21 +1,17 @@
-"""Dagster resources that wrap ``core/``: artifact store and IO manager, telemetry source, ledger,
-access policy and alert sink.
+"""Dagster resources that wrap ``core/``: artifact store, telemetry source, ledger, feature flags,
+access policy and alert sink (the IO manager lives in :mod:`aiops_assets.io`).
 
-Assets hand each other :class:`~aiops_assets.core.store.ArtifactRef` pointers, never raw objects.
-The asset writes its artifact into the content-addressed store itself, because only then does it
-know the SHA-256 that becomes its Dagster data version at the moment it yields the output. The IO
-manager then only moves the asset's named ref and, downstream, loads and verifies the object.
+A resource that can hold a secret (a ledger URL with its password, a webhook URL) takes it by
+name, ``dg.EnvVar("...")``, so the UI's resource config shows the variable, never the value.
 """
 
 import functools
 import json
 import logging
 import os
-import typing
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -36,15 +32,7 @@ from aiops_assets.core.ledger import AUDIT_KEY_ENV, FeatureSetRecord, Ledger
 from aiops_assets.core.policy import AccessPolicy
 from aiops_assets.core.sources import SourceKind
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
-
-# Input metadata: the asset can do without some upstream partitions (history, or a training window
-# with a quarantined day); those partitions are left out of the dict it receives.
-ALLOW_MISSING_PARTITIONS = "aiops/allow_missing_partitions"
-
-
-def asset_ref_name(asset_key: dg.AssetKey, partition_key: str | None) -> str:
-    """The store ref that holds an asset partition's current artifact."""
-    return "/".join(["assets", *asset_key.path, partition_key or "_"])
+from aiops_assets.io import asset_ref_name
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
@@ -69,86 +57,6 @@ class ArtifactStoreResource(dg.ConfigurableResource):
         self, asset_key: dg.AssetKey, partition_key: str | None = None
     ) -> ArtifactRef | None:
         return self.get_store().get_ref(asset_ref_name(asset_key, partition_key))
-
-
-class ArtifactRefIOManager(dg.ConfigurableIOManager):
-    """Persists an asset's :class:`ArtifactRef` and loads the referenced object, verified.
-
-    An input annotated ``ArtifactRef`` (or ``dict[str, ArtifactRef]``) receives the refs themselves,
-    for assets that need the upstream hash (to record it) or want to stream the object. Any other
-    input receives the decoded object (a DataFrame for Parquet). A partitioned upstream always
-    arrives as a dict keyed by partition, even when the mapping selects one partition, so asset
-    code does not need to special-case the first partition of a range. An input whose metadata
-    sets ``ALLOW_MISSING_PARTITIONS`` receives only the partitions that have a current version.
-    Drift baselines are stored through it under the resource key ``artifact_io_manager``.
-
-    Attributes:
-        root: The same store root as the ``artifact_store`` resource.
-
-    Example:
-        >>> dg.Definitions(  # doctest: +SKIP
-        ...     assets=[baseline],
-        ...     resources={"artifact_io_manager": ArtifactRefIOManager(root=".aiops/store")},
-        ... )
-    """
-
-    root: str
-
-    def get_store(self) -> ArtifactStore:
-        # A plain root rather than a nested ArtifactStoreResource: nesting makes Dagster 1.13 call
-        # a deprecated API internally on every run, and both resources are built from one setting.
-        return ArtifactStore(self.root)
-
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        if not isinstance(obj, ArtifactRef):
-            raise TypeError(
-                f"asset {context.asset_key.to_user_string()} returned {type(obj).__name__}; assets "
-                "using the artifact IO manager must store their artifact and return its ArtifactRef"
-            )
-        partition_key = context.partition_key if context.has_partition_key else None
-        self.get_store().set_ref(asset_ref_name(context.asset_key, partition_key), obj)
-
-    def load_input(self, context: dg.InputContext) -> Any:
-        store = self.get_store()
-        wants_refs = _wants_refs(context)
-        asset_key = context.asset_key
-
-        def missing(partition_key: str | None) -> dg.Failure:
-            where = f"{asset_key.to_user_string()}" + (
-                f"[{partition_key}]" if partition_key else ""
-            )
-            return dg.Failure(
-                description=(
-                    f"{where} has no current version in the artifact store at {store.root} (never "
-                    "materialized, or quarantined by its quality checks); materialize it first"
-                )
-            )
-
-        if not context.has_asset_partitions:
-            ref = store.get_ref(asset_ref_name(asset_key, None))
-            if ref is None:
-                raise missing(None)
-            return ref if wants_refs else store.load(ref)
-
-        allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING_PARTITIONS))
-        loaded: dict[str, Any] = {}
-        for partition_key in context.asset_partition_keys:
-            ref = store.get_ref(asset_ref_name(asset_key, partition_key))
-            if ref is None:
-                if not allow_missing:
-                    raise missing(partition_key)
-                context.log.warning(
-                    f"{asset_key.to_user_string()}[{partition_key}] has no current version; "
-                    "continuing without it"
-                )
-                continue
-            loaded[partition_key] = ref if wants_refs else store.load(ref)
-        return loaded
-
-
-def _wants_refs(context: dg.InputContext) -> bool:
-    typing_type = context.dagster_type.typing_type
-    return typing_type is ArtifactRef or ArtifactRef in typing.get_args(typing_type)
 
 
 class TelemetrySourceResource(dg.ConfigurableResource):
@@ -219,12 +127,19 @@ def close_ledgers() -> None:
 _OPENED: list[Ledger] = []
 
 
+def secret_value(value: str) -> str:
+    """The value of a field that may hold ``dg.EnvVar``: Dagster resolves it for a run or a
+    tick, but a resource used directly (a script, a notebook) still holds the variable's name."""
+    return (value.get_value() or "") if isinstance(value, dg.EnvVar) else value
+
+
 class LedgerResource(dg.ConfigurableResource):
     """The model registry and tamper-evident audit log (``core/ledger.py``).
 
     Attributes:
         url: A SQLAlchemy URL: SQLite by default, PostgreSQL (``postgresql+psycopg2://...``) in a
-            cluster.
+            cluster. A URL with a password goes by name, ``dg.EnvVar("AIOPS_LEDGER_URL")``, so
+            the UI shows the variable and not the password.
         key_file: Where the audit HMAC key lives when ``AIOPS_AUDIT_KEY`` is not set (created on
             first use); empty requires the environment variable, as a shared deployment should.
 
@@ -237,7 +152,9 @@ class LedgerResource(dg.ConfigurableResource):
     key_file: str = ""
 
     def get_ledger(self) -> Ledger:
-        return _open_ledger(self.url, self.key_file or None, os.environ.get(AUDIT_KEY_ENV))
+        return _open_ledger(
+            secret_value(self.url), self.key_file or None, os.environ.get(AUDIT_KEY_ENV)
+        )
 
 
 class PromotionGateResource(dg.ConfigurableResource):
@@ -274,7 +191,8 @@ class AlertSinkResource(dg.ConfigurableResource):
     """Where alerts go: a Slack-compatible webhook, or a JSON-lines outbox file by default.
 
     Attributes:
-        webhook_url: ``http(s)://`` URL; empty writes to ``outbox_path``.
+        webhook_url: ``http(s)://`` URL; empty writes to ``outbox_path``. A webhook URL is a
+            credential (whoever has it can post): pass it as ``dg.EnvVar``.
         outbox_path: The JSON-lines file alerts go to when no webhook is configured, and the
             journal of every alert delivered when one is.
         ui_url: Base URL of the Dagster UI, for the run link in each alert.
@@ -294,14 +212,15 @@ class AlertSinkResource(dg.ConfigurableResource):
     backoff_seconds: float = 0.5
 
     def get_sink(self) -> AlertSink:
-        if self.webhook_url.startswith(("http://", "https://")):
+        webhook_url = secret_value(self.webhook_url)
+        if webhook_url.startswith(("http://", "https://")):
             webhook = WebhookSink(
-                self.webhook_url,
+                webhook_url,
                 max_attempts=self.max_attempts,
                 backoff_seconds=self.backoff_seconds,
             )
             return JournaledSink(webhook, OutboxSink(Path(self.outbox_path)))
-        return sink_from_url(self.webhook_url or None, outbox=Path(self.outbox_path))
+        return sink_from_url(webhook_url or None, outbox=Path(self.outbox_path))
 
     def run_url(self, run_id: str | None) -> str | None:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}" if run_id else None
@@ -343,7 +262,8 @@ class FeatureFlagsResource(dg.ConfigurableResource):
     feature set even if the ledger was edited around ``aiops flags set``.
 
     Attributes:
-        ledger_url: The ledger that holds the flag versions (the registry's ledger).
+        ledger_url: The ledger that holds the flag versions (the registry's ledger); like
+            :class:`LedgerResource`'s ``url``, a URL with a password goes as ``dg.EnvVar``.
         key_file: The audit key file when ``AIOPS_AUDIT_KEY`` is not set.
         default_path: The flags used before any change is recorded; empty for the packaged file.
         environment: ``dev``, ``staging``, ``prod`` or ``sandbox`` (``AIOPS_ENV``).
@@ -355,7 +275,9 @@ class FeatureFlagsResource(dg.ConfigurableResource):
     environment: str = "dev"
 
     def _ledger(self) -> Ledger:
-        return _open_ledger(self.ledger_url, self.key_file or None, os.environ.get(AUDIT_KEY_ENV))
+        return _open_ledger(
+            secret_value(self.ledger_url), self.key_file or None, os.environ.get(AUDIT_KEY_ENV)
+        )
 
     def get_flags(self) -> FlagSet:
         return current_flags(self._ledger(), default_path=self.default_path or None)

@@ -412,18 +412,20 @@ def collect_breakdown(
 ) -> dict[str, float]:
     """Where ``collect_changes`` spends its time, one run: its steps replayed one by one.
 
-    Uses the module's private reader (this is a profile, not an API): per ancestor asset the
+    Uses the change log's private reader (this is a profile, not an API): per ancestor asset the
     windowed materialization read, per check the policy-hash walk, and the ledger's alias
     history.
     """
     from aiops_assets import changelog
+    from aiops_assets.changelog.changes import _alias_changes
+    from aiops_assets.changelog.collect import _ChangeReader
 
     parts: dict[str, float] = {}
     began = time.perf_counter()
     distances = changelog.upstream_distances(definitions, changelog.MODEL_ASSET)
     graph = definitions.resolve_asset_graph()
     parts["graph + distances"] = time.perf_counter() - began
-    reader = changelog._ChangeReader(instance, ledger, graph, distances, since, None)
+    reader = _ChangeReader(instance, ledger, graph, distances, since, None)
     for asset_key in distances:
         began = time.perf_counter()
         reader.asset_changes(asset_key)
@@ -434,7 +436,7 @@ def collect_breakdown(
             reader.policy_changes(check_key)
             parts[f"policy_changes {check_key.to_user_string()}"] = time.perf_counter() - began
     began = time.perf_counter()
-    changelog._alias_changes(ledger, MODEL, since, None)
+    _alias_changes(ledger, MODEL, since, None)
     parts["alias_changes (ledger.alias_history)"] = time.perf_counter() - began
     return parts
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from aiops_assets.checks.quality import partition_frame
+from aiops_assets.check_history import check_execution_page, check_execution_pages, evaluation_of
 from aiops_assets.core.drift import (
     VERDICTS,
     BaselineProfile,
@@ -31,6 +31,7 @@ from aiops_assets.core.drift import (
     slices_markdown,
 )
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.io import partition_frame
 from aiops_assets.keys import DRIFT_CHECK_NAME
 from aiops_assets.metadata import table_metadata
 from aiops_assets.resources import ArtifactStoreResource
@@ -245,17 +246,13 @@ def _previous_verdicts(
         return [], []
     latest: dict[str, dict[str, str]] = {}
     latest_slices: dict[str, dict[str, dict[str, str]]] = {}
-    records = context.instance.event_log_storage.get_asset_check_execution_history(
-        check_key, limit=max(50, 4 * count)
-    )
+    records = check_execution_page(context.instance, check_key, limit=max(50, 4 * count))
     for record in records:  # newest first
         partition = getattr(record, "partition", None)
         if partition not in wanted or partition in latest or record.event is None:
             continue
-        evaluation = (
-            record.event.dagster_event.event_specific_data if record.event.dagster_event else None
-        )
-        metadata = getattr(evaluation, "metadata", {}) if evaluation else {}
+        evaluation = evaluation_of(record)
+        metadata = evaluation.metadata if evaluation is not None else {}
         verdicts = metadata.get("feature_verdicts")
         if verdicts is not None:
             latest[partition] = dict(verdicts.value)
@@ -285,18 +282,11 @@ def _latest_evaluation_metadata(
     page: int = 100,
 ) -> Mapping[str, Any]:
     """The metadata of the latest evaluation of one partition (newest first, paged; stops there)."""
-    cursor: int | None = None
-    while True:
-        records = instance.event_log_storage.get_asset_check_execution_history(
-            check_key, limit=page, cursor=cursor
-        )
+    for records in check_execution_pages(instance, check_key, page_size=page):
         for record in records:
-            if getattr(record, "partition", None) != partition or record.event is None:
+            if getattr(record, "partition", None) != partition:
                 continue
-            event = record.event.dagster_event
-            metadata = getattr(event.event_specific_data, "metadata", None) if event else None
-            if metadata is not None:  # planned or raised: no evaluation; an older one may count
-                return dict(metadata)
-        if len(records) < page:
-            return {}
-        cursor = records[-1].id
+            evaluation = evaluation_of(record)
+            if evaluation is not None:  # planned or raised: no evaluation; an older one may count
+                return dict(evaluation.metadata)
+    return {}

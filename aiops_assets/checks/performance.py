@@ -10,7 +10,8 @@ also recorded against the model version in the ledger: that record is what makes
 
 import base64
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,20 +21,38 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
 from aiops_assets.checks.drift import drifted_slices
-from aiops_assets.checks.quality import partition_frame
 from aiops_assets.core.features import LABEL, SERVICE
-from aiops_assets.core.incident_plot import render_incident_png
+from aiops_assets.core.incident_plot import PlotsUnavailable, render_incident_png
 from aiops_assets.core.incidents import PerformancePoint, asset_links, build_incident_report
-from aiops_assets.core.ledger import Ledger
+from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
+from aiops_assets.io import partition_frame
 from aiops_assets.keys import PERFORMANCE_CHECK_NAME
 from aiops_assets.metadata import float_metrics, latest_materialization_metadata
 from aiops_assets.resources import LedgerResource
 
 # How far back a failure's incident report reads changes and evaluations.
 INCIDENT_HISTORY = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class PerformanceLimits:
+    """How far a version may fall from its holdout before the check fails."""
+
+    f1_tolerance: float
+    false_alarm_tolerance: float
+    false_alarm_budget: float
+    min_positives: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.f1_tolerance <= 1 or not 0 <= self.false_alarm_tolerance <= 1:
+            raise ValueError("tolerances are differences of rates and must lie in [0, 1]")
+        if not 0 < self.false_alarm_budget <= 1:
+            raise ValueError(
+                f"false_alarm_budget is a rate in (0, 1], got {self.false_alarm_budget}"
+            )
 
 
 def build_performance_check(
@@ -45,7 +64,7 @@ def build_performance_check(
     false_alarm_budget: float = 0.05,
     min_positives: int = 5,
     name: str = PERFORMANCE_CHECK_NAME,
-    incident_definitions: Callable[[], dg.Definitions | None] | None = None,
+    incident_lineage: dg.Definitions | None = None,
     drift_checks: Sequence[dg.AssetCheckKey] = (),
 ) -> dg.AssetChecksDefinition:
     """An ERROR check per partition of ``scores_asset``: whether the serving model regressed.
@@ -54,14 +73,16 @@ def build_performance_check(
     its materialization must carry ``model_sha256`` metadata naming the registered version that
     produced it. It fails when the day's false-alarm rate exceeds the version's holdout rate by
     more than ``false_alarm_tolerance`` or the absolute ``false_alarm_budget`` (the share of normal
-    rows an on-call team accepts being paged for, whatever the model promised), or, on a day with at least ``min_positives`` labeled
-    anomalies, when F1 falls more than ``f1_tolerance`` below the holdout F1. The check does not
-    block: a regression is a reason to roll back (``rollback_on_regression``), not to stop scoring.
+    rows an on-call team accepts being paged for, whatever the model promised), or, on a day with
+    at least ``min_positives`` labeled anomalies, when F1 falls more than ``f1_tolerance`` below
+    the holdout F1. The check does not block: a regression is a reason to roll back
+    (``rollback_on_regression``), not to stop scoring.
 
-    With ``incident_definitions`` (a callable returning the code location's definitions, needed
-    for the lineage), a failure also carries an ``incident_report``: the changes upstream of the
-    model before this evaluation, ranked as likely causes (``core/incidents.py``), so the person
-    paged by the failure sees "what changed?" on the same page.
+    With ``incident_lineage`` (definitions holding the assets upstream of the scores and their
+    checks), a failure also carries an ``incident_report``: the changes upstream of the model
+    before this evaluation, ranked as likely causes (``core/incidents.py``), so the person paged
+    by the failure sees "what changed?" on the same page. The lineage is given when the check is
+    built because a run sees only the part of the graph it selected.
 
     Args:
         scores_asset: The asset holding the served model's alerts and the labels.
@@ -71,8 +92,8 @@ def build_performance_check(
         false_alarm_budget: The absolute false-alarm rate the on-call team accepts.
         min_positives: Labeled anomalies a day needs before its F1 is judged at all.
         name: The check's name.
-        incident_definitions: Returns the code location's definitions, for the incident report's
-            lineage; None leaves failures without a report.
+        incident_lineage: The definitions whose lineage the incident report walks (every asset
+            and check but this one will do); None leaves failures without a report.
         drift_checks: The drift checks whose history the incident report correlates.
 
     Example:
@@ -80,10 +101,12 @@ def build_performance_check(
         ...     anomaly_scores, model_name="anomaly_detector", false_alarm_budget=0.02
         ... )
     """
-    if not 0 <= f1_tolerance <= 1 or not 0 <= false_alarm_tolerance <= 1:
-        raise ValueError("tolerances are differences of rates and must lie in [0, 1]")
-    if not 0 < false_alarm_budget <= 1:
-        raise ValueError(f"false_alarm_budget is a rate in (0, 1], got {false_alarm_budget}")
+    limits = PerformanceLimits(
+        f1_tolerance, false_alarm_tolerance, false_alarm_budget, min_positives
+    )
+    judge = _PerformanceJudge(
+        scores_asset.key, model_name, name, limits, incident_lineage, tuple(drift_checks)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
 
@@ -100,148 +123,236 @@ def build_performance_check(
         def performance_check(
             context: dg.AssetCheckExecutionContext, ledger: LedgerResource, frame: Any
         ) -> dg.AssetCheckResult:
-            day_scores = partition_frame(frame, context, purpose="performance checks")
-            partition = context.partition_key if context.has_partition_key else None
-            facts = latest_materialization_metadata(context.instance, scores_asset.key, partition)
-            registry = ledger.get_ledger()
-            sha256 = str(facts.get("model_sha256", ""))
-            version = registry.find_version(model_name, sha256) if sha256 else None
-            if version is None:
-                raise dg.Failure(
-                    description=(
-                        f"{scores_asset.key.to_user_string()}[{partition}] was produced by model "
-                        f"{sha256[:12] or '(unrecorded)'}, which the ledger does not know; cannot "
-                        "judge its performance"
-                    )
-                )
-            # The champion answers for its own rows; a staged rollout's slice is measured apart
-            # (the rollout sensor judges it), so a bad canary halts its rollout instead of rolling
-            # back a champion that did nothing wrong.
-            scores, rollout_metadata = _split_rollout(
-                day_scores, facts, version.version, min_positives
-            )
-            if len(scores) == 0:
-                # The last stage of a rollout: the new version scored every service, so the
-                # champion has nothing to answer for; the slice's numbers are still reported.
-                return dg.AssetCheckResult(
-                    passed=True,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        **rollout_metadata,
-                        "model_version": dg.MetadataValue.int(version.version),
-                        "model_sha256": dg.MetadataValue.text(version.sha256),
-                        "summary": dg.MetadataValue.md(
-                            f"**{model_name} v{version.version}** scored no rows of "
-                            f"{partition or 'this data'}: a staged rollout's version served "
-                            "every service; its slice is judged by the rollout."
-                        ),
-                        "rows": dg.MetadataValue.int(0),
-                    },
-                )
-            labels = scores[LABEL].to_numpy().astype("int8")
-            alerts = scores[ALERT].to_numpy().astype("int8")
-            normal = labels == 0
-            observed = _measure(labels, alerts, min_positives)
-            reference_far = float(version.metrics.get("false_alarm_rate", 0.0))
-            reasons: list[str] = []
-            if observed["false_alarm_rate"] > reference_far + false_alarm_tolerance:
-                reasons.append(
-                    f"false-alarm rate {observed['false_alarm_rate']:.4f} exceeds the holdout's "
-                    f"{reference_far:.4f} by more than {false_alarm_tolerance}"
-                )
-            if observed["false_alarm_rate"] > false_alarm_budget:
-                reasons.append(
-                    f"false-alarm rate {observed['false_alarm_rate']:.4f} exceeds the budget "
-                    f"{false_alarm_budget}"
-                )
-            slices = _service_slices(scores, alerts, labels, normal)
-            far_limit = min(reference_far + false_alarm_tolerance, false_alarm_budget)
-            # Averaged over every service, one service paging all night can hide; judged alone,
-            # its false-alarm rate meets the same tolerance and budget as the whole.
-            implicated = sorted(service for service, far in slices.items() if far > far_limit)
-            for service in implicated:
-                far = slices[service]
-                reasons.append(
-                    f"{SERVICE}={service}: false-alarm rate {far:.4f} exceeds "
-                    f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
-                    f"{false_alarm_tolerance}, at most the budget {false_alarm_budget})"
-                )
-            judged_f1 = "f1" in observed
-            if judged_f1:
-                reference_f1 = float(version.metrics.get("f1", 0.0))
-                if observed["f1"] < reference_f1 - f1_tolerance:
-                    reasons.append(
-                        f"F1 {observed['f1']:.3f} is more than {f1_tolerance} below the holdout's "
-                        f"{reference_f1:.3f}"
-                    )
-            passed = not reasons
-            registry.record_check(
-                model_name,
-                version.version,
-                name,
-                passed=passed,
-                partition=partition,
-                severity="ERROR",
-                metrics=observed,
-                run_id=context.run.run_id,
-            )
-            verdict = "no regression" if passed else "; ".join(reasons)
-            summary = (
-                f"**{model_name} v{version.version}** on {partition or 'this data'}: {verdict}.\n\n"
-                f"- false-alarm rate {observed['false_alarm_rate']:.4f} (holdout {reference_far:.4f}, "
-                f"budget {false_alarm_budget})\n"
-                + (
-                    f"- F1 {observed['f1']:.3f} (holdout {float(version.metrics.get('f1', 0)):.3f}),"
-                    f" {int(labels.sum())} labeled anomalous rows\n"
-                    if judged_f1
-                    else f"- F1 not judged: {int(labels.sum())} labeled anomalous rows "
-                    f"(< {min_positives})\n"
-                )
-            )
-            incident: dict[str, dg.MetadataValue] = {}
-            if not passed and incident_definitions is not None:
-                incident = _incident_metadata(
-                    context,
-                    registry,
-                    incident_definitions(),
-                    scores_asset.key,
-                    model_name,
-                    PerformancePoint(
-                        partition=partition or "",
-                        at=datetime.now(UTC),
-                        passed=False,
-                        metrics=observed,
-                        model_version=version.version,
-                    ),
-                    drift_checks,
-                    implicated=[f"{SERVICE}={service}" for service in implicated],
-                )
-            slice_metadata: dict[str, dg.MetadataValue] = {
-                f"false_alarm_rate/{SERVICE}={service}": dg.MetadataValue.float(far)
-                for service, far in sorted(slices.items())
-            }
-            if implicated:
-                slice_metadata["implicated_slices"] = dg.MetadataValue.text(
-                    ", ".join(f"{SERVICE}={service}" for service in implicated)
-                )
-            return dg.AssetCheckResult(
-                passed=passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    **incident,
-                    **slice_metadata,
-                    **float_metrics(observed),
-                    "model_version": dg.MetadataValue.int(version.version),
-                    "model_sha256": dg.MetadataValue.text(version.sha256),
-                    "holdout_false_alarm_rate": dg.MetadataValue.float(reference_far),
-                    "false_alarm_budget": dg.MetadataValue.float(false_alarm_budget),
-                    "summary": dg.MetadataValue.md(summary),
-                    "rows": dg.MetadataValue.int(int(np.size(labels))),
-                    **rollout_metadata,
-                },
-            )
+            return judge.evaluate(context, ledger.get_ledger(), frame)
 
     return performance_check
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """One partition's measurements against the serving version's holdout, and why it failed."""
+
+    observed: dict[str, float]
+    reference_far: float
+    reference_f1: float
+    slices: dict[str, float]
+    implicated: list[str]
+    reasons: list[str]
+    labeled_anomalies: int
+    rows: int
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+    @property
+    def judged_f1(self) -> bool:
+        return "f1" in self.observed
+
+
+def _judge(scores: Any, holdout: dict[str, Any], limits: PerformanceLimits) -> _Verdict:
+    """The day's rates, overall and per service, against the holdout and the budget."""
+    labels = scores[LABEL].to_numpy().astype("int8")
+    alerts = scores[ALERT].to_numpy().astype("int8")
+    observed = _measure(labels, alerts, limits.min_positives)
+    reference_far = float(holdout.get("false_alarm_rate", 0.0))
+    reference_f1 = float(holdout.get("f1", 0.0))
+    reasons: list[str] = []
+    far = observed["false_alarm_rate"]
+    if far > reference_far + limits.false_alarm_tolerance:
+        reasons.append(
+            f"false-alarm rate {far:.4f} exceeds the holdout's "
+            f"{reference_far:.4f} by more than {limits.false_alarm_tolerance}"
+        )
+    if far > limits.false_alarm_budget:
+        reasons.append(f"false-alarm rate {far:.4f} exceeds the budget {limits.false_alarm_budget}")
+    slices = _service_slices(scores, alerts, labels, labels == 0)
+    far_limit = min(reference_far + limits.false_alarm_tolerance, limits.false_alarm_budget)
+    # Averaged over every service, one service paging all night can hide; judged alone,
+    # its false-alarm rate meets the same tolerance and budget as the whole.
+    implicated = sorted(service for service, rate in slices.items() if rate > far_limit)
+    for service in implicated:
+        reasons.append(
+            f"{SERVICE}={service}: false-alarm rate {slices[service]:.4f} exceeds "
+            f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
+            f"{limits.false_alarm_tolerance}, at most the budget {limits.false_alarm_budget})"
+        )
+    if "f1" in observed and observed["f1"] < reference_f1 - limits.f1_tolerance:
+        reasons.append(
+            f"F1 {observed['f1']:.3f} is more than {limits.f1_tolerance} below the holdout's "
+            f"{reference_f1:.3f}"
+        )
+    return _Verdict(
+        observed=observed,
+        reference_far=reference_far,
+        reference_f1=reference_f1,
+        slices=slices,
+        implicated=implicated,
+        reasons=reasons,
+        labeled_anomalies=int(labels.sum()),
+        rows=int(np.size(labels)),
+    )
+
+
+def _summary(
+    model_name: str,
+    version: int,
+    partition: str | None,
+    verdict: _Verdict,
+    limits: PerformanceLimits,
+) -> str:
+    outcome = "no regression" if verdict.passed else "; ".join(verdict.reasons)
+    observed = verdict.observed
+    f1_line = (
+        f"- F1 {observed['f1']:.3f} (holdout {verdict.reference_f1:.3f}),"
+        f" {verdict.labeled_anomalies} labeled anomalous rows\n"
+        if verdict.judged_f1
+        else f"- F1 not judged: {verdict.labeled_anomalies} labeled anomalous rows "
+        f"(< {limits.min_positives})\n"
+    )
+    return (
+        f"**{model_name} v{version}** on {partition or 'this data'}: {outcome}.\n\n"
+        f"- false-alarm rate {observed['false_alarm_rate']:.4f} (holdout "
+        f"{verdict.reference_far:.4f}, budget {limits.false_alarm_budget})\n" + f1_line
+    )
+
+
+def _slice_metadata(verdict: _Verdict) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {
+        f"false_alarm_rate/{SERVICE}={service}": dg.MetadataValue.float(far)
+        for service, far in sorted(verdict.slices.items())
+    }
+    if verdict.implicated:
+        metadata["implicated_slices"] = dg.MetadataValue.text(
+            ", ".join(f"{SERVICE}={service}" for service in verdict.implicated)
+        )
+    return metadata
+
+
+@dataclass(frozen=True)
+class _PerformanceJudge:
+    """One evaluation of the performance check: find the serving version, judge, record."""
+
+    scores_key: dg.AssetKey
+    model_name: str
+    check_name: str
+    limits: PerformanceLimits
+    incident_lineage: dg.Definitions | None
+    drift_checks: tuple[dg.AssetCheckKey, ...]
+
+    def evaluate(
+        self, context: dg.AssetCheckExecutionContext, registry: Ledger, frame: Any
+    ) -> dg.AssetCheckResult:
+        day_scores = partition_frame(frame, context, purpose="performance checks")
+        partition = context.partition_key if context.has_partition_key else None
+        facts = latest_materialization_metadata(context.instance, self.scores_key, partition)
+        version = self._serving_version(registry, facts, partition)
+        # The champion answers for its own rows; a staged rollout's slice is measured apart
+        # (the rollout sensor judges it), so a bad canary halts its rollout instead of rolling
+        # back a champion that did nothing wrong.
+        scores, rollout_metadata = _split_rollout(
+            day_scores, facts, version.version, self.limits.min_positives
+        )
+        if len(scores) == 0:
+            return self._nothing_to_answer_for(version, partition, rollout_metadata)
+        verdict = _judge(scores, version.metrics, self.limits)
+        registry.record_check(
+            self.model_name,
+            version.version,
+            self.check_name,
+            passed=verdict.passed,
+            partition=partition,
+            severity="ERROR",
+            metrics=verdict.observed,
+            run_id=context.run.run_id,
+        )
+        incident = (
+            self._incident(context, registry, verdict, partition, version.version)
+            if not verdict.passed and self.incident_lineage is not None
+            else {}
+        )
+        summary = _summary(self.model_name, version.version, partition, verdict, self.limits)
+        return dg.AssetCheckResult(
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                **incident,
+                **_slice_metadata(verdict),
+                **float_metrics(verdict.observed),
+                "model_version": dg.MetadataValue.int(version.version),
+                "model_sha256": dg.MetadataValue.text(version.sha256),
+                "holdout_false_alarm_rate": dg.MetadataValue.float(verdict.reference_far),
+                "false_alarm_budget": dg.MetadataValue.float(self.limits.false_alarm_budget),
+                "summary": dg.MetadataValue.md(summary),
+                "rows": dg.MetadataValue.int(verdict.rows),
+                **rollout_metadata,
+            },
+        )
+
+    def _serving_version(
+        self, registry: Ledger, facts: dict[str, Any], partition: str | None
+    ) -> ModelVersion:
+        """The registered version that produced the scores; unknown scores cannot be judged."""
+        sha256 = str(facts.get("model_sha256", ""))
+        version = registry.find_version(self.model_name, sha256) if sha256 else None
+        if version is None:
+            raise dg.Failure(
+                description=(
+                    f"{self.scores_key.to_user_string()}[{partition}] was produced by model "
+                    f"{sha256[:12] or '(unrecorded)'}, which the ledger does not know; cannot "
+                    "judge its performance"
+                )
+            )
+        return version
+
+    def _nothing_to_answer_for(
+        self,
+        version: ModelVersion,
+        partition: str | None,
+        rollout_metadata: dict[str, dg.MetadataValue],
+    ) -> dg.AssetCheckResult:
+        """The last stage of a rollout: the new version scored every service, so the champion
+        has nothing to answer for; the slice's numbers are still reported."""
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                **rollout_metadata,
+                "model_version": dg.MetadataValue.int(version.version),
+                "model_sha256": dg.MetadataValue.text(version.sha256),
+                "summary": dg.MetadataValue.md(
+                    f"**{self.model_name} v{version.version}** scored no rows of "
+                    f"{partition or 'this data'}: a staged rollout's version served "
+                    "every service; its slice is judged by the rollout."
+                ),
+                "rows": dg.MetadataValue.int(0),
+            },
+        )
+
+    def _incident(
+        self,
+        context: dg.AssetCheckExecutionContext,
+        registry: Ledger,
+        verdict: _Verdict,
+        partition: str | None,
+        version: int,
+    ) -> dict[str, dg.MetadataValue]:
+        return _incident_metadata(
+            context,
+            registry,
+            self.incident_lineage,
+            self.scores_key,
+            self.model_name,
+            PerformancePoint(
+                partition=partition or "",
+                at=datetime.now(UTC),
+                passed=False,
+                metrics=verdict.observed,
+                model_version=version,
+            ),
+            self.drift_checks,
+            implicated=[f"{SERVICE}={service}" for service in verdict.implicated],
+        )
 
 
 def _split_rollout(
@@ -322,7 +433,7 @@ def _service_slices(
 def _incident_metadata(
     context: dg.AssetCheckExecutionContext,
     registry: Ledger,
-    definitions: dg.Definitions | None,
+    lineage: dg.Definitions | None,
     model_asset: dg.AssetKey,
     model_name: str,
     current: PerformancePoint,
@@ -331,7 +442,7 @@ def _incident_metadata(
     implicated: Sequence[str] = (),
 ) -> dict[str, dg.MetadataValue]:
     """The incident report for this failure; a report that cannot be built never fails the check."""
-    if definitions is None:
+    if lineage is None:
         return {}
     try:
         since = current.at - INCIDENT_HISTORY
@@ -344,7 +455,7 @@ def _incident_metadata(
         report = build_incident_report(
             model_name,
             collect_changes(
-                context.instance, registry, definitions, model_asset=model_asset, since=since
+                context.instance, registry, lineage, model_asset=model_asset, since=since
             ),
             [*history, current],
             drift,
@@ -382,6 +493,9 @@ def _incident_metadata(
     }
     try:
         png = render_incident_png(report, drift, dpi=72)
+    except PlotsUnavailable as error:  # the plots extra is not installed: say so where it would be
+        metadata["incident_timeline"] = dg.MetadataValue.text(f"not drawn: {error}")
+        return metadata
     except Exception as error:  # a missing picture must not cost the report
         context.log.warning(f"incident timeline not drawn: {error!r}")
         return metadata

@@ -15,7 +15,7 @@ the UI plots over time.
 """
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from aiops_assets.core.quality import (
     validate_frame,
     window_parameters,
 )
+from aiops_assets.io import partition_frame
 from aiops_assets.metadata import partition_window, table_metadata
 
 _DAGSTER_SEVERITY = {
@@ -251,20 +252,3 @@ def _build_one_check(
 def _subject(asset_key: dg.AssetKey, context: dg.AssetCheckExecutionContext) -> str:
     partition = f"[{context.partition_key}]" if context.has_partition_key else ""
     return f"{asset_key.to_user_string()}{partition}"
-
-
-def partition_frame(
-    value: Any, context: dg.AssetCheckExecutionContext, *, purpose: str
-) -> pd.DataFrame:
-    """Our IO manager hands partitioned values over as {partition: frame}; others hand a frame."""
-    if isinstance(value, pd.DataFrame):
-        return value
-    if isinstance(value, Mapping):
-        frames: Sequence[Any] = list(value.values())
-        if context.has_partition_key and context.partition_key in value:
-            frames = [value[context.partition_key]]
-        if frames and all(isinstance(frame, pd.DataFrame) for frame in frames):
-            return pd.concat(frames, ignore_index=True)
-    raise TypeError(
-        f"{purpose} need a pandas DataFrame, but the asset's IO manager loaded {type(value).__name__}"
-    )

@@ -16,8 +16,9 @@ import dagster as dg
 from aiops_assets.baselines import build_drift_baseline_asset
 from aiops_assets.checks.drift import build_drift_checks
 from aiops_assets.checks.quality import build_quality_checks
+from aiops_assets.io import ArtifactRefIOManager
 from aiops_assets.keys import DRIFT_CHECK_NAME
-from aiops_assets.resources import AlertSinkResource, ArtifactRefIOManager, ArtifactStoreResource
+from aiops_assets.resources import AlertSinkResource, ArtifactStoreResource
 from aiops_assets.sensors.alerts import build_alert_on_check_failure_sensor
 from aiops_assets.sensors.retrain import build_retrain_on_drift_sensor
 
@@ -83,6 +84,13 @@ class AlertSinkSettings(dg.Resolvable, dg.Model):
 
     webhook_url: Annotated[
         str, described("A Slack-compatible webhook; empty writes to outbox_path only.")
+    ] = ""
+    webhook_url_env: Annotated[
+        str,
+        described(
+            "The environment variable holding the webhook, used instead of webhook_url: the "
+            "webhook is a credential, and passed by name the UI never shows it."
+        ),
     ] = ""
     outbox_path: Annotated[
         str, described("The JSON-lines outbox, relative to the project root.")
@@ -208,7 +216,11 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
                 "artifact_store": ArtifactStoreResource(root=root),
                 "artifact_io_manager": ArtifactRefIOManager(root=root),
                 "alert_sink": AlertSinkResource(
-                    webhook_url=self.alerts.webhook_url,
+                    webhook_url=(
+                        dg.EnvVar(self.alerts.webhook_url_env)
+                        if self.alerts.webhook_url_env
+                        else self.alerts.webhook_url
+                    ),
                     outbox_path=_under(context.project_root, self.alerts.outbox_path),
                     ui_url=self.alerts.ui_url,
                 ),

@@ -15,6 +15,7 @@ from aiops_assets.checks.quality import build_quality_checks
 from aiops_assets.checks.reproducibility import build_reproducible_check
 from aiops_assets.core.features import model_input_columns
 from aiops_assets.core.quality import DEFAULT_FEATURES_SUITE, Severity
+from aiops_assets.io import ArtifactRefIOManager
 from aiops_assets.keys import (
     ADOPT_JOB,
     DAILY_JOB,
@@ -31,7 +32,6 @@ from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import (
     AccessPolicyResource,
     AlertSinkResource,
-    ArtifactRefIOManager,
     ArtifactStoreResource,
     FeatureFlagsResource,
     LedgerResource,
@@ -105,8 +105,15 @@ def build_executor(settings: PipelineSettings) -> dg.ExecutorDefinition:
     if settings.executor == "multiprocess":
         return dg.multiprocess_executor
     if settings.executor == "celery":
-        # Imported only when chosen: the laptop default does not pay for Celery's import.
-        from dagster_celery import celery_executor
+        # Imported only when chosen: the laptop default does not pay for Celery's import, and
+        # dagster-celery is an extra.
+        try:
+            from dagster_celery import celery_executor
+        except ModuleNotFoundError as error:
+            raise ValueError(
+                "AIOPS_EXECUTOR=celery needs dagster-celery, which is not installed: "
+                "pip install 'aiops-assets[celery]'"
+            ) from error
 
         if not os.environ.get(CELERY_BROKER_ENV):
             raise ValueError(
@@ -123,10 +130,28 @@ def build_executor(settings: PipelineSettings) -> dg.ExecutorDefinition:
     return dg.in_process_executor
 
 
+LEDGER_URL_ENV = "AIOPS_LEDGER_URL"
+ALERT_WEBHOOK_ENV = "AIOPS_ALERT_WEBHOOK"
+
+
+def by_name(value: str, env_var: str) -> str:
+    """A setting that may hold a secret, by the name of the variable it came from.
+
+    Configured values show in the UI, so a ledger URL with its password or a webhook URL read
+    from ``env_var`` is handed over as ``dg.EnvVar(env_var)``, which Dagster resolves when a run
+    or tick starts. The embedded defaults (a SQLite ledger in the home, the outbox file) hold no
+    secret and pass as they are, so nothing needs to be set for them.
+    """
+    if value and os.environ.get(env_var) == value:
+        return dg.EnvVar(env_var)
+    return value
+
+
 def build_resources(
     settings: PipelineSettings, *, gate_checks: Sequence[dg.AssetCheckKey] = ()
 ) -> dict[str, object]:
     artifact_store = ArtifactStoreResource(root=settings.store_root)
+    ledger_url = by_name(settings.ledger_url, LEDGER_URL_ENV)
     return {
         "artifact_store": artifact_store,
         "artifact_io_manager": ArtifactRefIOManager(root=settings.store_root),
@@ -137,15 +162,15 @@ def build_resources(
             scenario_days=settings.days,
             seed=settings.seed,
         ),
-        "ledger": LedgerResource(url=settings.ledger_url, key_file=str(settings.audit_key_file)),
+        "ledger": LedgerResource(url=ledger_url, key_file=str(settings.audit_key_file)),
         "feature_flags": FeatureFlagsResource(
-            ledger_url=settings.ledger_url,
+            ledger_url=ledger_url,
             key_file=str(settings.audit_key_file),
             environment=settings.environment,
         ),
         "access_policy": AccessPolicyResource(path=settings.access_policy),
         "alert_sink": AlertSinkResource(
-            webhook_url=settings.alert_webhook,
+            webhook_url=by_name(settings.alert_webhook, ALERT_WEBHOOK_ENV),
             outbox_path=str(settings.alert_outbox),
             ui_url=settings.ui_url,
         ),
@@ -201,22 +226,30 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     assets = build_reference_assets(partitions_def, settings.quality_suite)
     by_name = {asset.key.to_user_string(): asset for asset in assets}
     features = by_name["features"]
-    location: dict[str, dg.Definitions] = {}
-    checks = [
+    data_checks = [
         *build_quality_checks(features, DEFAULT_FEATURES_SUITE, severity=Severity.WARN),
         build_leakage_check(partitions_def),
         *build_drift_checks(features, by_name["drift_baseline"], slice_columns=model_input_columns),
         *build_drift_checks(by_name["anomaly_scores"], by_name["score_baseline"]),
-        build_performance_check(
-            by_name["anomaly_scores"],
-            incident_definitions=lambda: location.get("definitions"),
-            drift_checks=(FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK),
-        ),
-        build_reproducible_check(by_name["champion_model"].key),
     ]
-    gate_checks = blocking_checks_upstream([*assets, *checks], dg.AssetKey("champion_model"))
+    reproducible = build_reproducible_check(by_name["champion_model"].key)
+    # The performance check never blocks, so the gate's checks are found without it.
+    gate_checks = blocking_checks_upstream(
+        [*assets, *data_checks, reproducible], dg.AssetKey("champion_model")
+    )
+    resources = build_resources(settings, gate_checks=gate_checks)
+    performance = build_performance_check(
+        by_name["anomaly_scores"],
+        # The incident report walks the whole lineage, which a run that selected only the scores
+        # does not see: the check is given it now, as everything in the location but itself.
+        incident_lineage=dg.Definitions(
+            assets=assets, asset_checks=[*data_checks, reproducible], resources=resources
+        ),
+        drift_checks=(FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK),
+    )
+    checks = [*data_checks, performance, reproducible]
     executor = build_executor(settings)
-    definitions = dg.Definitions(
+    return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[
@@ -260,13 +293,9 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             ),
         ],
         sensors=build_sensors(),
-        resources=build_resources(settings, gate_checks=gate_checks),
+        resources=resources,
         executor=executor,
     )
-    # The performance check's incident report needs the whole graph's lineage, which only
-    # exists once these definitions do.
-    location["definitions"] = definitions
-    return definitions
 
 
 defs = build_definitions(PipelineSettings.from_env())

@@ -6,15 +6,10 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from aiops_assets.core.alerts import Alert, AlertDeliveryError, AlertState
+from aiops_assets.core.alerts import Alert, AlertDeliveryError, AlertSink, AlertState
 from aiops_assets.resources import AlertSinkResource
-from aiops_assets.sensors.history import (
-    CheckCursor,
-    CheckEvaluation,
-    all_check_keys,
-    first_tick,
-    new_evaluations,
-)
+from aiops_assets.sensors.history import CheckEvaluation, all_check_keys
+from aiops_assets.sensors.skeleton import CheckSensor, Tick, open_tick
 
 _STATE = "state"
 _PENDING = "pending"
@@ -46,59 +41,69 @@ def build_alert_on_check_failure_sensor(
         >>> build_alert_on_check_failure_sensor()  # doctest: +SKIP
     """
     fixed_keys = list(check_keys) if check_keys is not None else None
-
-    @dg.sensor(
+    sensor = CheckSensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description="Sends WARN and ERROR check results, and recoveries, to the alert sink.",
     )
+
     def alert_on_check_failure(
         context: dg.SensorEvaluationContext, alert_sink: AlertSinkResource
     ) -> dg.SensorResult:
         keys = fixed_keys if fixed_keys is not None else all_check_keys(context)
-        cursor = CheckCursor.from_json(context.cursor)
-        if cursor is None:
-            return first_tick(context.instance, keys, f"{len(keys)} checks")
-        evaluations, next_cursor = new_evaluations(context.instance, keys, cursor)
-        state = AlertState.from_json(cursor.extra.get(_STATE))
-        queue = [Alert.from_json(item) for item in cursor.extra.get(_PENDING, [])]
-        for evaluation in evaluations:
-            action = state.observe(
-                evaluation.label, failing=not evaluation.passed, severity=evaluation.severity
-            )
-            if action is not None:
-                queue.append(_alert(evaluation, action, alert_sink))
+        tick = open_tick(context, keys, f"{len(keys)} checks")
+        if isinstance(tick, dg.SensorResult):
+            return tick
+        queue = _queue_alerts(tick, alert_sink)
         sink = alert_sink.get_sink()
-        sent: list[Alert] = []
-        pending: list[Alert] = []
-        for alert in queue:
-            if pending:  # keep order: once the sink is down, queue the rest for the next tick
-                pending.append(alert)
-                continue
-            try:
-                sink.send(alert)
-                sent.append(alert)
-            except AlertDeliveryError as error:
-                context.log.warning(f"alert not delivered, queued for the next tick: {error}")
-                pending.append(alert)
-        next_cursor.extra = {
-            _STATE: state.to_json(),
-            _PENDING: [alert.to_json() for alert in pending],
-        }
-        message = (
-            f"{len(evaluations)} new evaluation(s); sent {len(sent)} alert(s) to "
-            f"{sink.describe()}"
-            + (
-                f": {', '.join(f'{a.kind} {a.check}[{a.partition}]' for a in sent[:5])}"
-                if sent
-                else ""
-            )
-            + (f"; {len(pending)} queued after a delivery failure" if pending else "")
-        )
-        return dg.SensorResult(skip_reason=message, cursor=next_cursor.to_json())
+        sent, pending = _deliver(context, sink, queue)
+        tick.cursor.extra[_PENDING] = [alert.to_json() for alert in pending]
+        return tick.skip(_report(len(tick.evaluations), sink.describe(), sent, pending))
 
-    return alert_on_check_failure
+    return sensor.define(alert_on_check_failure)
+
+
+def _queue_alerts(tick: Tick, alert_sink: AlertSinkResource) -> list[Alert]:
+    """Alerts still queued from earlier ticks, then one per check that starts failing,
+    escalates or recovers in this tick; the alert state moves into the tick's cursor."""
+    state = AlertState.from_json(tick.cursor.extra.get(_STATE))
+    queue = [Alert.from_json(item) for item in tick.cursor.extra.get(_PENDING, [])]
+    for evaluation in tick.evaluations:
+        action = state.observe(
+            evaluation.label, failing=not evaluation.passed, severity=evaluation.severity
+        )
+        if action is not None:
+            queue.append(_alert(evaluation, action, alert_sink))
+    tick.cursor.extra = {_STATE: state.to_json()}
+    return queue
+
+
+def _deliver(
+    context: dg.SensorEvaluationContext, sink: AlertSink, queue: list[Alert]
+) -> tuple[list[Alert], list[Alert]]:
+    """Send in order; once the sink is down, the rest waits for the next tick, in order."""
+    sent: list[Alert] = []
+    pending: list[Alert] = []
+    for alert in queue:
+        if pending:
+            pending.append(alert)
+            continue
+        try:
+            sink.send(alert)
+            sent.append(alert)
+        except AlertDeliveryError as error:
+            context.log.warning(f"alert not delivered, queued for the next tick: {error}")
+            pending.append(alert)
+    return sent, pending
+
+
+def _report(evaluated: int, sink: str, sent: list[Alert], pending: list[Alert]) -> str:
+    return (
+        f"{evaluated} new evaluation(s); sent {len(sent)} alert(s) to {sink}"
+        + (f": {', '.join(f'{a.kind} {a.check}[{a.partition}]' for a in sent[:5])}" if sent else "")
+        + (f"; {len(pending)} queued after a delivery failure" if pending else "")
+    )
 
 
 def _alert(evaluation: CheckEvaluation, action: str, alert_sink: AlertSinkResource) -> Alert:

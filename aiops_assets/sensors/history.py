@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-_PAGE = 500
+from aiops_assets.check_history import check_execution_pages, evaluation_of, latest_execution_id
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,7 @@ def start_cursor(
 ) -> CheckCursor:
     """A new sensor watches what happens from now on: alerting on, or retraining for, results
     older than the sensor itself would flood a team the moment they switch it on."""
-    latest = 0
-    for key in check_keys:
-        records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
-        if records:
-            latest = max(latest, records[0].id)
+    latest = max((latest_execution_id(instance, key) for key in check_keys), default=0)
     return CheckCursor(after=latest)
 
 
@@ -110,11 +106,7 @@ def new_evaluations(
     highest = cursor.after
     run_finished: dict[str, bool] = {}
     for key in check_keys:
-        page_cursor: int | None = None
-        while True:
-            records = instance.event_log_storage.get_asset_check_execution_history(
-                key, limit=_PAGE, cursor=page_cursor
-            )
+        for records in check_execution_pages(instance, key):
             fresh = [record for record in records if record.id > cursor.after]
             for record in fresh:
                 highest = max(highest, record.id)
@@ -130,9 +122,8 @@ def new_evaluations(
                 evaluation = _evaluation(record)
                 if evaluation is not None:
                     evaluations.append(evaluation)
-            if len(records) < _PAGE or len(fresh) < len(records):
-                break
-            page_cursor = records[-1].id
+            if len(fresh) < len(records):
+                break  # newest first: the rest of the history is older than the cursor
     evaluations.sort(key=lambda item: item.id)
     after = min(outstanding) - 1 if outstanding else highest
     handled = cursor.seen | {item.id for item in evaluations}
@@ -142,9 +133,8 @@ def new_evaluations(
 
 
 def _evaluation(record: Any) -> CheckEvaluation | None:
-    event = record.event
-    data = event.dagster_event.event_specific_data if event and event.dagster_event else None
-    if data is None or not hasattr(data, "passed"):
+    data = evaluation_of(record)
+    if data is None:
         return None
     return CheckEvaluation(
         id=record.id,

@@ -8,16 +8,22 @@ from typing import Any
 
 import dagster as dg
 
-from aiops_assets.core.policy import ACTOR_TAG
-from aiops_assets.sensors.history import (
-    CheckCursor,
-    CheckEvaluation,
-    first_tick,
-    new_evaluations,
+from aiops_assets.sensors.history import CheckEvaluation
+from aiops_assets.sensors.skeleton import (
+    REASON_TAG,
+    TRIGGER_TAG,
+    CheckSensor,
+    describe_checks,
+    open_tick,
+    required_checks,
 )
 
-TRIGGER_TAG = "aiops/trigger"
-REASON_TAG = "aiops/reason"
+__all__ = [
+    "REASON_TAG",
+    "TRIGGER_TAG",
+    "build_retrain_on_drift_sensor",
+    "default_retrain_run_config",
+]
 
 
 def default_retrain_run_config(evaluation: CheckEvaluation) -> dict[str, Any]:
@@ -63,59 +69,64 @@ def build_retrain_on_drift_sensor(
         ...     job=train_job, drift_checks=[dg.AssetCheckKey(dg.AssetKey("features"), "drift")]
         ... )
     """
-    if not drift_checks:
-        raise ValueError("retrain_on_drift needs at least one drift check to watch")
-    check_keys = list(drift_checks)
-    watched = ", ".join(key.to_user_string() for key in check_keys)
-
-    @dg.sensor(
+    check_keys = required_checks(
+        drift_checks, "retrain_on_drift needs at least one drift check to watch"
+    )
+    watched = describe_checks(check_keys)
+    sensor = CheckSensor(
         name=name,
-        job_name=job if isinstance(job, str) else None,
-        job=None if isinstance(job, str) else job,
+        job=job,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=f"Requests a retraining run when {watched} fails at ERROR severity.",
     )
+
     def retrain_on_drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        cursor = CheckCursor.from_json(context.cursor)
-        if cursor is None:
-            return first_tick(context.instance, check_keys, watched)
-        evaluations, next_cursor = new_evaluations(context.instance, check_keys, cursor)
-        errors = [item for item in evaluations if not item.passed and item.severity == "ERROR"]
+        tick = open_tick(context, check_keys, watched)
+        if isinstance(tick, dg.SensorResult):
+            return tick
+        errors = [item for item in tick.evaluations if not item.passed and item.severity == "ERROR"]
         if not errors:
-            return dg.SensorResult(
-                skip_reason=f"no ERROR drift in {len(evaluations)} new evaluation(s) of {watched}",
-                cursor=next_cursor.to_json(),
+            return tick.skip(
+                f"no ERROR drift in {len(tick.evaluations)} new evaluation(s) of {watched}"
             )
+        cooling = _cooldown(context.instance, name, errors, cooldown_seconds, clock())
+        if cooling:
+            return tick.skip(cooling)
         newest = errors[-1]
-        drifted = ", ".join(item.label for item in errors)
-        last = _last_requested_run(context.instance, name)
-        now = clock()
-        if last is not None and now - last.create_timestamp.timestamp() < cooldown_seconds:
-            remaining = cooldown_seconds - (now - last.create_timestamp.timestamp())
-            return dg.SensorResult(
-                skip_reason=(
-                    f"ERROR drift in {drifted}, but run {last.dagster_run.run_id} retrained "
-                    f"{now - last.create_timestamp.timestamp():.0f}s ago; cooldown "
-                    f"{cooldown_seconds:.0f}s ({remaining:.0f}s left)"
-                ),
-                cursor=next_cursor.to_json(),
-            )
         features = str(newest.metadata.get("drifted", ""))
         reason = f"ERROR drift in {newest.label}" + (f": {features}" if features else "")
         request = dg.RunRequest(
             run_key=f"{name}:{newest.check_key.to_user_string()}:{newest.partition or '-'}",
             run_config=dict(run_config(newest)),
-            tags={
-                TRIGGER_TAG: name,
-                ACTOR_TAG: f"sensor:{name}",
-                REASON_TAG: reason[:200],
-            },
+            tags=sensor.run_tags(reason),
         )
         context.log.info(f"requesting retraining: {reason}")
-        return dg.SensorResult(run_requests=[request], cursor=next_cursor.to_json())
+        return tick.request([request])
 
-    return retrain_on_drift
+    return sensor.define(retrain_on_drift)
+
+
+def _cooldown(
+    instance: dg.DagsterInstance,
+    name: str,
+    errors: Sequence[CheckEvaluation],
+    cooldown_seconds: float,
+    now: float,
+) -> str:
+    """Why this drift waits (a retraining this sensor requested is still recent), or ''."""
+    last = _last_requested_run(instance, name)
+    if last is None:
+        return ""
+    elapsed = now - last.create_timestamp.timestamp()
+    if elapsed >= cooldown_seconds:
+        return ""
+    drifted = ", ".join(item.label for item in errors)
+    return (
+        f"ERROR drift in {drifted}, but run {last.dagster_run.run_id} retrained "
+        f"{elapsed:.0f}s ago; cooldown {cooldown_seconds:.0f}s "
+        f"({cooldown_seconds - elapsed:.0f}s left)"
+    )
 
 
 def _last_requested_run(instance: dg.DagsterInstance, sensor_name: str) -> Any:

@@ -6,11 +6,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.resources import LedgerResource
-from aiops_assets.sensors.history import CheckCursor, first_tick, new_evaluations
-from aiops_assets.sensors.retrain import REASON_TAG, TRIGGER_TAG
+from aiops_assets.sensors.skeleton import CheckSensor, describe_checks, open_tick, required_checks
 
 
 def build_rollback_on_regression_sensor(
@@ -47,47 +45,40 @@ def build_rollback_on_regression_sensor(
         ...     performance_checks=[dg.AssetCheckKey(dg.AssetKey("anomaly_scores"), "performance")],
         ... )
     """
-    if not performance_checks:
-        raise ValueError("rollback_on_regression needs at least one performance check to watch")
-    check_keys = list(performance_checks)
-    watched = ", ".join(key.to_user_string() for key in check_keys)
-
-    @dg.sensor(
+    check_keys = required_checks(
+        performance_checks,
+        "rollback_on_regression needs at least one performance check to watch",
+    )
+    watched = describe_checks(check_keys)
+    sensor = CheckSensor(
         name=name,
-        job_name=job if isinstance(job, str) else None,
-        job=None if isinstance(job, str) else job,
+        job=job,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=f"Rolls {model_name}'s champion back when {watched} fails.",
     )
+
     def rollback_on_regression(
         context: dg.SensorEvaluationContext, ledger: LedgerResource
     ) -> dg.SensorResult:
-        cursor = CheckCursor.from_json(context.cursor)
-        if cursor is None:
-            return first_tick(context.instance, check_keys, watched)
-        evaluations, next_cursor = new_evaluations(context.instance, check_keys, cursor)
-        failures = [item for item in evaluations if not item.passed]
+        tick = open_tick(context, check_keys, watched)
+        if isinstance(tick, dg.SensorResult):
+            return tick
+        failures = [item for item in tick.evaluations if not item.passed]
         champion = ledger.get_ledger().get_alias(model_name, CHAMPION)
-        if not failures or champion is None:
-            return dg.SensorResult(
-                skip_reason=(
-                    f"no failed performance check in {len(evaluations)} new evaluation(s)"
-                    if not failures
-                    else f"{model_name} has no champion"
-                ),
-                cursor=next_cursor.to_json(),
+        if not failures:
+            return tick.skip(
+                f"no failed performance check in {len(tick.evaluations)} new evaluation(s)"
             )
+        if champion is None:
+            return tick.skip(f"{model_name} has no champion")
         current = [
             item for item in failures if item.metadata.get("model_sha256") == champion.sha256
         ]
         if not current:
-            return dg.SensorResult(
-                skip_reason=(
-                    f"{len(failures)} failed performance check(s), none of the current champion "
-                    f"v{champion.version}"
-                ),
-                cursor=next_cursor.to_json(),
+            return tick.skip(
+                f"{len(failures)} failed performance check(s), none of the current champion "
+                f"v{champion.version}"
             )
         failed = current[-1]
         reason = f"{failed.label} failed for v{champion.version}: {failed.summary()}"
@@ -96,13 +87,9 @@ def build_rollback_on_regression_sensor(
             run_config={
                 "ops": {champion_asset: {"config": {"action": "rollback", "reason": reason}}}
             },
-            tags={
-                TRIGGER_TAG: name,
-                ACTOR_TAG: f"sensor:{name}",
-                REASON_TAG: reason[:200],
-            },
+            tags=sensor.run_tags(reason),
         )
         context.log.info(f"requesting rollback: {reason}")
-        return dg.SensorResult(run_requests=[request], cursor=next_cursor.to_json())
+        return tick.request([request])
 
-    return rollback_on_regression
+    return sensor.define(rollback_on_regression)

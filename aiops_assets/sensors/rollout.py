@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
-from aiops_assets.core.ledger import Rollout
-from aiops_assets.core.policy import ACTOR_TAG
+from aiops_assets.core.ledger import Ledger, Rollout
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import RolloutError, advance, running_rollout
 from aiops_assets.resources import AlertSinkResource, LedgerResource
-from aiops_assets.sensors.history import CheckCursor, CheckEvaluation, first_tick, new_evaluations
-from aiops_assets.sensors.retrain import REASON_TAG, TRIGGER_TAG
+from aiops_assets.sensors.history import CheckEvaluation
+from aiops_assets.sensors.skeleton import (
+    CheckSensor,
+    Tick,
+    describe_checks,
+    open_tick,
+    required_checks,
+)
 
 ROLLOUT_PREFIX = "rollout/"
 
@@ -55,97 +61,108 @@ def build_staged_rollout_sensor(
         ...     performance_checks=[dg.AssetCheckKey(dg.AssetKey("anomaly_scores"), "performance")],
         ... )
     """
-    if not performance_checks:
-        raise ValueError("staged_rollout needs the performance check that measures the slices")
-    check_keys = list(performance_checks)
-    watched = ", ".join(key.to_user_string() for key in check_keys)
-
-    @dg.sensor(
-        name=name,
-        job_name=job if isinstance(job, str) else None,
-        job=None if isinstance(job, str) else job,
-        minimum_interval_seconds=minimum_interval_seconds,
-        default_status=default_status,
-        description=(
-            f"Moves a staged rollout of {model_name} stage by stage on the slice metrics of "
-            f"{watched}; halts and rolls the slice back on a failure."
-        ),
+    check_keys = required_checks(
+        performance_checks, "staged_rollout needs the performance check that measures the slices"
     )
+    watched = describe_checks(check_keys)
+    judge = _StageJudge(
+        CheckSensor(
+            name=name,
+            job=job,
+            minimum_interval_seconds=minimum_interval_seconds,
+            default_status=default_status,
+            description=(
+                f"Moves a staged rollout of {model_name} stage by stage on the slice metrics of "
+                f"{watched}; halts and rolls the slice back on a failure."
+            ),
+        ),
+        model_name=model_name,
+        champion_asset=champion_asset,
+    )
+
     def staged_rollout(
         context: dg.SensorEvaluationContext,
         ledger: LedgerResource,
         alert_sink: AlertSinkResource,
     ) -> dg.SensorResult:
-        cursor = CheckCursor.from_json(context.cursor)
-        if cursor is None:
-            return first_tick(context.instance, check_keys, watched)
-        evaluations, next_cursor = new_evaluations(context.instance, check_keys, cursor)
-        registry = ledger.get_ledger()
-        rollout = running_rollout(registry, model_name)
+        tick = open_tick(context, check_keys, watched)
+        if isinstance(tick, dg.SensorResult):
+            return tick
+        return judge.evaluate(context, tick, ledger.get_ledger(), alert_sink)
+
+    return judge.sensor.define(staged_rollout)
+
+
+@dataclass(frozen=True)
+class _StageJudge:
+    """One tick of a staged rollout: find the active stage's measurement, judge it, report it."""
+
+    sensor: CheckSensor
+    model_name: str
+    champion_asset: str
+
+    def evaluate(
+        self,
+        context: dg.SensorEvaluationContext,
+        tick: Tick,
+        registry: Ledger,
+        alert_sink: AlertSinkResource,
+    ) -> dg.SensorResult:
+        rollout = running_rollout(registry, self.model_name)
         if rollout is None:
-            return dg.SensorResult(
-                skip_reason=f"{model_name} has no staged rollout running",
-                cursor=next_cursor.to_json(),
-            )
+            return tick.skip(f"{self.model_name} has no staged rollout running")
         active = rollout.stages[-1]
-        measured = [item for item in evaluations if _measures(item, rollout, active.name)]
+        measured = [item for item in tick.evaluations if _measures(item, rollout, active.name)]
         if not measured:
-            return dg.SensorResult(
-                skip_reason=(
-                    f"rollout {rollout.rollout_id}: stage {active.name} "
-                    f"({', '.join(active.services)}) waits for a performance check of its slice"
-                ),
-                cursor=next_cursor.to_json(),
+            return tick.skip(
+                f"rollout {rollout.rollout_id}: stage {active.name} "
+                f"({', '.join(active.services)}) waits for a performance check of its slice"
             )
         evaluation = measured[-1]
         metrics = _slice_metrics(evaluation.metadata)
         try:
-            after = advance(registry, rollout.rollout_id, metrics, actor=f"sensor:{name}")
+            after = advance(
+                registry, rollout.rollout_id, metrics, actor=f"sensor:{self.sensor.name}"
+            )
         except RolloutError as error:
-            return dg.SensorResult(skip_reason=str(error), cursor=next_cursor.to_json())
-        judged = after.stages[active.index]
-        summary = _stage_summary(after, judged.index, evaluation.label)
-        events = [
-            dg.AssetObservation(
-                asset_key=dg.AssetKey(champion_asset),
-                metadata=_observation(after, judged.index, metrics, evaluation.label, summary),
-            )
-        ]
-        requests = []
-        if after.status == "halted":
-            alert_sink.notify(
-                context.log,
-                kind="rollout",
-                severity="ERROR",
-                summary=summary,
-                asset=champion_asset,
-                run_id=evaluation.run_id,
-            )
-        elif after.status == "completed":
-            alert_sink.notify(
-                context.log,
-                kind="rollout",
-                severity="INFO",
-                summary=summary,
-                asset=champion_asset,
-                run_id=evaluation.run_id,
-            )
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{name}:{model_name}:rollout-{after.rollout_id}:adopt",
-                    run_config={"ops": {champion_asset: {"config": {"action": "adopt"}}}},
-                    tags={
-                        TRIGGER_TAG: name,
-                        ACTOR_TAG: f"sensor:{name}",
-                        REASON_TAG: summary[:200],
-                    },
-                )
-            )
-        return dg.SensorResult(
-            run_requests=requests, asset_events=events, cursor=next_cursor.to_json()
+            return tick.skip(str(error))
+        summary = _stage_summary(after, active.index, evaluation.label)
+        observation = dg.AssetObservation(
+            asset_key=dg.AssetKey(self.champion_asset),
+            metadata=_observation(after, active.index, metrics, evaluation.label, summary),
+        )
+        self._alert(context, alert_sink, after, summary, evaluation.run_id)
+        requests = [self._adopt(after, summary)] if after.status == "completed" else []
+        return tick.request(requests, [observation])
+
+    def _alert(
+        self,
+        context: dg.SensorEvaluationContext,
+        alert_sink: AlertSinkResource,
+        after: Rollout,
+        summary: str,
+        run_id: str,
+    ) -> None:
+        """A halt pages (ERROR); a completed rollout informs; a stage that passed is quiet."""
+        severity = {"halted": "ERROR", "completed": "INFO"}.get(after.status)
+        if severity is None:
+            return
+        alert_sink.notify(
+            context.log,
+            kind="rollout",
+            severity=severity,
+            summary=summary,
+            asset=self.champion_asset,
+            run_id=run_id,
         )
 
-    return staged_rollout
+    def _adopt(self, after: Rollout, summary: str) -> dg.RunRequest:
+        """The run that materializes the new champion (and its score baseline)."""
+        return dg.RunRequest(
+            run_key=f"{self.sensor.name}:{self.model_name}:rollout-{after.rollout_id}:adopt",
+            run_config={"ops": {self.champion_asset: {"config": {"action": "adopt"}}}},
+            tags=self.sensor.run_tags(summary),
+        )
 
 
 def _measures(item: CheckEvaluation, rollout: Rollout, stage: str) -> bool:

@@ -1,7 +1,5 @@
 """build_drift_checks and build_drift_baseline_asset on a host-style partitioned asset."""
 
-from pathlib import Path
-
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -9,7 +7,7 @@ import pytest
 
 from aiops_assets.baselines import build_drift_baseline_asset
 from aiops_assets.checks.drift import build_drift_checks
-from aiops_assets.resources import ArtifactRefIOManager, ArtifactStoreResource
+from aiops_assets.resources import ArtifactStoreResource
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-03-01", end_date="2026-03-09")
 SHIFTED_FROM = "2026-03-06"
@@ -33,15 +31,6 @@ def latency(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreReso
 
 
 baseline = build_drift_baseline_asset(latency, name="latency_baseline", group_name=None)
-
-
-@pytest.fixture
-def resources(tmp_path: Path) -> dict[str, object]:
-    root = str(tmp_path / "store")
-    return {
-        "artifact_store": ArtifactStoreResource(root=root),
-        "artifact_io_manager": ArtifactRefIOManager(root=root),
-    }
 
 
 def _materialize_days(

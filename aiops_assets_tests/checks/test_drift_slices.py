@@ -1,19 +1,17 @@
 """The drift check judges each service against its own reference, next to the overall verdict."""
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-import pytest
 
 from aiops_assets.baselines import build_drift_baseline_asset
 from aiops_assets.checks.drift import build_drift_checks, drifted_slices
 from aiops_assets.core.drift import BaselineProfile
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.keys import DRIFT_CHECK_NAME
-from aiops_assets.resources import ArtifactRefIOManager, ArtifactStoreResource
+from aiops_assets.resources import ArtifactStoreResource
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-03-01", end_date="2026-03-09")
 SHIFTED_FROM = "2026-03-06"
@@ -56,15 +54,6 @@ def creeping(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreRes
 
 latency_baseline = build_drift_baseline_asset(latency, name="latency_baseline", group_name=None)
 creeping_baseline = build_drift_baseline_asset(creeping, name="creeping_baseline", group_name=None)
-
-
-@pytest.fixture
-def resources(tmp_path: Path) -> dict[str, object]:
-    root = str(tmp_path / "store")
-    return {
-        "artifact_store": ArtifactStoreResource(root=root),
-        "artifact_io_manager": ArtifactRefIOManager(root=root),
-    }
 
 
 def _evaluate(

@@ -17,6 +17,7 @@ from aiops_assets.core.features import (
 )
 from aiops_assets.core.lifecycle import spec_of
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.io import ALLOW_MISSING_PARTITIONS
 from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
 from aiops_assets.metadata import (
     PACKAGES_KEY,
@@ -27,11 +28,7 @@ from aiops_assets.metadata import (
     partition_window,
     versioned_output,
 )
-from aiops_assets.resources import (
-    ALLOW_MISSING_PARTITIONS,
-    ArtifactStoreResource,
-    FeatureFlagsResource,
-)
+from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
 
 FEATURES_CODE_VERSION = "features-2"
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from aiops_assets.capsules import package_version, record_capsule
+from aiops_assets.check_history import check_execution_pages
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.experiments import ExperimentRun, criterion_met
 from aiops_assets.core.features import LABEL, SERVICE, TIMESTAMP
@@ -35,7 +36,6 @@ from aiops_assets.core.registry import (
     CHALLENGER,
     CHAMPION,
     MODEL_NAME,
-    artifact_ref,
     artifact_tags,
     describe,
     load_model,
@@ -43,6 +43,7 @@ from aiops_assets.core.registry import (
 )
 from aiops_assets.core.rollout import RolloutError, RolloutPlan, running_rollout, start_rollout
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
+from aiops_assets.io import ALLOW_MISSING_PARTITIONS, asset_ref_name
 from aiops_assets.keys import FEATURES_KEY, SCORES_KEY
 from aiops_assets.metadata import (
     artifact_metadata,
@@ -54,13 +55,11 @@ from aiops_assets.metadata import (
 )
 from aiops_assets.reference.assets.features import FEATURES_CODE_VERSION
 from aiops_assets.resources import (
-    ALLOW_MISSING_PARTITIONS,
     AccessPolicyResource,
     AlertSinkResource,
     ArtifactStoreResource,
     LedgerResource,
     PromotionGateResource,
-    asset_ref_name,
 )
 
 TRAINING_SET_CODE_VERSION = "training_set-2"
@@ -825,9 +824,8 @@ class _ChampionChange:
         passed, because nothing proves that data was good.
         """
         outcomes: dict[str, bool] = {}
-        storage = self.context.instance.event_log_storage
         for check_key in check_keys:
-            latest = _latest_check_outcomes(storage, check_key, set(partitions))
+            latest = _latest_check_outcomes(self.context.instance, check_key, set(partitions))
             # The run's own graph may not include the checked asset, so its history says
             # whether the check is per partition.
             partitioned = any(partition is not None for partition in latest)
@@ -839,20 +837,18 @@ class _ChampionChange:
 
 
 def _latest_check_outcomes(
-    storage: Any, check_key: dg.AssetCheckKey, wanted: set[str]
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, wanted: set[str]
 ) -> dict[str | None, bool]:
     """The latest completed outcome per partition, paging back until every wanted one is found."""
     latest: dict[str | None, bool] = {}
-    cursor: int | None = None
-    while True:
-        records = storage.get_asset_check_execution_history(check_key, limit=500, cursor=cursor)
+    for records in check_execution_pages(instance, check_key, page_size=500):
         for record in records:  # newest first
             if record.partition in latest or record.status.value not in ("SUCCEEDED", "FAILED"):
                 continue
             latest[record.partition] = record.status.value == "SUCCEEDED"
-        if len(records) < 500 or (None in latest or wanted <= set(latest)):
-            return latest
-        cursor = records[-1].id
+        if None in latest or wanted <= set(latest):
+            break
+    return latest
 
 
 def _scored_pair(
@@ -891,9 +887,3 @@ def _gate_numbers(decision: GateDecision) -> dict[str, dg.MetadataValue]:
         if isinstance(shadow.get(name), int | float):
             numbers[f"shadow_{name}"] = dg.MetadataValue.float(float(shadow[name]))
     return numbers
-
-
-def champion_ref(registry: Ledger) -> ArtifactRef | None:
-    """The artifact the registry's champion alias points at, if any."""
-    champion = registry.get_alias(MODEL_NAME, CHAMPION)
-    return None if champion is None else artifact_ref(champion)
