@@ -11,8 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
+from aiops_assets.cli.nab import format_evaluation
 from aiops_assets.core.nab import evaluate
-from aiops_assets.nab_cli import format_evaluation
 
 
 def main() -> None:

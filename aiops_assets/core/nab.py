@@ -45,6 +45,7 @@ from aiops_assets.core.drift import (
 )
 from aiops_assets.core.features import FeatureSetSpec, compute_features
 from aiops_assets.core.models import DetectorConfig, train_detector
+from aiops_assets.core.progress import NoProgress, Progress
 from aiops_assets.core.store import ArtifactStore, canonical_parquet_bytes, sha256_hex
 from aiops_assets.core.telemetry import (
     LABEL,
@@ -782,6 +783,7 @@ def evaluate(
     files: Sequence[str] | None = None,
     config: NabDetectorConfig | None = None,
     store: ArtifactStore | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run every file through :func:`run_file` and set our normalized score beside the scoreboard.
 
@@ -793,10 +795,14 @@ def evaluate(
     nab_root = Path(root)
     chosen_files = list(files) if files is not None else corpus_files(nab_root)
     profiles = load_profiles(nab_root)
-    runs = [
-        run_file(nab_root, key, config=config, store=store, profiles=profiles)
-        for key in chosen_files
-    ]
+    # A whole corpus takes minutes: say which file is running rather than stay silent.
+    progress = progress or NoProgress()
+    progress.begin(len(chosen_files), f"{len(chosen_files)} NAB file(s) from {nab_root}")
+    runs = []
+    for key in chosen_files:
+        progress.step(key)
+        runs.append(run_file(nab_root, key, config=config, store=store, profiles=profiles))
+    progress.end()
     board = subset_scoreboard(nab_root, chosen_files)
     ours = {
         name: normalized_score(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,12 @@ from aiops_assets.core.store import ArtifactStore
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
 
+# Backfills over many days through the real pipeline.
+pytestmark = pytest.mark.slow
+
 # The scenario refuses the snapshot of 2026-01-11 (null injection): a range across it shows a
 # quarantined day in the middle of a backfill.
 QUARANTINED = "2026-01-11"
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("AIOPS_", "DAGSTER_")):
-            monkeypatch.delenv(name)
-    # No project dagster.yaml here: the instance gets the minimal offline one.
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _backfill(home: Path, first: str, last: str, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -68,7 +60,8 @@ def test_a_backfill_over_a_30_day_range_runs_each_day_in_order_past_a_quarantine
     assert "telemetry_snapshot.telemetry_default_error" in result["days"][1]["failed_checks"]
     assert result["assets"] == ["telemetry_snapshot", "features"], "no champion: ingest only"
     progress = capsys.readouterr().err
-    assert "[ 2/3] 2026-01-11  stopped by a failed blocking check" in progress
+    # Not a terminal: a numbered line per day, its verdict under it.
+    assert "[ 2/3] 2026-01-11\n        2026-01-11  stopped by a failed blocking check" in progress
     assert "scoring skipped: champion_model" in progress
 
     for asset in ("telemetry_snapshot", "features"):
@@ -100,7 +93,12 @@ def test_a_range_outside_the_partitions_is_refused_with_the_variables_to_set(
     assert "outside the daily partitions 2026-01-05..2026-01-18" in capsys.readouterr().err
     code, _ = _backfill(home, "2026-01-12", "2026-01-10")
     assert code == 2
-    assert "is before --from" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == "aiops backfill: --to 2026-01-10 is before --from 2026-01-12\n"
+    code, _ = _backfill(home, "2026-01-12", "January")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "expected an ISO date such as 2026-01-05" in err
     assert not (home / "dagster_home").exists(), "nothing was started"
 
 

@@ -1,41 +1,28 @@
-"""The `aiops` command as a user runs it: a fresh process each time."""
+"""`aiops demo`: the whole pipeline in a fresh process (subprocess lane), and its arguments
+checked in-process before anything in the home moves."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from aiops_assets.core.ledger import Ledger
+import pytest
+
+from aiops_assets_tests.cli.conftest import Aiops
+from aiops_assets_tests.cli.process import aiops_process as _aiops
 
 # Seven days reach the scenario's null-injection day (2026-01-11), whose snapshot must be refused.
 DAYS = "7"
 
 
-def _aiops(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DAGSTER_", "AIOPS_"))
-    } | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "aiops_assets.cli", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _demo_json(home: Path, cwd: Path) -> dict[str, Any]:
+def _demo_json(home: Path, cwd: Path, *, archived: bool = False) -> dict[str, Any]:
     completed = _aiops("demo", "--json", "--days", DAYS, "--home", str(home), cwd=cwd)
     assert completed.returncode == 0, completed.stderr
+    if archived:
+        # Before the demo replaces the previous one it names the archive and the way back.
+        assert "the previous demo is archived in " in completed.stderr
+        assert "aiops demo --restore " in completed.stderr
     last_line = completed.stdout.strip().splitlines()[-1]
     result: dict[str, Any] = json.loads(last_line)
     assert (
@@ -45,10 +32,11 @@ def _demo_json(home: Path, cwd: Path) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.subprocess
 def test_demo_json_is_identical_in_fresh_homes_and_on_a_rerun(tmp_path: Path) -> None:
     first = _demo_json(tmp_path / "a", cwd=tmp_path)
     second = _demo_json(tmp_path / "b", cwd=tmp_path)
-    rerun = _demo_json(tmp_path / "a", cwd=tmp_path)
+    rerun = _demo_json(tmp_path / "a", cwd=tmp_path, archived=True)
     assert first == second == rerun
     assert set(first) == {
         "assets",
@@ -90,6 +78,7 @@ def test_demo_json_is_identical_in_fresh_homes_and_on_a_rerun(tmp_path: Path) ->
     assert "no incident" in incident.stderr
 
 
+@pytest.mark.subprocess
 def test_demo_without_json_says_where_to_look(tmp_path: Path) -> None:
     completed = _aiops("demo", "--days", "5", "--home", str(tmp_path / "h"), cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr
@@ -97,6 +86,7 @@ def test_demo_without_json_says_where_to_look(tmp_path: Path) -> None:
     assert "make dev" in completed.stdout
 
 
+@pytest.mark.subprocess
 def test_demo_refuses_too_few_days_with_a_clear_message(tmp_path: Path) -> None:
     completed = _aiops("demo", "--days", "2", "--home", str(tmp_path / "h"), cwd=tmp_path)
     assert completed.returncode == 2
@@ -104,48 +94,60 @@ def test_demo_refuses_too_few_days_with_a_clear_message(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
 
 
-def test_registry_commands_and_a_refused_promotion(tmp_path: Path) -> None:
-    home = tmp_path / "h"
-    assert _aiops("demo", "--days", "5", "--home", str(home), cwd=tmp_path).returncode == 0
+def _working_home(home: Path) -> dict[str, bytes]:
+    """A home as a previous demo leaves it: a ledger, an outbox and some Dagster history."""
+    files = {
+        "ledger.db": b"the registry",
+        "alerts.jsonl": b"{}\n",
+        "dagster_home/history/runs.db": b"runs",
+    }
+    for name, data in files.items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_bytes(data)
+    return files
 
-    listing = _aiops("registry", "list", "--json", "--home", str(home), cwd=tmp_path)
-    assert listing.returncode == 0, listing.stderr
-    [version] = json.loads(listing.stdout)
-    assert version["version"] == 1 and "champion" in version["aliases"]
 
-    # The packaged policy gives an unknown identity the viewer role: refused, exit 3, audited.
-    refused = _aiops(
-        "registry", "promote", "1", "--reason", "try", "--home", str(home),
-        cwd=tmp_path, env={"AIOPS_ACTOR": "intruder@example.com"},
-    )  # fmt: skip
-    assert refused.returncode == 3
-    assert "refused: intruder@example.com (role 'viewer') may not promote" in refused.stderr
-    assert "Traceback" not in refused.stderr
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--days", "3"], "4 days"),
+        (["--days", "0"], "days must be at least 1"),
+        (["--start", "next monday"], "expected an ISO date"),
+        (["--seed", "x"], "'x' is not a valid integer"),
+    ],
+)
+def test_a_bad_argument_is_one_line_and_archives_nothing(
+    aiops: Aiops, clean_env: Path, argv: list[str], fragment: str
+) -> None:
+    home = clean_env / "h"
+    files = _working_home(home)
+    code, out, err = aiops("demo", *argv, "--home", str(home))
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("aiops demo: ") and fragment in err
+    assert not (home / "archive").exists(), "nothing was archived"
+    assert {name: (home / name).read_bytes() for name in files} == files
 
-    # An admin may roll back, but with no earlier good champion the command says so and fails.
-    rollback = _aiops(
-        "registry", "rollback", "--reason", "drill", "--home", str(home), cwd=tmp_path
-    )
-    assert rollback.returncode == 1
-    assert "no earlier champion has passing checks" in rollback.stderr
 
-    history = _aiops("registry", "history", "--json", "--home", str(home), cwd=tmp_path)
-    changes = json.loads(history.stdout)
-    assert [(c["alias"], c["kind"], c["to"]) for c in changes] == [
-        ("challenger", "assign", 1),
-        ("champion", "promote", 1),
-    ], "the refused promotion and the failed rollback changed nothing"
+def test_archives_are_listed_and_restored(aiops: Aiops, clean_env: Path) -> None:
+    from aiops_assets.reference.demo import archive_previous_demo
+    from aiops_assets.reference.settings import PipelineSettings
 
-    verify = _aiops("audit", "verify", "--json", "--home", str(home), cwd=tmp_path)
-    report = json.loads(verify.stdout)
-    assert verify.returncode == 0 and report["ok"], report
-    text = _aiops("audit", "verify", "--home", str(home), cwd=tmp_path).stdout
-    assert text.startswith("audit log verified")
-    ledger = Ledger(
-        f"sqlite:///{home / 'ledger.db'}", audit_key=(home / "audit.key").read_bytes().strip()
-    )
-    denied = [entry for entry in ledger.audit_entries() if entry.action == "access_denied"]
-    ledger.dispose()
-    assert [(entry.actor, entry.details["action"]) for entry in denied] == [
-        ("intruder@example.com", "promote")
-    ]
+    home = clean_env / "h"
+    files = _working_home(home)
+    settings = PipelineSettings(home=home)
+    archived = archive_previous_demo(settings, settings.dagster_home)
+    assert archived is not None and not (home / "ledger.db").exists()
+
+    code, out, _ = aiops("demo", "--list-archives", "--json", "--home", str(home))
+    assert code == 0
+    assert [entry["name"] for entry in json.loads(out)] == [archived.name]
+
+    code, out, err = aiops("demo", "--restore", "--home", str(home))
+    assert code == 0, err
+    assert str(archived) in out
+    assert (home / "ledger.db").read_bytes() == files["ledger.db"]
+
+    code, _, err = aiops("demo", "--restore", "no-such-archive", "--home", str(home))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from aiops_assets.core.capsule import Capsule
 from aiops_assets.core.ledger import Ledger
@@ -14,7 +15,7 @@ from aiops_assets.core.lifecycle import ABLATION_KIND_TAG
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.reference.definitions import REPRODUCIBLE_CHECK, build_definitions
 from aiops_assets.reference.settings import PipelineSettings
-from aiops_assets_tests.test_cli import _aiops
+from aiops_assets_tests.cli.process import aiops_process as _aiops
 
 
 def _copy_home(settings: PipelineSettings, target: Path) -> Path:
@@ -22,6 +23,7 @@ def _copy_home(settings: PipelineSettings, target: Path) -> Path:
     return target
 
 
+@pytest.mark.subprocess
 def test_reproduce_the_champion_succeeds(trained_home: PipelineSettings, tmp_path: Path) -> None:
     completed = _aiops("reproduce", "champion", "--home", str(trained_home.home), cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr
@@ -32,6 +34,7 @@ def test_reproduce_the_champion_succeeds(trained_home: PipelineSettings, tmp_pat
     assert report["ok"] and report["capsule_id"]
 
 
+@pytest.mark.subprocess
 def test_reproduce_fails_with_a_diff_after_the_seed_is_altered(
     trained_home: PipelineSettings, tmp_path: Path
 ) -> None:
@@ -55,6 +58,7 @@ def test_reproduce_fails_with_a_diff_after_the_seed_is_altered(
     assert "DIFF model sha256: recorded" in completed.stdout
 
 
+@pytest.mark.subprocess
 def test_reproduce_fails_after_a_snapshot_byte_is_altered(
     trained_home: PipelineSettings, tmp_path: Path
 ) -> None:
@@ -80,6 +84,7 @@ def test_reproduce_fails_after_a_snapshot_byte_is_altered(
     assert "NOT REPRODUCED" in completed.stdout and "corrupt" in completed.stdout
 
 
+@pytest.mark.subprocess
 def test_export_import_into_an_empty_store_then_reproduce(
     trained_home: PipelineSettings, tmp_path: Path
 ) -> None:
@@ -99,6 +104,7 @@ def test_export_import_into_an_empty_store_then_reproduce(
     assert "REPRODUCED" in completed.stdout
 
 
+@pytest.mark.subprocess
 def test_a_damaged_bundle_is_refused(trained_home: PipelineSettings, tmp_path: Path) -> None:
     bundle = tmp_path / "champion.tar.gz"
     assert (
@@ -116,6 +122,7 @@ def test_a_damaged_bundle_is_refused(trained_home: PipelineSettings, tmp_path: P
     assert "aiops capsule import:" in imported.stderr and "Traceback" not in imported.stderr
 
 
+@pytest.mark.subprocess
 def test_unknown_targets_say_what_was_tried(trained_home: PipelineSettings, tmp_path: Path) -> None:
     completed = _aiops("reproduce", "v42", "--home", str(trained_home.home), cwd=tmp_path)
     assert completed.returncode == 2
@@ -124,6 +131,7 @@ def test_unknown_targets_say_what_was_tried(trained_home: PipelineSettings, tmp_
     assert completed.returncode == 2 and "is not an alias" in completed.stderr
 
 
+@pytest.mark.subprocess
 def test_runs_search_finds_the_demo_trainings(
     trained_home: PipelineSettings, tmp_path: Path
 ) -> None:
@@ -140,6 +148,7 @@ def test_runs_search_finds_the_demo_trainings(
     assert trainings and all(run["capsule_id"] for run in trainings)
 
 
+@pytest.mark.slow
 def test_the_reproducible_check_runs_on_demand_only(
     trained_home: PipelineSettings,
 ) -> None:
@@ -164,6 +173,7 @@ def test_the_reproducible_check_runs_on_demand_only(
     assert evaluation.asset_check_key == REPRODUCIBLE_CHECK
 
 
+@pytest.mark.subprocess
 def test_export_needs_the_export_permission(trained_home: PipelineSettings, tmp_path: Path) -> None:
     refused = _aiops(
         "capsule", "export", "champion", str(tmp_path / "b.tar.gz"), "--home",

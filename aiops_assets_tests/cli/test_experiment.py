@@ -41,6 +41,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, captured.out, captured.err
 
 
+@pytest.mark.slow
 def test_a_candidate_is_refused_then_promoted_with_its_ablation(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -112,6 +113,13 @@ def test_flags_are_set_shown_and_kept_in_history(
     assert "detector (model anomaly_detector): default champion -> " in out
     code, out, _ = _run(capsys, "flags", "show", "--service", "checkout", "--json")
     assert json.loads(out)["services"]["checkout"] == {"detector": "v1", "features": reference}
+    # For people: the document in force, then one row per service and flag (no dict repr).
+    code, out, _ = _run(capsys, "flags", "show", "--service", "checkout", "--service", "search")
+    assert code == 0 and "{'" not in out
+    rows = [line.split() for line in out.split("\n\n")[-1].splitlines()]
+    assert rows[0] == ["service", "flag", "value"]
+    assert ["checkout", "detector", "v1"] in rows and ["search", "detector", "champion"] in rows
+    assert ["checkout", "features", reference] in rows
     code, out, _ = _run(capsys, "flags", "history")
     assert "v1 " in out and "by local:ana: pin checkout to v1" in out
     ledger = Ledger.from_env(f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key")

@@ -3,7 +3,6 @@ a person would call them: parsed arguments in, text or JSON and an exit code out
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from aiops_assets.cli import main
 from aiops_assets.core.capsule import build_capsule
 from aiops_assets.core.experiments import ExperimentRun
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.reference.settings import PipelineSettings
-from aiops_assets.runs_cli import add_runs_commands, run_runs_command
 
 RUN_A = "aaaaaaaa-0000-4000-8000-000000000001"
 RUN_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -33,11 +32,8 @@ class Cli:
     capsys: pytest.CaptureFixture[str]
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
-        parser = argparse.ArgumentParser(prog="aiops")
-        add_runs_commands(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args([*argv, "--home", str(self.home)])
         # The defaults point elsewhere (.aiops): --home alone must lead to the test's ledger.
-        code = run_runs_command(args, PipelineSettings())
+        code = main([*argv, "--home", str(self.home)])
         out, err = self.capsys.readouterr()
         return code, out, err
 
@@ -80,7 +76,10 @@ def _config(n_estimators: int, until: str) -> dict[str, Any]:
 
 @pytest.fixture
 def cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    clean_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Cli]:
     monkeypatch.setenv("AIOPS_AUDIT_KEY", "a test key that is long enough to be a secret")
     home = tmp_path / "aiops"
@@ -233,6 +232,7 @@ def test_a_bad_query_exits_2(cli: Cli, argv: list[str], fragment: str) -> None:
     code, out, err = cli("runs", "search", *argv)
     assert (code, out) == (2, "")
     assert err.startswith("aiops runs search: ") and fragment in err
+    assert len(err.splitlines()) == 1
 
 
 def test_diff_as_text(cli: Cli) -> None:
@@ -276,5 +276,6 @@ def test_diff_of_a_missing_run_exits_2(cli: Cli) -> None:
     code, out, err = cli("runs", "diff", RUN_A, "ffffffff")
     assert (code, out) == (2, "")
     assert err.startswith("aiops runs diff: no run ffffffff in sqlite:///")
+    assert len(err.splitlines()) == 1
     code, _, err = cli("runs", "diff", "nothing", RUN_B, "--json")
     assert code == 2 and "no run nothing" in err

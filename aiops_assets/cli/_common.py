@@ -1,0 +1,399 @@
+"""What every ``aiops`` command shares: the home, ``--home``/``--json``/``--verbose``, the ledger,
+the acting identity, one table/JSON printer, progress, and the one way a mistake is reported.
+
+This module is imported by ``aiops --help``: it imports click and the standard library only. The
+ledger (SQLAlchemy), the policy and Dagster are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from aiops_assets.core.ledger import Ledger
+    from aiops_assets.core.progress import Progress
+    from aiops_assets.reference.settings import PipelineSettings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DENIED = 3
+# Spelled here, not imported from core.registry, so `aiops --help` does not import SQLAlchemy.
+MODEL_NAME_DEFAULT = "anomaly_detector"
+ELLIPSIS = "…"
+_MIN_CELL = 6
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """A mistake the user can fix: shown as one line ``aiops <command>: <message>``, no
+    traceback, exit 2 (or ``status``: 3 for a refused permission, 1 for a failed action)."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _State:
+    """What ``main`` needs to know after the command ran: which one it was, how loudly to fail."""
+
+    verbose: bool = False
+    command: str = "aiops"
+
+
+STATE = _State()
+
+
+class Command(click.Command):
+    """A command that remembers its name for the error line ``main`` prints after it ended."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        STATE.command = ctx.command_path
+        return super().invoke(ctx)
+
+
+class Group(click.Group):
+    """A command group whose commands are :class:`Command` (and subgroups :class:`Group`)."""
+
+    command_class = Command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        STATE.command = ctx.command_path
+        return super().invoke(ctx)
+
+
+Group.group_class = Group
+
+
+# --- options ----------------------------------------------------------------------------------
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        STATE.verbose = True
+    return value
+
+
+def verbose_option(command: F) -> F:
+    return click.option(
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_verbose,
+        help="show Dagster's own log and full tracebacks",
+    )(command)
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")(
+        command
+    )
+
+
+def home_option(command: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="folder of the instance, store and ledger (default: AIOPS_HOME or .aiops)",
+    )(command)
+
+
+def common_options(command: F) -> F:
+    """``--home``, ``--json`` and ``--verbose``, spelled the same on every command."""
+    return home_option(json_option(verbose_option(command)))
+
+
+def model_option(command: F) -> F:
+    return click.option(
+        "--model", default=MODEL_NAME_DEFAULT, show_default=True, help="model name"
+    )(command)
+
+
+def command_name() -> str:
+    """``aiops registry promote``: how messages name the command that is running."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else STATE.command
+
+
+# --- settings, home and ledger ----------------------------------------------------------------
+
+
+def load_settings(home: Path | None = None, **overrides: Any) -> PipelineSettings:
+    """The environment's settings with what the command line named; a bad variable is a
+    user mistake (exit 2), not a traceback."""
+    from aiops_assets.reference.settings import PipelineSettings
+
+    try:
+        settings = PipelineSettings.from_env()
+        changes = {name: value for name, value in overrides.items() if value is not None}
+        if home is not None:
+            changes["home"] = home
+        return settings.with_overrides(**changes) if changes else settings
+    except ValueError as error:
+        raise CliError(str(error)) from error
+
+
+def sqlite_file(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(url[len(prefix) :]) if url.startswith(prefix) else None
+
+
+def require_home(settings: PipelineSettings) -> None:
+    """A read-only command reads an existing home or says there is none: it never makes one
+    (an empty ledger and a fresh key would "verify" nothing and look like a real home)."""
+    ledger_file = sqlite_file(settings.ledger_url)
+    if ledger_file is not None and not ledger_file.is_file():
+        raise CliError(
+            f"no aiops home at {settings.root.absolute()} (run `aiops demo` or set "
+            "--home/AIOPS_HOME)"
+        )
+
+
+def open_ledger(settings: PipelineSettings, *, read_only: bool = False) -> Ledger:
+    """The project's ledger; ``read_only`` refuses to create one where there is none."""
+    if read_only:
+        require_home(settings)
+    from aiops_assets.core.ledger import Ledger, LedgerError
+
+    try:
+        return Ledger.from_env(settings.ledger_url, default_key_file=settings.audit_key_file)
+    except LedgerError as error:
+        raise CliError(str(error)) from error
+
+
+@contextlib.contextmanager
+def ledger_of(settings: PipelineSettings, *, read_only: bool = False) -> Iterator[Ledger]:
+    ledger = open_ledger(settings, read_only=read_only)
+    try:
+        yield ledger
+    finally:
+        ledger.dispose()
+
+
+def authorized_actor(settings: PipelineSettings, ledger: Ledger, action: str, subject: str) -> str:
+    """Who is acting, if the access policy lets them ``action`` ``subject``; a refusal (audited
+    by ``authorize``) is ``refused: ...`` and exit 3."""
+    from aiops_assets.core.policy import AccessDenied, AccessPolicy, acting_identity, authorize
+
+    actor = acting_identity()
+    policy = AccessPolicy.load(settings.access_policy or None)
+    try:
+        authorize(policy, ledger, actor=actor, action=action, subject=subject)
+    except AccessDenied as error:
+        raise CliError(f"refused: {error}", EXIT_DENIED) from error
+    return actor
+
+
+def materialize_champion(
+    settings: PipelineSettings,
+    *,
+    home_given: bool,
+    assets: Sequence[str],
+    config: dict[str, Any],
+    actor: str,
+) -> Any:
+    """One run of ``champion_model`` (and ``assets``' other members) with ``config``, in the
+    project's instance, exactly as the sensors and the launchpad change the champion. A failed
+    run is reported step by step and exits 1."""
+    import dagster as dg
+
+    from aiops_assets.core.policy import ACTOR_TAG
+    from aiops_assets.reference.definitions import build_definitions
+    from aiops_assets.runner import materialize_selection, prepare_instance, quiet
+
+    run_config: dict[str, Any] = {"ops": {"champion_model": {"config": config}}}
+    with dagster_output():
+        run = materialize_selection(
+            build_definitions(settings),
+            prepare_instance(settings.instance_home(home_given=home_given)),
+            dg.AssetSelection.assets(*assets),
+            run_config=run_config if STATE.verbose else quiet(run_config),
+            tags={ACTOR_TAG: actor, "aiops/source": "cli"},
+            raise_on_error=False,
+        )
+    if run.success:
+        return run
+    messages = [
+        (event.step_failure_data.error.message.strip() if event.step_failure_data.error else "")
+        or "step failed"
+        for event in run.get_step_failure_events()
+    ]
+    raise CliError("; ".join(messages) or f"run {run.run_id} failed", EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def dagster_output() -> Iterator[None]:
+    """Dagster's own Python log and warnings stay out of the user's output unless --verbose."""
+    if STATE.verbose:
+        yield
+        return
+    logger = logging.getLogger("dagster")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def print_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, sort_keys=True, default=str))
+
+
+def emit(payload: Any, text: str, *, as_json: bool) -> None:
+    """``payload`` as one JSON line for scripts, ``text`` for people."""
+    if as_json:
+        print_json(payload)
+    else:
+        click.echo(text)
+
+
+def output_width() -> int | None:
+    """The columns a table may use: ``COLUMNS``, else the terminal's; a pipe or a file gets
+    whole rows (a script wanting every value uses ``--json``)."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def format_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    indent: str = "",
+    width: int | None = None,
+) -> str:
+    """Left-aligned columns two spaces apart; with ``width``, the widest cells are cut (with an
+    ellipsis) until each line fits."""
+    table = [[str(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(cell) for cell in column) for column in zip(*table, strict=True)]
+    if width is not None:
+        widths = _fit(widths, width - len(indent) - 2 * (len(widths) - 1))
+    return "\n".join(
+        indent
+        + "  ".join(
+            _cut(cell, size).ljust(size) for cell, size in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in table
+    )
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, indent: str = "") -> None:
+    click.echo(format_table(header, rows, indent=indent, width=output_width()))
+
+
+def _fit(widths: list[int], available: int) -> list[int]:
+    fitted = list(widths)
+    while sum(fitted) > available:
+        widest = max(range(len(fitted)), key=lambda index: fitted[index])
+        if fitted[widest] <= _MIN_CELL:
+            break
+        fitted[widest] -= 1
+    return fitted
+
+
+def _cut(cell: str, size: int) -> str:
+    return cell if len(cell) <= size else cell[: max(size - 1, 0)] + ELLIPSIS
+
+
+def say(message: str) -> None:
+    """A line for the person at the terminal (stderr: stdout stays the command's result)."""
+    click.echo(f"{command_name()}: {message}", err=True)
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+class TerminalProgress:
+    """A bar redrawn in place on stderr, with notes printed above it: for a person watching."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self.total = 0
+        self.number = 0
+        self._label = ""
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def begin(self, total: int, label: str = "") -> None:
+        self.total, self.number = total, 0
+        if label:
+            self._line(label)
+
+    def step(self, label: str) -> None:
+        self.number += 1
+        self.total = max(self.total, self.number)
+        self._label = label
+        self._draw()
+
+    def note(self, line: str) -> None:
+        self._line(f"        {line}")
+        self._draw()
+
+    def end(self, summary: str = "") -> None:
+        self._clear()
+        if summary:
+            self._line(summary)
+
+    def _draw(self) -> None:
+        columns = shutil.get_terminal_size().columns
+        done = int(20 * self.number / max(self.total, 1))
+        bar = f"[{'#' * done}{' ' * (20 - done)}] {self.number}/{self.total} "
+        text = bar + self._label
+        self.stream.write("\r\x1b[2K" + _cut(text, columns - 1))
+        self.stream.flush()
+
+    def _clear(self) -> None:
+        self.stream.write("\r\x1b[2K")
+        self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        self._clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def make_progress(stream: TextIO | None = None) -> Progress:
+    """A bar on a terminal, plain numbered lines otherwise (logs, CI, a pipe)."""
+    from aiops_assets.core.progress import LineProgress
+
+    target = stream if stream is not None else sys.stderr
+    if target.isatty():
+        return TerminalProgress(stream)
+    return LineProgress(stream)
+
+
+def parse_with(parser: Callable[[str], Any], text: str, what: str) -> Any:
+    """``parser(text)``, a ValueError becoming one line naming the option."""
+    try:
+        return parser(text)
+    except ValueError as error:
+        raise CliError(f"{what}: {error}") from error
+
+
+def mapping_rows(payload: Mapping[str, Any]) -> list[list[str]]:
+    return [[str(key), str(value)] for key, value in payload.items()]
