@@ -326,3 +326,8 @@ def test_schema_at_head_matches_metadata(ledger: Ledger, db_path: Path) -> None:
             assert context.get_current_revision() == HEAD_REVISION
     finally:
         engine.dispose()
+
+
+def test_the_skip_revision_is_the_newest_migration() -> None:
+    """Opening a current ledger skips Alembic only if HEAD_REVISION names the real head."""
+    assert ledger_module.HEAD_REVISION == HEAD_REVISION

@@ -49,6 +49,7 @@ from aiops_assets.core.ledger.records import (
 )
 from aiops_assets.core.ledger.reproducibility import MIN_PREFIX
 from aiops_assets.core.ledger.schema import (
+    HEAD_REVISION,
     MIGRATIONS_DIR,
     VERSION_TABLE,
     alias_history,
@@ -72,6 +73,7 @@ __all__ = [
     "ALIAS_KINDS",
     "AUDIT_KEY_ENV",
     "GENESIS_HASH",
+    "HEAD_REVISION",
     "MIGRATIONS_DIR",
     "MIN_PREFIX",
     "PROBLEM_KINDS",

@@ -26,7 +26,13 @@ from aiops_assets.core.ledger.audit import (
 )
 from aiops_assets.core.ledger.encoding import utc
 from aiops_assets.core.ledger.records import AuditEntry, LedgerError
-from aiops_assets.core.ledger.schema import WRITE_OPTION, open_engine, upgrade
+from aiops_assets.core.ledger.schema import (
+    HEAD_REVISION,
+    WRITE_OPTION,
+    current_revision,
+    open_engine,
+    upgrade,
+)
 
 
 class LedgerCore:
@@ -92,6 +98,9 @@ class LedgerCore:
         return f"Ledger({self._url!r})"
 
     def _migrate(self) -> None:
+        with self._engine.connect() as conn:
+            if current_revision(conn) == HEAD_REVISION:
+                return
         with self._write() as conn:
             upgrade(conn, "head")
 

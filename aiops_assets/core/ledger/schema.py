@@ -24,12 +24,18 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
 
 VERSION_TABLE = "aiops_ledger_version"
 # The migrations stay beside the package (core/ledger_migrations), one folder above this module.
 MIGRATIONS_DIR = Path(__file__).parent.with_name("ledger_migrations")
+# The newest migration's revision. Opening a ledger already at it skips Alembic, whose import and
+# script scan cost a read-only command most of its start-up; a test holds this equal to the head
+# of MIGRATIONS_DIR, so a new migration without a bump here fails CI.
+HEAD_REVISION = "0003"
 
 # Execution option that makes the SQLite "begin" hook take the write lock up front.
 WRITE_OPTION = "aiops_ledger_write"
@@ -281,6 +287,13 @@ rollout_stages = Table(
     ForeignKeyConstraint(["rollout_id"], ["rollouts.id"], name="fk_rollout_stages_rollout"),
     UniqueConstraint("rollout_id", "stage_index", name="uq_rollout_stages_rollout_stage"),
 )
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The schema revision recorded on ``conn``, or None for a database never migrated."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def upgrade(conn: Connection, revision: str = "head") -> None:
