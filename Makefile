@@ -16,13 +16,14 @@ DEMO_ARGS ?=
 PYTEST_ARGS ?=
 PORT ?= 3000
 
-.PHONY: demo test lint typecheck pytest dev env clean
+.PHONY: demo test test-fast lint typecheck pytest dev env clean
 
 env: $(VENV)/.synced
 
+# Every extra (postgres, celery, plots, ui): the demo, the tests and `make dev` use them all.
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $@
 
 demo: env
@@ -44,6 +45,14 @@ PYTEST_WORKERS ?= 2
 
 pytest: env
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The lane to run while editing: no services (PostgreSQL, Redis, RabbitMQ, MLflow, Prometheus,
+# Alertmanager), no browser, no fresh processes (subprocess demos, dagster dev, Celery workers),
+# nothing marked slow. `make test` (CI) still runs everything; the markers live in pyproject.toml.
+FAST_LANE := not services and not browser and not subprocess and not slow
+
+test-fast: env
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "$(FAST_LANE)" $(PYTEST_ARGS)
 
 dev: env
 	@mkdir -p "$(DAGSTER_HOME)"

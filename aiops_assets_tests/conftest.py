@@ -11,9 +11,7 @@ import pytest
 
 from aiops_assets.reference.demo import DemoResult, run_demo
 from aiops_assets.reference.settings import PipelineSettings
-
-# The real NAB data lives beside the project (../shared), never inside it.
-NAB_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
+from aiops_assets_tests.paths import NAB_ROOT
 
 
 @pytest.fixture

@@ -206,7 +206,7 @@ def _track_writes(flags: MutableSequence[int]) -> None:
             flags[LEDGER_DEPTH] -= 1
 
     ArtifactStore._write_atomically = tracked_write  # type: ignore[method-assign]
-    Ledger._write = tracked_transaction  # type: ignore[method-assign]
+    Ledger._write = tracked_transaction  # type: ignore[method-assign, assignment]
 
 
 def _die(flags: MutableSequence[int], phase: str) -> None:

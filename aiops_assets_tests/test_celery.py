@@ -321,6 +321,8 @@ def _celery_nodes(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
     return nodes
 
 
+@pytest.mark.services  # RabbitMQ
+@pytest.mark.subprocess  # two real Celery workers
 def test_the_graph_materializes_through_two_celery_workers(
     cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -31,6 +31,9 @@ from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
 from aiops_assets.runner import materialize_selection
 
+# A demo, then a changed feature day: the demo is the slow part.
+pytestmark = pytest.mark.slow
+
 CHANGED_DAY = "2026-01-08"
 SHORTER_WINDOWS = {"ops": {"features": {"config": {"windows": ["1h", "12h"]}}}}
 

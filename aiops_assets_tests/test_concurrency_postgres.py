@@ -33,12 +33,15 @@ from dagster_postgres import PostgresEventLogStorage
 from aiops_assets.core.ledger import Ledger, StaleChampionError
 from aiops_assets.core.registry import CHALLENGER, CHAMPION, MODEL_NAME, verify_model
 from aiops_assets.core.store import ArtifactStore
+from aiops_assets.io import asset_ref_name
 from aiops_assets.reference.definitions import build_definitions, ingest_selection
 from aiops_assets.reference.settings import PipelineSettings
-from aiops_assets.resources import asset_ref_name
 from aiops_assets.runner import materialize_selection
 from aiops_assets_tests.postgres import throwaway_database
 from aiops_assets_tests.postgres_instance import PostgresInstanceHome, postgres_instance_home
+
+# Eight worker processes run the pipeline against the PostgreSQL service.
+pytestmark = [pytest.mark.services, pytest.mark.subprocess]
 
 WORKERS = 8
 # Three days: two to train on and one of holdout; each is written by two or three processes at once.

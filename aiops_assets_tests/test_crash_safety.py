@@ -53,9 +53,13 @@ TRIALS = 21
 SEED = 20261130
 CHILD_TIMEOUT_S = 600.0
 
-pytestmark = pytest.mark.skipif(
-    sys.platform != "linux", reason="the trials fork and read /proc/self/fd (Linux only)"
-)
+pytestmark = [
+    # Every trial forks a child that runs pipeline work until it is killed.
+    pytest.mark.subprocess,
+    pytest.mark.skipif(
+        sys.platform != "linux", reason="the trials fork and read /proc/self/fd (Linux only)"
+    ),
+]
 
 
 @pytest.fixture

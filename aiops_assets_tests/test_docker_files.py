@@ -213,11 +213,17 @@ def test_the_worker_serves_the_queue_and_broker_the_executor_uses(
 
 
 def test_the_image_installs_what_the_commands_run() -> None:
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
-        "dependencies"
+    """The webserver, PostgreSQL and Celery are extras of the plugin; the image installs them all."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    dependencies = [
+        *project["dependencies"],
+        *(item for group in extras.values() for item in group),
     ]
     names = {re.split(r"[<>=!~ \[]", dependency)[0] for dependency in dependencies}
     assert {"dagster", "dagster-webserver", "dagster-postgres", "dagster-celery"} <= names
+    syncs = re.findall(r"uv sync[^\n]*", DOCKERFILE.read_text(encoding="utf-8"))
+    assert syncs and all("--all-extras" in sync for sync in syncs), syncs
     services = _services()
     assert services["webserver"]["command"][0] in names
     assert services["celery_worker"]["command"][0] in names
@@ -274,6 +280,7 @@ def database() -> Iterator[sa.URL]:
         yield database_url
 
 
+@pytest.mark.services
 def test_the_instance_yaml_opens_a_postgres_instance(
     database: sa.URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

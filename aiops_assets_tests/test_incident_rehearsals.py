@@ -23,6 +23,9 @@ from aiops_assets_tests.incident_rehearsals import (
     run_rehearsal,
 )
 
+# A shared history, then one pipeline rehearsal per planted cause.
+pytestmark = pytest.mark.slow
+
 FAILING = [item for item in REHEARSALS if item.cause is not None]
 
 

@@ -35,6 +35,8 @@ from aiops_assets_tests.postgres_instance import postgres_instance_home
 
 START = "2026-01-05"
 
+pytestmark = pytest.mark.services
+
 
 @dataclass(frozen=True)
 class PostgresDemo:

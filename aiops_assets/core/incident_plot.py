@@ -9,16 +9,30 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # files only: never open a window, work on a server without a display
-
-import matplotlib.pyplot as plt
+from typing import Any
 
 from aiops_assets.core.incidents import DriftPoint, IncidentReport
 
 TOP_FEATURES = 3
+PLOTS_EXTRA = "pip install 'aiops-assets[plots]'"
+
+
+class PlotsUnavailable(ImportError):
+    """matplotlib is an extra: the report stands without its picture, so only the picture fails."""
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot, imported on first use: a plugin that never draws does not need it."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError as error:
+        raise PlotsUnavailable(
+            f"the incident timeline needs matplotlib, which is not installed: {PLOTS_EXTRA}"
+        ) from error
+    matplotlib.use("Agg")  # files only: never open a window, work on a server without a display
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def top_drifted_features(
@@ -54,6 +68,7 @@ def render_incident_png(
     partitions = sorted({p.partition for p in report.performance} | {d.partition for d in drift})
     index = {partition: position for position, partition in enumerate(partitions)}
     features = top_drifted_features(report, drift)
+    plt = _pyplot()
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [1, 1]}
     )

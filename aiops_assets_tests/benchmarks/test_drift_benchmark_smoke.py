@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "drift_vs_peers.py"
+import pytest
+
+from aiops_assets_tests.paths import BENCHMARKS
+
+# Each benchmark script runs in a fresh interpreter, as a person runs it.
+pytestmark = pytest.mark.subprocess
+
+SCRIPT = BENCHMARKS / "drift_vs_peers.py"
 
 
 def test_the_drift_benchmark_prints_one_json_line_that_agrees_with_scipy() -> None:

@@ -8,7 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "incremental_cost.py"
+import pytest
+
+from aiops_assets_tests.paths import BENCHMARKS
+
+# Each benchmark script runs in a fresh interpreter, as a person runs it.
+pytestmark = pytest.mark.subprocess
+
+SCRIPT = BENCHMARKS / "incremental_cost.py"
 
 
 def test_the_incremental_cost_benchmark_times_each_chosen_day_against_day_one(
@@ -25,8 +32,9 @@ def test_the_incremental_cost_benchmark_times_each_chosen_day_against_day_one(
             str(SCRIPT),
             *("--days", "3", "--at", "3", "--repeats", "1"),
             *("--train-days", "2", "--holdout-days", "1"),
-            # Timings on a shared machine are noise at this size: only the report is tested.
-            *("--max-ratio", "1000", "--home", str(tmp_path), "--json"),
+            # Timings on a shared machine are noise at this size: no limit, only the report is
+            # tested (the benchmark run by hand judges the ratio).
+            *("--max-ratio", "inf", "--home", str(tmp_path), "--json"),
         ],
         capture_output=True,
         text=True,

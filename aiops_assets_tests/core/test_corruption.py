@@ -46,8 +46,9 @@ from aiops_assets.core.telemetry import (
     canonical_telemetry,
     load_directory,
 )
+from aiops_assets_tests.paths import BAD_INPUTS
 
-GOOD_FILE = Path(__file__).parents[1] / "data" / "bad_inputs" / "good.csv"
+GOOD_FILE = BAD_INPUTS / "good.csv"
 GOOD = GOOD_FILE.read_bytes()
 PARTITION_START = pd.Timestamp("2026-01-05")
 PARTITION_END = pd.Timestamp("2026-01-06")

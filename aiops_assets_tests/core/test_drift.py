@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,8 +36,6 @@ from aiops_assets.core.drift import (
     persistence_met,
 )
 from aiops_assets.core.store import canonical_json_bytes
-
-NAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
 
 # A policy that is BH alone: no effect floor, no calibration, no persistence.
 PURE_FDR = {
@@ -528,6 +524,7 @@ def _null_sample(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow  # 200 seeded trials, two policies each
 def test_family_wise_false_alarms_stay_within_the_fdr_level_on_no_shift_data() -> None:
     pure = load_policy().replace(PURE_FDR)
     default = load_policy()
@@ -553,7 +550,7 @@ def test_a_tenth_of_a_sigma_shift_at_100k_rows_is_detected() -> None:
 
 
 def test_a_hundredth_of_a_sigma_shift_at_10m_rows_is_significant_but_not_alarmed() -> None:
-    started = time.perf_counter()
+    # How long this takes is measured by benchmarks/bench_drift_scale.py, not asserted here.
     rng = np.random.default_rng(15)
     reference = build_profile(_frame(x=rng.normal(size=1_000_000)), mode="sketch")
     # Ten million current rows, profiled in chunks of one million on the reference's grid: the
@@ -570,7 +567,6 @@ def test_a_hundredth_of_a_sigma_shift_at_10m_rows_is_significant_but_not_alarmed
     assert feature.q_value < 1e-6  # the KS test alone would alarm...
     assert feature.effect < 0.02 and result.verdict == "ok"  # ...the effect floor does not
     assert feature.statistic > feature.metrics["ks_error_bound"]
-    assert time.perf_counter() - started < 10
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -594,14 +590,6 @@ def test_the_markdown_summary_names_the_drifted_features() -> None:
 
 
 # -- real data: NAB --------------------------------------------------------------------------------
-
-
-def _nab_root() -> Path:
-    if not (NAB / "data").is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the NAB corpus is missing at {NAB}")
-        pytest.skip(f"the NAB corpus is not at {NAB}")
-    return NAB
 
 
 def _daily_drift(
@@ -631,8 +619,8 @@ def _read_nab(path: Path) -> pd.DataFrame:
     return series.drop_duplicates("timestamp", keep="first").sort_values("timestamp")
 
 
-def test_nab_machine_temperature_collapse_is_flagged_by_its_labeled_window() -> None:
-    root = _nab_root()
+def test_nab_machine_temperature_collapse_is_flagged_by_its_labeled_window(nab_root: Path) -> None:
+    root = nab_root
     series = _read_nab(root / "data" / "realKnownCause" / "machine_temperature_system_failure.csv")
     windows = json.loads((root / "labels" / "combined_windows.json").read_text())
     window_start, window_end = (
@@ -667,8 +655,8 @@ def test_nab_machine_temperature_collapse_is_flagged_by_its_labeled_window() -> 
         "art_noisy",
     ],
 )
-def test_nab_series_without_anomalies_raise_no_error(name: str) -> None:
-    series = _read_nab(_nab_root() / "data" / "artificialNoAnomaly" / f"{name}.csv")
+def test_nab_series_without_anomalies_raise_no_error(name: str, nab_root: Path) -> None:
+    series = _read_nab(nab_root / "data" / "artificialNoAnomaly" / f"{name}.csv")
     # These series are 14 days long: a week of baseline, a week of daily partitions.
     results = _daily_drift(series, baseline_days=7)
     assert len(results) == 7

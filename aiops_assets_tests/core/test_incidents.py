@@ -8,6 +8,8 @@ change to the weights or the candidate rules that breaks attribution fails here.
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -18,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiops_assets.core.incident_plot import plot_incident, top_drifted_features
+from aiops_assets.core.incident_plot import PlotsUnavailable, plot_incident, top_drifted_features
 from aiops_assets.core.incidents import (
     Change,
     DriftPoint,
@@ -390,3 +392,17 @@ def test_the_timeline_plot_is_a_deterministic_png(tmp_path: Path) -> None:
         point.feature for point in scenario.drift
     }
     assert top_drifted_features(report, scenario.drift)[0] in scenario.cause.features
+
+
+def test_without_the_plots_extra_the_plot_fails_in_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = SCENARIOS[0]()
+    report = build_incident_report(
+        "anomaly_detector", scenario.changes, scenario.performance, scenario.drift
+    )
+    assert report is not None
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    with pytest.raises(PlotsUnavailable, match=re.escape("pip install 'aiops-assets[plots]'")):
+        plot_incident(report, scenario.drift, tmp_path / "a.png")
+    assert not (tmp_path / "a.png").exists()

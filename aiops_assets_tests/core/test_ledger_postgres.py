@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from aiops_assets.core.ledger import Ledger
 from aiops_assets_tests.postgres import throwaway_database
 
+pytestmark = pytest.mark.services
+
 KEY = b"postgres-test-key-0123456789abcdef"
 
 

@@ -56,6 +56,7 @@ def test_the_champion_capsule_names_the_whole_chain(ledger: Ledger) -> None:
     assert capsule.environment["packages"]["numpy"]
 
 
+@pytest.mark.subprocess  # the second training runs in a fresh process
 def test_two_trainings_from_one_capsule_give_identical_bytes(
     trained_home: PipelineSettings, ledger: Ledger
 ) -> None:

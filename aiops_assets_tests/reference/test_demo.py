@@ -266,6 +266,7 @@ def test_dagster_log_and_warnings_stay_out_unless_verbose(caplog: pytest.LogCapt
 # --- one short demo, end to end --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_short_demo_announces_its_true_total_and_prints_no_dagster_log(
     small_settings: PipelineSettings,
     instance: dg.DagsterInstance,

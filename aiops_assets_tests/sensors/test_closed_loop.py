@@ -36,6 +36,9 @@ from aiops_assets.reference.demo import DemoResult, run_demo
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.sensors.webhook import local_webhook
 
+# The whole closed loop (train, serve, retrain, roll back, roll out) on one instance.
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Loop:

@@ -31,6 +31,9 @@ from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
 from aiops_assets.runner import daily_partition_keys, materialize_selection
 
+# Each test serves several days through the real pipeline.
+pytestmark = pytest.mark.slow
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 PLAN = """
 stages:

@@ -26,6 +26,9 @@ from aiops_assets_tests.ui.served_demo import (
     serve_demo,
 )
 
+# A subprocess demo served by `dagster dev`, seen through Chromium.
+pytestmark = [pytest.mark.browser, pytest.mark.subprocess]
+
 # Generous because the machine is shared; every wait is bounded by one of these.
 UI_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_MS = 300_000

@@ -16,6 +16,9 @@ from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.runner import materialize_selection
 from aiops_assets_tests.conftest import TEST_DAYS, run_quietly
 
+# Whole-graph materializations in fresh places: the full lane's, not the fast lane's.
+pytestmark = pytest.mark.slow
+
 
 def _latest(
     instance: dg.DagsterInstance, name: str, partition: str | None = None

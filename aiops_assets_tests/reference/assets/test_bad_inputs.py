@@ -27,8 +27,12 @@ from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.reference.definitions import build_definitions
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.runner import DATA_VERSION_TAG, materialize_selection
+from aiops_assets_tests.paths import BAD_INPUTS
 
-CORPUS = Path(__file__).parents[1] / "data" / "bad_inputs"
+# A pipeline run per corpus file (55 of them): the largest share of the suite's time.
+pytestmark = pytest.mark.slow
+
+CORPUS = BAD_INPUTS
 MANIFEST_FILE = "MANIFEST.yaml"
 GENERATOR_FILE = "make_corpus.py"
 MANIFEST: dict[str, Any] = yaml.safe_load((CORPUS / MANIFEST_FILE).read_text(encoding="utf-8"))

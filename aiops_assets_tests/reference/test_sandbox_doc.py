@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from aiops_assets.reference.settings import PipelineSettings
+from aiops_assets_tests.paths import DOCS
 
-DOC = Path(__file__).parents[1] / "docs" / "sandbox.md"
+DOC = DOCS / "sandbox.md"
 
 
 def _code_blocks(text: str) -> list[str]:
