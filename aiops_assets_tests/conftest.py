@@ -64,3 +64,10 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> PipelineSettings:
 
     close_ledgers()
     return settings
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist workers inherit COLUMNS=80, which the CLI's printer honours; a test that
+    wants a width sets COLUMNS itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)

@@ -117,6 +117,7 @@ def test_registry_commands_and_a_refused_promotion(tmp_path: Path) -> None:
     assert "no earlier champion has passing checks" in rollback.stderr
 
     history = _aiops("registry", "history", "--json", "--home", str(home), cwd=tmp_path)
+    assert history.returncode == 0, history.stderr
     changes = json.loads(history.stdout)
     assert [(c["alias"], c["kind"], c["to"]) for c in changes] == [
         ("challenger", "assign", 1),
