@@ -71,3 +71,10 @@ def _no_inherited_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytest-xdist workers inherit COLUMNS=80, which the CLI's printer honours; a test that
     wants a width sets COLUMNS itself."""
     monkeypatch.delenv("COLUMNS", raising=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on a trained home waits for a six-day demo first: it belongs to the full lane."""
+    for item in items:
+        if "trained_home" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
