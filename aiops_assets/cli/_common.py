@@ -16,10 +16,13 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
+
+from aiops_assets.core.progress import LineProgress
 
 if TYPE_CHECKING:
     from aiops_assets.core.ledger import Ledger
@@ -326,23 +329,12 @@ def say(message: str) -> None:
 # --- progress ---------------------------------------------------------------------------------
 
 
-class TerminalProgress:
+class TerminalProgress(LineProgress):
     """A bar redrawn in place on stderr, with notes printed above it: for a person watching."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream
-        self.total = 0
-        self.number = 0
+        super().__init__(stream)
         self._label = ""
-
-    @property
-    def stream(self) -> TextIO:
-        return self._stream if self._stream is not None else sys.stderr
-
-    def begin(self, total: int, label: str = "") -> None:
-        self.total, self.number = total, 0
-        if label:
-            self._line(label)
 
     def step(self, label: str) -> None:
         self.number += 1
@@ -351,40 +343,48 @@ class TerminalProgress:
         self._draw()
 
     def note(self, line: str) -> None:
-        self._line(f"        {line}")
+        super().note(line)
         self._draw()
 
     def end(self, summary: str = "") -> None:
         self._clear()
-        if summary:
-            self._line(summary)
+        super().end(summary)
 
     def _draw(self) -> None:
         columns = shutil.get_terminal_size().columns
         done = int(20 * self.number / max(self.total, 1))
         bar = f"[{'#' * done}{' ' * (20 - done)}] {self.number}/{self.total} "
-        text = bar + self._label
-        self.stream.write("\r\x1b[2K" + _cut(text, columns - 1))
+        self.stream.write("\r\x1b[2K" + _cut(bar + self._label, columns - 1))
         self.stream.flush()
 
     def _clear(self) -> None:
         self.stream.write("\r\x1b[2K")
         self.stream.flush()
 
-    def _line(self, text: str) -> None:
+    def _print(self, line: str) -> None:
         self._clear()
-        self.stream.write(text + "\n")
+        self.stream.write(line + "\n")
         self.stream.flush()
 
 
 def make_progress(stream: TextIO | None = None) -> Progress:
     """A bar on a terminal, plain numbered lines otherwise (logs, CI, a pipe)."""
-    from aiops_assets.core.progress import LineProgress
-
     target = stream if stream is not None else sys.stderr
     if target.isatty():
         return TerminalProgress(stream)
     return LineProgress(stream)
+
+
+def iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    """A click callback: an ISO date, or a one-line usage error showing the expected form."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise click.BadParameter(
+            f"expected an ISO date such as 2026-01-05, got {value!r}"
+        ) from error
 
 
 def parse_with(parser: Callable[[str], Any], text: str, what: str) -> Any:

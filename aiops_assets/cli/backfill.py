@@ -29,6 +29,7 @@ from aiops_assets.cli._common import (
     Command,
     common_options,
     dagster_output,
+    iso_date,
     load_settings,
     make_progress,
     print_json,
@@ -47,15 +48,6 @@ VERDICTS = {
 }
 
 
-def _iso_date(ctx: click.Context, param: click.Parameter, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError as error:
-        raise click.BadParameter(
-            f"expected an ISO date such as 2026-01-05, got {value!r}"
-        ) from error
-
-
 @click.command(
     cls=Command,
     help="Materialize telemetry_snapshot and features (and anomaly_scores with its checks, once "
@@ -69,7 +61,7 @@ def _iso_date(ctx: click.Context, param: click.Parameter, value: str) -> date:
     "first",
     required=True,
     metavar="DATE",
-    callback=_iso_date,
+    callback=iso_date,
     help="the first day (ISO date)",
 )
 @click.option(
@@ -77,7 +69,7 @@ def _iso_date(ctx: click.Context, param: click.Parameter, value: str) -> date:
     "last",
     required=True,
     metavar="DATE",
-    callback=_iso_date,
+    callback=iso_date,
     help="the last day (ISO date), included",
 )
 @click.option(

@@ -21,23 +21,13 @@ from aiops_assets.cli._common import (
     CliError,
     Command,
     common_options,
+    iso_date,
     load_settings,
     make_progress,
     print_json,
     print_table,
     say,
 )
-
-
-def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as error:
-        raise click.BadParameter(
-            f"expected an ISO date such as 2026-01-05, got {value!r}"
-        ) from error
 
 
 @click.command(
@@ -49,7 +39,7 @@ def _iso_date(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @common_options
 @click.option("--days", type=int, help="number of daily partitions (default: AIOPS_DAYS or 14)")
 @click.option(
-    "--start", callback=_iso_date, help="first day, ISO date (default: AIOPS_START or 2026-01-05)"
+    "--start", callback=iso_date, help="first day, ISO date (default: AIOPS_START or 2026-01-05)"
 )
 @click.option("--seed", type=int, help="scenario seed (default: AIOPS_SEED or 20260105)")
 @click.option("--list-archives", is_flag=True, help="list the archived earlier demos and exit")

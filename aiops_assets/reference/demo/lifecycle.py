@@ -17,6 +17,7 @@ from aiops_assets.core.lifecycle import (
     run_ablation,
     transition,
 )
+from aiops_assets.core.yaml_mapping import parse_yaml_mapping
 from aiops_assets.reference.assets.features import FeaturesConfig
 from aiops_assets.reference.assets.models import TrainingSetRunConfig
 from aiops_assets.reference.demo.steps import DemoSteps
@@ -127,7 +128,9 @@ def _judge(
 
 def _switch_flags(settings: PipelineSettings, registry: Ledger, candidate: FeatureSetSpec) -> None:
     latest = registry.latest_flags()
-    flags = yaml.safe_load(latest.body if latest else DEFAULT_FLAGS_PATH.read_text())
+    flags = parse_yaml_mapping(
+        latest.body if latest else DEFAULT_FLAGS_PATH.read_text(), what="the flags in service"
+    )
     flags["flags"]["features"]["default"] = candidate.version_id
     apply_flags(
         registry,
