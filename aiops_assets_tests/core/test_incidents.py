@@ -347,14 +347,17 @@ def test_markdown_has_verdict_timeline_and_top_suspect() -> None:
     assert f"v3's f1 went from {f1_good:.2f} (2026-01-09) to" in text
     assert "## Timeline" in text and "## Suspects" in text
     assert "last good evaluation" in text and "first bad evaluation" in text
-    timeline = text.split("## Timeline")[1].split("## Suspects")[0]
+    # The report reads top down for the person on call: suspects, then the timeline behind them.
+    assert text.index("## Suspects") < text.index("## Timeline")
+    timeline = text.split("## Timeline")[1]
     # Chronological: the last good evaluation, then the cause, then the first bad evaluation.
     assert timeline.index("last good") < timeline.index("sampling") < timeline.index("first bad")
-    suspects = text.split("## Suspects")[1]
+    suspects = text.split("## Suspects")[1].split("## Timeline")[0]
     first_row = next(line for line in suspects.splitlines() if line.startswith("| 1 |"))
     assert "[telemetry_snapshot](http://dagster/assets/telemetry_snapshot)" in first_row
     assert "checkout collector \\| sampling" in first_row  # pipes escaped, table intact
-    assert len(report.markdown(top=1).split("## Suspects")[1].strip().splitlines()) == 3
+    top_one = report.markdown(top=1).split("## Suspects")[1].split("## Timeline")[0]
+    assert len(top_one.strip().splitlines()) == 3
 
 
 def test_to_dict_is_json_serializable() -> None:

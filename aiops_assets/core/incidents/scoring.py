@@ -1,73 +1,26 @@
-"""Incident correlation: line a model's performance drop up with every change upstream of it.
+"""The prior: timing, lineage, drift and drift-performance correlation of each change.
 
-The record types are shared by the change-log capture (``aiops_assets/changelog.py``, which reads
-the Dagster instance and the ledger) and the correlation engine in this module, which is plain
-Python so that it can be tested on scripted histories and run outside Dagster.
-"""
+These say which changes *could* explain a drop; they order suspects only among equal measured
+evidence (``evidence.py``). The NannyML-style correlation ranker is kept here as the yardstick."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
-CHANGE_KINDS = (
-    "data",  # a snapshot's data version (schema, distribution summary)
-    "feature_set",  # a feature-set version
-    "code",  # an asset's code version
-    "config",  # a run config hash and its diff
-    "environment",  # package / Python / platform differences between capsules
-    "alias",  # a registry alias change (promotion, rollback)
-    "policy",  # a check policy or access policy change
-    "threshold",  # a detector threshold or alert budget change
+from aiops_assets.core.incidents.records import (
+    Change,
+    DriftPoint,
+    IncidentWindow,
+    PerformancePoint,
+    Suspect,
+    _sorted_performance,
 )
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change upstream of (or at) the model, as the change log records it."""
-
-    kind: str
-    subject: str  # an asset key ("features"), or "anomaly_detector:champion", or a policy name
-    at: datetime  # when the change took effect (UTC)
-    summary: str  # one line a person reads: "code version features-1 -> features-2"
-    partition: str | None = None  # the data partition it affects, when it has one
-    run_id: str | None = None
-    before: Any = None
-    after: Any = None
-    features: tuple[str, ...] = ()  # feature columns the change touches, when known
-    lineage_distance: int | None = None  # hops upstream from the model (0 = the model itself)
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PerformancePoint:
-    """The model's performance check on one partition."""
-
-    partition: str
-    at: datetime
-    passed: bool
-    metrics: dict[str, float]
-    model_version: int | None = None
-
-
-@dataclass(frozen=True)
-class DriftPoint:
-    """One feature's drift on one partition, from the drift check's metadata."""
-
-    partition: str
-    feature: str
-    effect: float
-    drifted: bool
-
-
-# ---------------------------------------------------------------------------------------------
-# The correlation engine
-# ---------------------------------------------------------------------------------------------
 
 # Kinds whose change can alter feature values even when the log does not say which features:
 # they get half the strongest drift of the failing partition, because "something in the data
@@ -117,57 +70,7 @@ class ScoringWeights:
         return self.effect + self.proximity + self.lineage + self.correlation
 
 
-@dataclass(frozen=True)
-class IncidentWindow:
-    """The boundary an incident is explained across: whatever changed between these two
-    evaluations (or shortly before the bad one) is a suspect."""
-
-    last_good: PerformancePoint | None
-    first_bad: PerformancePoint
-
-
-def _sorted_performance(performance: Sequence[PerformancePoint]) -> list[PerformancePoint]:
-    # A partition re-evaluated later (a backfill) keeps only its latest verdict: the window is
-    # about what the model does on that data now, not what an earlier run said.
-    latest: dict[str, PerformancePoint] = {}
-    for point in performance:
-        kept = latest.get(point.partition)
-        if kept is None or point.at >= kept.at:
-            latest[point.partition] = point
-    return [latest[key] for key in sorted(latest)]
-
-
-def find_incident_window(
-    performance: Sequence[PerformancePoint], *, at: datetime | None = None
-) -> IncidentWindow | None:
-    """Locate the failing streak to explain: the one that starts most recently (at or before
-    ``at`` when given, so a past incident can be re-investigated after later ones).
-
-    The streak's first point, not its latest, is the boundary, because later failures are
-    consequences; the evaluation just before it is the last one known good.
-    """
-    points = _sorted_performance(performance)
-    if at is not None:
-        points = [point for point in points if point.at <= at]
-    last_failing = next((i for i in range(len(points) - 1, -1, -1) if not points[i].passed), None)
-    if last_failing is None:
-        return None
-    start = last_failing
-    while start > 0 and not points[start - 1].passed:
-        start -= 1
-    last_good = points[start - 1] if start > 0 else None
-    return IncidentWindow(last_good=last_good, first_bad=points[start])
-
-
-@dataclass(frozen=True)
-class Suspect:
-    """A change with its score and the evidence behind it, so a person can disagree with the
-    ranking for a stated reason rather than trust a number."""
-
-    change: Change
-    score: float
-    components: dict[str, float]
-    explanation: str
+DEFAULT_WEIGHTS = ScoringWeights()
 
 
 def _change_features(change: Change) -> tuple[str, ...]:
@@ -484,7 +387,7 @@ def score_suspects(
     drift: Sequence[DriftPoint],
     window: IncidentWindow,
     *,
-    weights: ScoringWeights = ScoringWeights(),
+    weights: ScoringWeights = DEFAULT_WEIGHTS,
     metric: str = "f1",
     lookback: timedelta = timedelta(days=3),
 ) -> list[Suspect]:
@@ -578,189 +481,3 @@ def correlation_ranker_baseline(
         r = _pearson([x for x, _ in pairs], [y for _, y in pairs])
         ranked.append((feature, abs(r)))
     return sorted(ranked, key=lambda pair: (-pair[1], pair[0]))
-
-
-# ---------------------------------------------------------------------------------------------
-# The report
-# ---------------------------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _jsonable(getattr(value, name)) for name in value.__dataclass_fields__}
-    return repr(value)
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _fmt_metric(point: PerformancePoint, metric: str) -> str:
-    value = _finite(point.metrics.get(metric))
-    return "n/a" if value is None else f"{value:.2f}"
-
-
-@dataclass(frozen=True)
-class IncidentReport:
-    """Everything a person needs to judge the ranking: the boundary, the ranked suspects, and
-    the raw timeline the suspects were drawn from, so a change the engine missed is visible."""
-
-    model: str
-    window: IncidentWindow
-    suspects: list[Suspect]
-    timeline: list[Change]
-    performance: list[PerformancePoint]
-    metric: str = "f1"
-
-    def verdict(self) -> str:
-        first_bad = self.window.first_bad
-        who = f"v{first_bad.model_version}" if first_bad.model_version is not None else self.model
-        bad = f"{_fmt_metric(first_bad, self.metric)} ({first_bad.partition})"
-        last_good = self.window.last_good
-        if last_good is None:
-            return f"{who}'s {self.metric} was {bad}, with no passing evaluation before it"
-        good = f"{_fmt_metric(last_good, self.metric)} ({last_good.partition})"
-        return f"{who}'s {self.metric} went from {good} to {bad}"
-
-    def markdown(self, *, top: int = 5, links: Mapping[str, str] | None = None) -> str:
-        links = links or {}
-
-        def subject(name: str) -> str:
-            return f"[{_cell(name)}]({links[name]})" if name in links else _cell(name)
-
-        lines = [
-            f"# Incident: {self.model}",
-            "",
-            f"**{self.verdict()}.**",
-            "",
-            "## Timeline",
-            "",
-            "| time | kind | subject | partition | summary |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        rows: list[tuple[datetime, int, str]] = []
-        for change in self.timeline:
-            rows.append(
-                (
-                    change.at,
-                    1,
-                    f"| {change.at.isoformat()} | {_cell(change.kind)} | {subject(change.subject)} "
-                    f"| {_cell(change.partition or '')} | {_cell(change.summary)} |",
-                )
-            )
-        marks = [(self.window.last_good, "last good"), (self.window.first_bad, "first bad")]
-        for point, label in marks:
-            if point is None:
-                continue
-            verdict = "passed" if point.passed else "failed"
-            rows.append(
-                (
-                    point.at,
-                    0,
-                    f"| {point.at.isoformat()} | **evaluation** | {subject(self.model)} "
-                    f"| {_cell(point.partition)} | **{label} evaluation**: {self.metric} "
-                    f"{_fmt_metric(point, self.metric)} ({verdict}) |",
-                )
-            )
-        lines += [row for _, _, row in sorted(rows, key=lambda r: (r[0], r[1]))]
-        lines += [
-            "",
-            "## Suspects",
-            "",
-            "| rank | score | kind | subject | summary | explanation |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        for rank, suspect in enumerate(self.suspects[:top], start=1):
-            change = suspect.change
-            lines.append(
-                f"| {rank} | {suspect.score:.2f} | {_cell(change.kind)} | {subject(change.subject)} "
-                f"| {_cell(change.summary)} | {_cell(suspect.explanation)} |"
-            )
-        if not self.suspects:
-            lines.append("| - | - | - | - | no change in the window | - |")
-        return "\n".join(lines) + "\n"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "metric": self.metric,
-            "verdict": self.verdict(),
-            "window": _jsonable(self.window),
-            "suspects": [
-                {
-                    "change": _jsonable(s.change),
-                    "score": _jsonable(s.score),
-                    "components": _jsonable(s.components),
-                    "explanation": s.explanation,
-                }
-                for s in self.suspects
-            ],
-            "timeline": [_jsonable(c) for c in self.timeline],
-            "performance": [_jsonable(p) for p in self.performance],
-        }
-
-
-def build_incident_report(
-    model: str,
-    changes: Sequence[Change],
-    performance: Sequence[PerformancePoint],
-    drift: Sequence[DriftPoint],
-    *,
-    at: datetime | None = None,
-    weights: ScoringWeights = ScoringWeights(),
-    metric: str = "f1",
-    lookback: timedelta = timedelta(days=3),
-) -> IncidentReport | None:
-    """Answer "what changed?" in one call; None when the model never failed, because a report
-    with no incident would invite people to find causes for noise."""
-    window = find_incident_window(performance, at=at)
-    if window is None:
-        return None
-    suspects = score_suspects(
-        changes, performance, drift, window, weights=weights, metric=metric, lookback=lookback
-    )
-    first_bad = window.first_bad
-    start = first_bad.at - lookback
-    if window.last_good is not None:
-        start = min(start, window.last_good.at)
-    suspected = {id(s.change) for s in suspects}
-    timeline = sorted(
-        (
-            c
-            for c in changes
-            if start <= c.at <= first_bad.at
-            or id(c) in suspected
-            or _in_failing_partitions(c, window)
-        ),
-        key=lambda c: (c.at, c.kind, c.subject),
-    )
-    return IncidentReport(
-        model=model,
-        window=window,
-        suspects=suspects,
-        timeline=timeline,
-        performance=_sorted_performance(performance),
-        metric=metric,
-    )
-
-
-def asset_links(report: IncidentReport, base_url: str) -> dict[str, str]:
-    """Each asset subject of the report (not aliases or checks) -> its page in the Dagster UI."""
-    subjects = {change.subject for change in report.timeline}
-    subjects |= {suspect.change.subject for suspect in report.suspects}
-    base = base_url.rstrip("/")
-    return {subject: f"{base}/assets/{subject}" for subject in subjects if ":" not in subject}

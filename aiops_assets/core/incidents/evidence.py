@@ -1,0 +1,238 @@
+"""What orders suspects: measured evidence, not timing.
+
+Three kinds of evidence say a change *did* something, and the ranking trusts them in this order:
+
+- a **replay**: the failing partition re-run with the change reverted (or the last good partition
+  re-run with it applied) and measured with the performance check's own judge. Its effect is the
+  share of the metric's drop the change accounts for; a revert that changes nothing marks a decoy.
+- **label health**: labels that are missing, constant, or lose their positives while the model
+  keeps alerting at its usual rate. Every performance metric is computed from the labels, so
+  strong label evidence outranks the rest: the other measurements stand on the labels.
+- a **characterized data change**: which column of which service moved, by how much, against the
+  last good partitions. Weaker than a replay (it says the data moved, not that it mattered).
+
+Timing and lineage (``scoring.py``) break ties only among suspects with equal evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiops_assets.core.incidents.records import Change
+
+# A revert that recovers less than this share of the drop changed nothing that matters.
+DECOY_EFFECT = 0.1
+# Evidence within this distance counts as equal, so timing and lineage can break the tie.
+EVIDENCE_RESOLUTION = 0.05
+# Label evidence at or above this makes the metric itself suspect (see the module docstring).
+STRONG_LABEL_EVIDENCE = 0.9
+# A data change characterized but not replayed counts at most this much.
+UNREPLAYED_DATA_WEIGHT = 0.5
+# Findings whose kind is a fault of the feed, not a change in the world the model watches.
+FAULT_FINDINGS = frozenset(
+    {"unit", "level", "nulls", "zeros", "constant", "missing_service", "duplicates", "timestamps"}
+)
+
+
+def change_key(change: Change) -> str:
+    """A stable name for one change, so replays and evidence can refer to it across processes."""
+    service = change.details.get("service") if isinstance(change.details, Mapping) else None
+    return "|".join(
+        [
+            change.kind,
+            change.subject,
+            change.partition or "",
+            str(service or ""),
+            change.at.isoformat(),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One counterfactual run of the pipeline and its measured outcome.
+
+    ``direction`` is ``revert`` (the failing partition without the change) or ``apply`` (the last
+    good partition with it: the only way to measure a deploy, whose old code is gone).
+    ``effect`` is the share of the metric's drop the change accounts for, clipped to [0, 1].
+    """
+
+    change: str  # change_key of the suspect
+    action: str  # what was done, in words
+    direction: str
+    partition: str
+    metric: str
+    observed: float | None  # the metric without the replay
+    replayed: float | None  # the metric with it
+    target: float | None  # the value that would mean "fully explained"
+    passed: bool | None  # the performance check's verdict on the replayed partition
+    changed_output: bool  # whether the replay changed the model's input at all
+    effect: float
+    key: str  # content address of the replay (inputs, revert, code)
+    seconds: float = 0.0
+    cached: bool = False
+    error: str | None = None
+
+    @property
+    def decoy(self) -> bool:
+        return self.error is None and (not self.changed_output or self.effect < DECOY_EFFECT)
+
+    def words(self) -> str:
+        if self.error is not None:
+            return f"{self.action}: not measured ({self.error})"
+        if not self.changed_output:
+            return f"{self.action}: the model's input is unchanged, so it cannot explain the drop"
+        verdict = (
+            ""
+            if self.passed is None
+            else (" (check passes)" if self.passed else " (check still fails)")
+        )
+        return (
+            f"{self.action}: {self.metric} {_fmt(self.observed)} -> {_fmt(self.replayed)}"
+            f"{verdict}, {self.effect:.0%} of the drop"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {
+            "decoy": self.decoy,
+            "words": self.words(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Replay:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+
+def recovery(observed: float | None, replayed: float | None, target: float | None) -> float:
+    """The share of the way from ``observed`` back to ``target`` that ``replayed`` went, in [0, 1]."""
+    if observed is None or replayed is None or target is None:
+        return 0.0
+    gap = target - observed
+    if not math.isfinite(gap) or abs(gap) < 1e-12:
+        return 0.0
+    return min(1.0, max(0.0, (replayed - observed) / gap))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How strongly one suspect is shown to have caused the drop, with the reasons in words."""
+
+    value: float
+    reasons: tuple[str, ...]
+    source: str  # "replay", "labels", "data", "none"
+    decoy: bool = False
+
+    @property
+    def has_evidence(self) -> bool:
+        return self.value > 0.0
+
+
+@dataclass(frozen=True)
+class EvidenceInputs:
+    """What the plugin measured for one incident: replays by change key, the services the failed
+    check implicates, and the label health (as a ``labels`` change in the candidate list)."""
+
+    replays: Mapping[str, Replay] = field(default_factory=dict)
+    implicated_services: tuple[str, ...] = ()
+
+
+def findings_of(change: Change) -> list[Mapping[str, Any]]:
+    details = change.details if isinstance(change.details, Mapping) else {}
+    found = details.get("findings") or []
+    return [item for item in found if isinstance(item, Mapping)]
+
+
+def _strength(findings: Sequence[Mapping[str, Any]]) -> float:
+    """Findings' effect is "times the noise threshold"; 1 is just significant, 10 is glaring."""
+    best = max((float(item.get("effect") or 0.0) for item in findings), default=0.0)
+    return best / (best + 3.0) if best > 0 else 0.0
+
+
+def measure_evidence(change: Change, inputs: EvidenceInputs) -> Evidence:
+    """The evidence for one suspect: its replay when it had one, else what was characterized."""
+    replay = inputs.replays.get(change_key(change))
+    if replay is not None and replay.error is None:
+        if replay.decoy:
+            return Evidence(0.0, (replay.words(),), "replay", decoy=True)
+        return Evidence(replay.effect, (replay.words(),), "replay")
+    reasons = [replay.words()] if replay is not None else []
+    if change.kind == "labels":
+        value = float(change.details.get("evidence") or 0.0)
+        return Evidence(
+            value, (*reasons, str(change.details.get("words") or change.summary)), "labels"
+        )
+    findings = findings_of(change)
+    if findings:
+        strength = UNREPLAYED_DATA_WEIGHT * _strength(findings)
+        service = change.details.get("service")
+        where = (
+            "on a service the failed check implicates"
+            if service in inputs.implicated_services
+            else ""
+        )
+        if where:
+            strength = min(UNREPLAYED_DATA_WEIGHT, strength * 1.5)
+        words = "; ".join(str(item.get("words")) for item in findings[:3])
+        why = f"the data changed ({words}){', ' + where if where else ''}; not replayed"
+        return Evidence(strength, (*reasons, why), "data")
+    return Evidence(0.0, (*reasons, "no measured evidence"), "none")
+
+
+def _explained_by(change: Change, others: Mapping[str, tuple[Change, Evidence]]) -> Change | None:
+    """A data change made by the same run as a config change whose replay explains the drop is
+    that config's effect, not a second cause."""
+    if change.kind != "data" or change.run_id is None:
+        return None
+    for other, evidence in others.values():
+        if (
+            other.kind in ("config", "code", "environment", "feature_set")
+            and other.run_id == change.run_id
+            and evidence.source == "replay"
+            and evidence.value >= 0.5
+        ):
+            return other
+    return None
+
+
+def evidence_for(changes: Sequence[Change], inputs: EvidenceInputs) -> dict[str, Evidence]:
+    """Evidence per change key, after attributing a run's data to the run's proven change."""
+    measured = {change_key(c): (c, measure_evidence(c, inputs)) for c in changes}
+    out: dict[str, Evidence] = {}
+    for key, (change, evidence) in measured.items():
+        cause = _explained_by(change, measured)
+        if cause is not None and evidence.value > 0:
+            evidence = Evidence(
+                evidence.value / 2,
+                (*evidence.reasons, f"halved: it is the effect of {cause.summary}"),
+                evidence.source,
+                evidence.decoy,
+            )
+        out[key] = evidence
+    if any(e.source == "labels" and e.value >= STRONG_LABEL_EVIDENCE for e in out.values()):
+        out = {key: _under_suspect_labels(e) for key, e in out.items()}
+    return out
+
+
+def _under_suspect_labels(evidence: Evidence) -> Evidence:
+    # With labels that lost their positives, a replay that removes alerted rows "recovers" the
+    # metric whatever those rows were; the labels' own evidence is the one to trust.
+    if evidence.source == "labels":
+        return Evidence(1.0, evidence.reasons, "labels")
+    return Evidence(
+        min(evidence.value, STRONG_LABEL_EVIDENCE - EVIDENCE_RESOLUTION),
+        (*evidence.reasons, "measured against labels that are themselves suspect"),
+        evidence.source,
+        evidence.decoy,
+    )
+
+
+def evidence_rank(evidence: Evidence) -> float:
+    """The evidence rounded to its resolution: equal buckets leave the order to the prior."""
+    return round(evidence.value / EVIDENCE_RESOLUTION) * EVIDENCE_RESOLUTION
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
