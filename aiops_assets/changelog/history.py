@@ -78,9 +78,17 @@ def performance_history(
                     if isinstance(value, float)
                 },
                 model_version=int(version) if isinstance(version, int | float) else None,
+                implicated=_implicated(metadata.get("implicated_slices")),
             )
         )
     return points
+
+
+def _implicated(text: Any) -> tuple[str, ...]:
+    """``"service=checkout, service=search"`` -> ``("checkout", "search")``."""
+    if not isinstance(text, str):
+        return ()
+    return tuple(item.split("=", 1)[-1].strip() for item in text.split(",") if item.strip())
 
 
 def drift_history(

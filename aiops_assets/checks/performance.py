@@ -16,56 +16,40 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import numpy as np
-from sklearn.metrics import f1_score, precision_score, recall_score
 
-from aiops_assets.changelog import collect_changes, drift_history, performance_history
+from aiops_assets.changelog import drift_history
 from aiops_assets.checks.drift import drifted_slices
+from aiops_assets.checks.judge import PerformanceLimits, _judge, _measure, _Verdict
 from aiops_assets.core.features import LABEL, SERVICE
 from aiops_assets.core.incident_plot import PlotsUnavailable, render_incident_png
-from aiops_assets.core.incidents import PerformancePoint, asset_links, build_incident_report
+from aiops_assets.core.incidents import PerformancePoint, asset_links
 from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
+from aiops_assets.core.store import ArtifactStore
+from aiops_assets.diagnosis import DiagnosisOptions, diagnose
 from aiops_assets.io import partition_frame
 from aiops_assets.keys import PERFORMANCE_CHECK_NAME
 from aiops_assets.metadata import float_metrics, latest_materialization_metadata
-from aiops_assets.resources import LedgerResource
+from aiops_assets.resources import ArtifactStoreResource, LedgerResource
 
 # How far back a failure's incident report reads changes and evaluations.
 INCIDENT_HISTORY = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class PerformanceLimits:
-    """How far a version may fall from its holdout before the check fails."""
-
-    f1_tolerance: float
-    false_alarm_tolerance: float
-    false_alarm_budget: float
-    min_positives: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.f1_tolerance <= 1 or not 0 <= self.false_alarm_tolerance <= 1:
-            raise ValueError("tolerances are differences of rates and must lie in [0, 1]")
-        if not 0 < self.false_alarm_budget <= 1:
-            raise ValueError(
-                f"false_alarm_budget is a rate in (0, 1], got {self.false_alarm_budget}"
-            )
 
 
 def build_performance_check(
     scores_asset: dg.AssetsDefinition | dg.AssetSpec,
     *,
     model_name: str = MODEL_NAME,
-    f1_tolerance: float = 0.3,
-    false_alarm_tolerance: float = 0.02,
-    false_alarm_budget: float = 0.05,
-    min_positives: int = 5,
+    f1_tolerance: float = PerformanceLimits.f1_tolerance,
+    false_alarm_tolerance: float = PerformanceLimits.false_alarm_tolerance,
+    false_alarm_budget: float = PerformanceLimits.false_alarm_budget,
+    min_positives: int = PerformanceLimits.min_positives,
     name: str = PERFORMANCE_CHECK_NAME,
     incident_lineage: dg.Definitions | None = None,
     drift_checks: Sequence[dg.AssetCheckKey] = (),
+    incident_replays: int = 0,
 ) -> dg.AssetChecksDefinition:
     """An ERROR check per partition of ``scores_asset``: whether the serving model regressed.
 
@@ -95,6 +79,9 @@ def build_performance_check(
         incident_lineage: The definitions whose lineage the incident report walks (every asset
             and check but this one will do); None leaves failures without a report.
         drift_checks: The drift checks whose history the incident report correlates.
+        incident_replays: Counterfactual replays the failure's report may run (each re-runs the
+            partition's features and scores, a few seconds). 0, the default, keeps a failing
+            check fast; ``aiops incident`` replays, and its results are cached for the next read.
 
     Example:
         >>> check = build_performance_check(  # doctest: +SKIP
@@ -105,7 +92,13 @@ def build_performance_check(
         f1_tolerance, false_alarm_tolerance, false_alarm_budget, min_positives
     )
     judge = _PerformanceJudge(
-        scores_asset.key, model_name, name, limits, incident_lineage, tuple(drift_checks)
+        scores_asset.key,
+        model_name,
+        name,
+        limits,
+        incident_lineage,
+        tuple(drift_checks),
+        incident_replays,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
@@ -126,72 +119,6 @@ def build_performance_check(
             return judge.evaluate(context, ledger.get_ledger(), frame)
 
     return performance_check
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    """One partition's measurements against the serving version's holdout, and why it failed."""
-
-    observed: dict[str, float]
-    reference_far: float
-    reference_f1: float
-    slices: dict[str, float]
-    implicated: list[str]
-    reasons: list[str]
-    labeled_anomalies: int
-    rows: int
-
-    @property
-    def passed(self) -> bool:
-        return not self.reasons
-
-    @property
-    def judged_f1(self) -> bool:
-        return "f1" in self.observed
-
-
-def _judge(scores: Any, holdout: dict[str, Any], limits: PerformanceLimits) -> _Verdict:
-    """The day's rates, overall and per service, against the holdout and the budget."""
-    labels = scores[LABEL].to_numpy().astype("int8")
-    alerts = scores[ALERT].to_numpy().astype("int8")
-    observed = _measure(labels, alerts, limits.min_positives)
-    reference_far = float(holdout.get("false_alarm_rate", 0.0))
-    reference_f1 = float(holdout.get("f1", 0.0))
-    reasons: list[str] = []
-    far = observed["false_alarm_rate"]
-    if far > reference_far + limits.false_alarm_tolerance:
-        reasons.append(
-            f"false-alarm rate {far:.4f} exceeds the holdout's "
-            f"{reference_far:.4f} by more than {limits.false_alarm_tolerance}"
-        )
-    if far > limits.false_alarm_budget:
-        reasons.append(f"false-alarm rate {far:.4f} exceeds the budget {limits.false_alarm_budget}")
-    slices = _service_slices(scores, alerts, labels, labels == 0)
-    far_limit = min(reference_far + limits.false_alarm_tolerance, limits.false_alarm_budget)
-    # Averaged over every service, one service paging all night can hide; judged alone,
-    # its false-alarm rate meets the same tolerance and budget as the whole.
-    implicated = sorted(service for service, rate in slices.items() if rate > far_limit)
-    for service in implicated:
-        reasons.append(
-            f"{SERVICE}={service}: false-alarm rate {slices[service]:.4f} exceeds "
-            f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
-            f"{limits.false_alarm_tolerance}, at most the budget {limits.false_alarm_budget})"
-        )
-    if "f1" in observed and observed["f1"] < reference_f1 - limits.f1_tolerance:
-        reasons.append(
-            f"F1 {observed['f1']:.3f} is more than {limits.f1_tolerance} below the holdout's "
-            f"{reference_f1:.3f}"
-        )
-    return _Verdict(
-        observed=observed,
-        reference_far=reference_far,
-        reference_f1=reference_f1,
-        slices=slices,
-        implicated=implicated,
-        reasons=reasons,
-        labeled_anomalies=int(labels.sum()),
-        rows=int(np.size(labels)),
-    )
 
 
 def _summary(
@@ -239,6 +166,7 @@ class _PerformanceJudge:
     limits: PerformanceLimits
     incident_lineage: dg.Definitions | None
     drift_checks: tuple[dg.AssetCheckKey, ...]
+    incident_replays: int = 0
 
     def evaluate(
         self, context: dg.AssetCheckExecutionContext, registry: Ledger, frame: Any
@@ -349,9 +277,10 @@ class _PerformanceJudge:
                 passed=False,
                 metrics=verdict.observed,
                 model_version=version,
+                implicated=tuple(verdict.implicated),
             ),
             self.drift_checks,
-            implicated=[f"{SERVICE}={service}" for service in verdict.implicated],
+            replays=self.incident_replays,
         )
 
 
@@ -394,40 +323,10 @@ def _split_rollout(
     return own, metadata
 
 
-def _measure(labels: np.ndarray, alerts: np.ndarray, min_positives: int) -> dict[str, float]:
-    """Rates of a set of rows; F1, precision and recall only with enough labeled anomalies to
-    mean something."""
-    normal = labels == 0
-    measured = {
-        "false_alarm_rate": float(alerts[normal].mean()) if normal.any() else 0.0,
-        "labeled_anomalies": float(labels.sum()),
-        "alert_rate": float(alerts.mean()),
-    }
-    if int(labels.sum()) >= min_positives:
-        measured["f1"] = float(f1_score(labels, alerts, zero_division=0.0))
-        measured["precision"] = float(precision_score(labels, alerts, zero_division=0.0))
-        measured["recall"] = float(recall_score(labels, alerts, zero_division=0.0))
-    return measured
-
-
-def _service_slices(
-    scores: Any, alerts: np.ndarray, labels: np.ndarray, normal: np.ndarray
-) -> dict[str, float]:
-    """Each service's false-alarm rate; empty when the scores carry no service column.
-
-    Only false alarms are judged per service: a service-day holds a handful of labeled
-    anomalies at most, so a per-service F1 would be noise, while its false-alarm rate is what
-    that service's on-call engineer lives with.
-    """
-    if SERVICE not in getattr(scores, "columns", ()):
-        return {}
-    services = scores[SERVICE].astype(str).to_numpy()
-    rates = {}
-    for service in np.unique(services):
-        chosen = (services == service) & normal
-        if chosen.any():
-            rates[str(service)] = float(alerts[chosen].mean())
-    return rates
+def _lineage_store(lineage: dg.Definitions) -> ArtifactStore | None:
+    """The artifact store of the lineage's resources, where the partitions to characterize are."""
+    resource = (lineage.resources or {}).get("artifact_store")
+    return resource.get_store() if isinstance(resource, ArtifactStoreResource) else None
 
 
 def _incident_metadata(
@@ -439,40 +338,35 @@ def _incident_metadata(
     current: PerformancePoint,
     drift_checks: Sequence[dg.AssetCheckKey],
     *,
-    implicated: Sequence[str] = (),
+    replays: int = 0,
 ) -> dict[str, dg.MetadataValue]:
     """The incident report for this failure; a report that cannot be built never fails the check."""
     if lineage is None:
         return {}
     try:
-        since = current.at - INCIDENT_HISTORY
-        history = [
-            point
-            for point in performance_history(context.instance, since=since)
-            if point.partition != current.partition
-        ]
-        drift = drift_history(context.instance, list(drift_checks), since=since)
-        report = build_incident_report(
-            model_name,
-            collect_changes(
-                context.instance, registry, lineage, model_asset=model_asset, since=since
+        report = diagnose(
+            context.instance,
+            registry,
+            lineage,
+            _lineage_store(lineage),
+            model_name=model_name,
+            drift_checks=drift_checks,
+            since=current.at - INCIDENT_HISTORY,
+            options=DiagnosisOptions(
+                max_replays=replays,
+                metric="f1" if "f1" in current.metrics else "false_alarm_rate",
             ),
-            [*history, current],
-            drift,
-            metric="f1" if "f1" in current.metrics else "false_alarm_rate",
+            pending=current,
+        )
+        drift = drift_history(
+            context.instance, list(drift_checks), since=current.at - INCIDENT_HISTORY
         )
     except Exception as error:  # the report is a courtesy; the verdict must still be recorded
         context.log.warning(f"incident report not built: {error!r}")
         return {}
     if report is None or not report.suspects:
         return {}
-    top = report.suspects[0]
-    slices = (
-        f"**Implicated slices:** {', '.join(implicated)} (judged alone, over the false-alarm "
-        "limit).\n\n"
-        if implicated
-        else ""
-    )
+    slices = ""
     try:  # a courtesy within a courtesy: the report stands without it
         drifted = drifted_slices(context.instance, drift_checks, current.partition or None)
     except Exception as error:
@@ -487,9 +381,7 @@ def _incident_metadata(
         "incident_report": dg.MetadataValue.md(
             slices + report.markdown(top=5, links=asset_links(report, ""))
         ),
-        "likely_cause": dg.MetadataValue.text(
-            f"{top.change.kind} {top.change.subject}: {top.change.summary}"
-        ),
+        "likely_cause": dg.MetadataValue.text(report.likely_cause()),
     }
     try:
         png = render_incident_png(report, drift, dpi=72)

@@ -7,7 +7,6 @@ instance or a ledger it says where it looked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,23 +27,16 @@ from aiops_assets.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from aiops_assets.core.incidents import (
-        Change,
-        DriftPoint,
-        IncidentReport,
-        PerformancePoint,
-    )
+    from aiops_assets.core.incidents import IncidentReport
     from aiops_assets.reference.settings import PipelineSettings
-
-# Labels come only on days with enough anomalies to judge F1; the false-alarm rate always exists.
-FALLBACK_METRIC = "false_alarm_rate"
 
 
 @click.command(
     cls=Command,
     help="Find the last passing and first failing performance check, collect every data, code, "
     "feature-set, config, environment, alias and policy change upstream of the model around "
-    "them, and rank the likely causes with the evidence.",
+    "them, characterize what changed in the data per service and column, replay the top suspects "
+    "with each one reverted, and rank the causes by that evidence.",
 )
 @common_options
 @model_option
@@ -53,6 +45,18 @@ FALLBACK_METRIC = "false_alarm_rate"
 )
 @click.option("--metric", default="f1", show_default=True, help="performance metric to explain")
 @click.option("--top", type=int, default=5, show_default=True, help="suspects to show")
+@click.option(
+    "--replays",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="counterfactual replays at most (0: rank without replaying)",
+)
+@click.option("--no-cache", is_flag=True, help="re-run replays even when a result is stored")
+@click.option(
+    "--ui-url",
+    help="the Dagster UI the links point at (default AIOPS_UI_URL, else http://localhost:3000)",
+)
 @click.option(
     "--png",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -71,6 +75,9 @@ def incident(
     at: str | None,
     metric: str,
     top: int,
+    replays: int,
+    no_cache: bool,
+    ui_url: str | None,
     png: Path | None,
     history_days: float,
 ) -> int:
@@ -89,78 +96,68 @@ def incident(
             "--home / DAGSTER_HOME at one"
         )
     since = (moment or datetime.now(UTC)) - timedelta(days=history_days)
-    history = _history(settings, dagster_home, model, since)
-    report = _report(model, *history, at=moment, metric=metric)
+    report, drift, evaluations = _diagnose(
+        settings, dagster_home, model, since, moment, metric, replays, not no_cache
+    )
     if report is None:
         say(
             f"no failed performance check of {model}"
             + (f" up to {moment.isoformat()}" if moment else "")
-            + f" in {len(history[1])} evaluation(s): no incident"
+            + f" in {evaluations} evaluation(s): no incident"
         )
         return 0
     if png is not None:
         from aiops_assets.core.incident_plot import plot_incident
 
-        plot_incident(report, history[2], png)
+        plot_incident(report, drift, png)
         say(f"timeline plot written to {png}")
     if as_json:
         print_json(report.to_dict())
     else:
-        click.echo(report.markdown(top=top, links=asset_links(report, settings.ui_url)))
+        click.echo(report.markdown(top=top, links=asset_links(report, ui_url or settings.ui_url)))
     return 0
 
 
-def _history(
-    settings: PipelineSettings, dagster_home: Path, model: str, since: datetime
-) -> tuple[list[Any], list[Any], list[Any]]:
-    """Changes, performance and drift evaluations since ``since``: the query's cost follows the
-    window, not the whole instance."""
+def _diagnose(
+    settings: PipelineSettings,
+    dagster_home: Path,
+    model: str,
+    since: datetime,
+    at: datetime | None,
+    metric: str,
+    replays: int,
+    use_cache: bool,
+) -> tuple[IncidentReport | None, list[Any], int]:
+    """The report with its evidence; the query's cost follows the window, not the whole instance."""
     import dagster as dg
 
-    from aiops_assets.changelog import collect_changes, drift_history, performance_history
+    from aiops_assets.changelog import drift_history, performance_history
+    from aiops_assets.core.store import ArtifactStore
+    from aiops_assets.diagnosis import DiagnosisOptions, diagnose
     from aiops_assets.reference.definitions import (
         FEATURES_DRIFT_CHECK,
         SCORES_DRIFT_CHECK,
         build_definitions,
     )
 
-    progress = make_progress()
-    progress.begin(3, f"aiops incident: reading {dagster_home} since {since.date()}")
+    checks = [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
     with (
         ledger_of(settings, read_only=True) as ledger,
         dagster_output(),
         dg.DagsterInstance.from_config(str(dagster_home)) as instance,
     ):
-        progress.step("changes upstream of the model")
-        changes = collect_changes(
-            instance, ledger, build_definitions(settings), model_name=model, since=since, until=None
+        report = diagnose(
+            instance,
+            ledger,
+            build_definitions(settings),
+            ArtifactStore(settings.store_root),
+            model_name=model,
+            drift_checks=checks,
+            since=since,
+            at=at,
+            options=DiagnosisOptions(max_replays=replays, use_cache=use_cache, metric=metric),
+            progress=make_progress(),
         )
-        progress.step("performance checks")
-        performance = performance_history(instance, since=since)
-        progress.step("drift checks")
-        drift = drift_history(instance, [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK], since=since)
-    progress.end()
-    return list(changes), list(performance), list(drift)
-
-
-def _report(
-    model: str,
-    changes: Sequence[Change],
-    performance: Sequence[PerformancePoint],
-    drift: Sequence[DriftPoint],
-    *,
-    at: datetime | None,
-    metric: str,
-) -> IncidentReport | None:
-    from aiops_assets.core.incidents import build_incident_report
-
-    report = build_incident_report(model, changes, performance, drift, at=at, metric=metric)
-    if (
-        report is not None
-        and metric != FALLBACK_METRIC
-        and metric not in report.window.first_bad.metrics
-    ):
-        report = build_incident_report(
-            model, changes, performance, drift, at=at, metric=FALLBACK_METRIC
-        )
-    return report
+        drift = drift_history(instance, checks, since=since) if report is not None else []
+        evaluations = len(performance_history(instance, since=since)) if report is None else 0
+    return report, drift, evaluations

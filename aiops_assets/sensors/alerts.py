@@ -114,7 +114,7 @@ def _alert(evaluation: CheckEvaluation, action: str, alert_sink: AlertSinkResour
         summary=(
             f"{evaluation.label} passes again"
             if recovered
-            else f"{evaluation.label} failed: {evaluation.summary()}"
+            else f"{evaluation.label} failed: {evaluation.summary()}{_likely_cause(evaluation)}"
         ),
         asset=evaluation.check_key.asset_key.to_user_string(),
         check=evaluation.check_key.name,
@@ -123,3 +123,10 @@ def _alert(evaluation: CheckEvaluation, action: str, alert_sink: AlertSinkResour
         run_url=alert_sink.run_url(evaluation.run_id),
         dedup_key=evaluation.label,
     )
+
+
+def _likely_cause(evaluation: CheckEvaluation) -> str:
+    """The incident report's first line, when the failed check carries one: the person paged
+    reads what probably caused it and what to do before opening anything."""
+    cause = str(evaluation.metadata.get("likely_cause", "")).strip()
+    return f" | {cause}" if cause else ""

@@ -46,6 +46,7 @@ class PerformancePoint:
     passed: bool
     metrics: dict[str, float]
     model_version: int | None = None
+    implicated: tuple[str, ...] = ()  # services whose own false-alarm rate failed the check
 
 
 @dataclass(frozen=True)

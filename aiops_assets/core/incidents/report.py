@@ -245,7 +245,7 @@ class IncidentReport:
             span = f"{parts[0]} .. {parts[-1]}" if parts else ""
             rows.append(
                 (
-                    routine[-1].at,
+                    routine[0].at,
                     2,
                     f"| {routine[0].at.isoformat()} | data | {_cell(', '.join(assets))} | "
                     f"{_cell(span)} | {len(routine)} routine refreshes (nothing characterized) |",

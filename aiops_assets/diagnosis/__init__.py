@@ -1,0 +1,199 @@
+"""Incident diagnosis on a live instance: the change log, what changed in the data, the label
+health and counterfactual replays, ranked by evidence (``core/incidents``).
+
+``diagnose`` is what ``aiops incident``, the performance check's failure metadata and the alert
+share, so the three say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from aiops_assets.changelog import collect_changes, drift_history, performance_history
+from aiops_assets.checks.judge import PerformanceLimits
+from aiops_assets.core.incidents import (
+    IncidentReport,
+    PerformancePoint,
+    build_incident_report,
+    find_incident_window,
+    score_suspects,
+)
+from aiops_assets.core.incidents.evidence import EvidenceInputs, Replay, change_key
+from aiops_assets.core.ledger import Ledger
+from aiops_assets.core.progress import NoProgress, Progress
+from aiops_assets.core.store import ArtifactStore
+from aiops_assets.diagnosis.evidence import (
+    DataEvidence,
+    characterized_changes,
+    measure_data,
+    partitions_known,
+    spec_of_features,
+)
+from aiops_assets.diagnosis.plan import plan_replays
+from aiops_assets.diagnosis.replay import ReplayContext, run_replay
+from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
+from aiops_assets.metadata import latest_materialization_metadata
+
+# Labels come only on days with enough anomalies to judge F1; the false-alarm rate always exists.
+FALLBACK_METRIC = "false_alarm_rate"
+DEFAULT_MAX_REPLAYS = 5
+
+
+@dataclass(frozen=True)
+class DiagnosisOptions:
+    """How much work one diagnosis may do."""
+
+    max_replays: int = DEFAULT_MAX_REPLAYS
+    use_cache: bool = True
+    metric: str = "f1"
+    lookback: timedelta = timedelta(days=3)
+    limits: PerformanceLimits = field(default_factory=lambda: PerformanceLimits())
+
+    def __post_init__(self) -> None:
+        if self.max_replays < 0:
+            raise ValueError(f"max_replays must be >= 0, got {self.max_replays}")
+
+
+def diagnose(
+    instance: dg.DagsterInstance,
+    ledger: Ledger,
+    definitions: dg.Definitions,
+    store: ArtifactStore | None,
+    *,
+    model_name: str,
+    drift_checks: Sequence[dg.AssetCheckKey] = (),
+    since: datetime | None = None,
+    at: datetime | None = None,
+    options: DiagnosisOptions = DiagnosisOptions(),
+    progress: Progress | None = None,
+    pending: PerformancePoint | None = None,
+) -> IncidentReport | None:
+    """The incident report for the latest failure (at or before ``at``), with its evidence.
+
+    ``pending`` is an evaluation not yet recorded (the performance check diagnosing its own
+    failure); it replaces any recorded one of its partition.
+    """
+    progress = progress or NoProgress()
+    progress.begin(4, "diagnosis")
+    progress.step("changes upstream of the model")
+    changes = collect_changes(instance, ledger, definitions, model_name=model_name, since=since)
+    performance = performance_history(instance, since=since)
+    if pending is not None:
+        performance = [p for p in performance if p.partition != pending.partition] + [pending]
+    drift = drift_history(instance, list(drift_checks), since=since)
+    window = find_incident_window(performance, at=at)
+    if window is None:
+        progress.end()
+        return None
+    metric = options.metric
+    if metric != FALLBACK_METRIC and metric not in window.first_bad.metrics:
+        metric = FALLBACK_METRIC
+    progress.step("what changed in the data")
+    data = (
+        measure_data(store, window, partitions_known(changes))
+        if store is not None
+        else DataEvidence(failing=[window.first_bad.partition], references=[])
+    )
+    changes = characterized_changes(changes, data)
+    prior = score_suspects(
+        changes, performance, drift, window, metric=metric, lookback=options.lookback
+    )
+    progress.step("counterfactual replays")
+    replays = _replays(
+        instance,
+        ledger,
+        definitions,
+        store,
+        model_name,
+        window,
+        prior,
+        data.failing,
+        metric,
+        options,
+    )
+    progress.step("ranking by evidence")
+    report = build_incident_report(
+        model_name,
+        changes,
+        performance,
+        drift,
+        at=at,
+        metric=metric,
+        lookback=options.lookback,
+        inputs=EvidenceInputs(
+            replays={replay.change: replay for replay in replays},
+            implicated_services=window.first_bad.implicated,
+        ),
+        data_changes=[item.to_dict() for item in data.characterizations if item.findings],
+    )
+    progress.end()
+    return report
+
+
+def _replays(
+    instance: dg.DagsterInstance,
+    ledger: Ledger,
+    definitions: dg.Definitions,
+    store: ArtifactStore | None,
+    model_name: str,
+    window: Any,
+    prior: Sequence[Any],
+    failing: Sequence[str],
+    metric: str,
+    options: DiagnosisOptions,
+) -> list[Replay]:
+    if options.max_replays == 0 or window.last_good is None or store is None:
+        return []
+
+    def features_spec_at(partition: str) -> Any:
+        return spec_of_features(latest_materialization_metadata(instance, FEATURES_KEY, partition))
+
+    def snapshot_config_at(partition: str) -> Any:
+        return _op_config(instance, SNAPSHOT_KEY, partition)
+
+    specs = plan_replays(
+        prior,
+        window,
+        failing,
+        limit=options.max_replays,
+        features_spec_at=features_spec_at,
+        snapshot_config_at=snapshot_config_at,
+    )
+    context = ReplayContext(
+        definitions, store, ledger, model_name, metric, options.limits, options.use_cache
+    )
+    try:
+        good = context.stored_scores(window.last_good.partition)
+        bad = context.stored_scores(window.first_bad.partition)
+        good_value = context.measure(good)[0] if good is not None else None
+        bad_value = context.measure(bad)[0] if bad is not None else None
+        return [
+            run_replay(
+                context, spec, target=good_value if spec.direction == "revert" else bad_value
+            )
+            for spec in specs
+        ]
+    finally:
+        context.close()
+
+
+def _op_config(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> Any:
+    """The op config of the run that materialized a partition (None for defaults)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    run = instance.get_run_by_id(records[0].run_id)
+    run_config: dict[str, Any] = dict(run.run_config or {}) if run is not None else {}
+    ops: dict[str, Any] = dict(run_config.get("ops") or {})
+    entry = ops.get(asset_key.to_python_identifier()) or {}
+    return entry.get("config") if isinstance(entry, dict) else None
+
+
+__all__ = ["DEFAULT_MAX_REPLAYS", "DiagnosisOptions", "change_key", "diagnose"]

@@ -1,0 +1,241 @@
+"""Turning the store's partitions into evidence: what changed in the data, and label health.
+
+The change log knows a partition got new data; this module reads the partitions themselves (the
+failing ones against the last good ones) and rewrites each snapshot data change as one change per
+service that moved, with its findings in words, so a data regression can be ranked, replayed and
+named. Broken labels become a ``labels`` suspect of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from aiops_assets.core.data_changes import DataCharacterization, characterize
+from aiops_assets.core.incidents import Change, IncidentWindow
+from aiops_assets.core.incidents.evidence import FAULT_FINDINGS
+from aiops_assets.core.label_health import LabelHealth, assess_labels
+from aiops_assets.core.models import ALERT
+from aiops_assets.core.store import ArtifactStore
+from aiops_assets.core.telemetry import LABEL
+from aiops_assets.io import asset_ref_name
+from aiops_assets.keys import FEATURES_KEY, SCORES_KEY, SNAPSHOT_KEY
+
+# How many known-good partitions a failing one is compared with: enough to measure day-to-day
+# noise leave-one-out, few enough that last week's seasonality does not dominate.
+REFERENCE_PARTITIONS = 3
+# Label evidence is discounted this much when the feed itself broke in the failing partitions: a
+# unit change makes the model alert on rows nobody would label an incident.
+_LABELS_WITH_BROKEN_FEED = 0.3
+
+
+@dataclass
+class DataEvidence:
+    """What the partitions say: characterizations per layer and partition, and label health."""
+
+    failing: list[str]
+    references: list[str]
+    characterizations: list[DataCharacterization] = field(default_factory=list)
+    label_health: LabelHealth | None = None
+
+    def snapshot_findings(self, partition: str) -> DataCharacterization | None:
+        for item in self.characterizations:
+            if item.layer == "snapshot" and item.partition == partition:
+                return item
+        return None
+
+    def feed_broke(self) -> bool:
+        return any(
+            finding.kind in FAULT_FINDINGS
+            for item in self.characterizations
+            if item.layer == "snapshot"
+            for finding in item.findings
+        )
+
+
+def _frame(store: ArtifactStore, asset_key: Any, partition: str) -> pd.DataFrame | None:
+    ref = store.get_ref(asset_ref_name(asset_key, partition))
+    return None if ref is None else store.get_frame(ref)
+
+
+def incident_partitions(
+    store: ArtifactStore, window: IncidentWindow, known: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The failing partitions (after the last good one, up to the first bad) and the good ones
+    they are compared with (the last good and those before it that have a snapshot)."""
+    first_bad = window.first_bad.partition
+    last_good = window.last_good.partition if window.last_good else None
+    ordered = sorted(set(known) | {first_bad})
+    failing = [p for p in ordered if (last_good is None or p > last_good) and p <= first_bad]
+    before = [p for p in ordered if p <= (last_good or "") and p < failing[0]]
+    references = [
+        p for p in reversed(before) if store.get_ref(asset_ref_name(SNAPSHOT_KEY, p)) is not None
+    ][:REFERENCE_PARTITIONS]
+    return failing[-2:], references
+
+
+def measure_data(
+    store: ArtifactStore, window: IncidentWindow, known: Sequence[str]
+) -> DataEvidence:
+    """Characterize the failing partitions at the snapshot and the feature layer, and the labels."""
+    failing, references = incident_partitions(store, window, known)
+    evidence = DataEvidence(failing=failing, references=references)
+    if not references:
+        return evidence
+    for asset_key, layer in ((SNAPSHOT_KEY, "snapshot"), (FEATURES_KEY, "features")):
+        refs = {p: f for p in references if (f := _frame(store, asset_key, p)) is not None}
+        for partition in failing:
+            current = _frame(store, asset_key, partition)
+            if current is None or not refs:
+                continue
+            evidence.characterizations.append(
+                characterize(current, refs, layer=layer, partition=partition)
+            )
+    evidence.label_health = _label_health(store, window.first_bad.partition, references)
+    return evidence
+
+
+def _label_health(
+    store: ArtifactStore, partition: str, references: Sequence[str]
+) -> LabelHealth | None:
+    current = _frame(store, SCORES_KEY, partition)
+    if current is None or LABEL not in current or ALERT not in current:
+        return None
+    refs = {}
+    for key in references:
+        frame = _frame(store, SCORES_KEY, key)
+        if frame is not None and LABEL in frame and ALERT in frame:
+            refs[key] = (frame[LABEL].to_numpy(dtype=float), frame[ALERT].to_numpy(dtype=float))
+    if not refs:
+        return None
+    return assess_labels(
+        current[LABEL].to_numpy(dtype=float),
+        current[ALERT].to_numpy(dtype=float),
+        refs,
+        partition=partition,
+    )
+
+
+def characterized_changes(changes: Sequence[Change], evidence: DataEvidence) -> list[Change]:
+    """The change log with each failing snapshot refresh split into the services that moved
+    (what, where, by how much, in words) and the routine rest; broken labels added."""
+    out: list[Change] = []
+    for change in changes:
+        found = (
+            evidence.snapshot_findings(change.partition)
+            if change.kind == "data"
+            and change.subject == SNAPSHOT_KEY.to_user_string()
+            and change.partition
+            else None
+        )
+        if found is None or not found.findings:
+            out.append(change)
+            continue
+        out += _per_service(change, found)
+    labels = _labels_change(changes, evidence)
+    if labels is not None:
+        out.append(labels)
+    return sorted(out, key=lambda c: (c.at, c.kind, c.subject, str(c.details.get("service", ""))))
+
+
+def _per_service(change: Change, found: DataCharacterization) -> list[Change]:
+    """One change per service that moved; services that moved alike (the same kinds of change
+    on the same columns: one collector upgrade reaching several) are one change, replayed
+    together, since reverting one of them alone cannot show what the change did."""
+    groups: dict[tuple[tuple[str, str | None], ...], list[str]] = {}
+    for service in found.services():
+        signature = tuple(sorted({(f.kind, f.column) for f in found.for_service(service)}))
+        groups.setdefault(signature, []).append(service)
+    split = [_service_change(change, found, services) for services in groups.values()]
+    wide = [f for f in found.findings if f.service is None]
+    rest_details = {**change.details, "findings": [f.to_dict() for f in wide]}
+    if wide:
+        rest_details["headline"] = "; ".join(f.words for f in wide[:3])
+    return [*split, replace(change, details=rest_details)]
+
+
+def _service_change(change: Change, found: DataCharacterization, services: list[str]) -> Change:
+    findings = [f for service in services for f in found.for_service(service)]
+    findings.sort(key=lambda f: -f.effect)
+    headline = "; ".join(
+        [_since(findings[0].words, found.partition), *(f.words for f in findings[1:3])]
+    )
+    if len(services) > 1:
+        headline = f"{len(services)} services alike ({', '.join(services)}): {headline}"
+    columns = tuple(dict.fromkeys(f.column for f in findings if f.column))
+    return replace(
+        change,
+        summary=f"{change.subject}[{change.partition}] {headline}",
+        features=tuple(dict.fromkeys([*change.features, *columns])),
+        details={
+            **change.details,
+            "service": services[0],
+            "services": services,
+            "findings": [f.to_dict() for f in findings],
+            "headline": headline,
+        },
+    )
+
+
+def _since(words: str, since: str) -> str:
+    head, paren, tail = words.partition(" (")
+    return f"{head} since {since}{paren}{tail}"
+
+
+def _labels_change(changes: Sequence[Change], evidence: DataEvidence) -> Change | None:
+    health = evidence.label_health
+    if health is None or not health.problems or health.evidence <= 0:
+        return None
+    partition = health.partition
+    arrived = [
+        c
+        for c in changes
+        if c.kind == "data"
+        and c.subject == SNAPSHOT_KEY.to_user_string()
+        and c.partition == partition
+    ]
+    strength = health.evidence
+    caveat = ""
+    if evidence.feed_broke():
+        strength *= _LABELS_WITH_BROKEN_FEED
+        caveat = "; discounted: the feed itself changed, which explains alerts on unlabeled rows"
+    anchor = arrived[0] if arrived else None
+    return Change(
+        kind="labels",
+        subject=SNAPSHOT_KEY.to_user_string(),
+        at=anchor.at if anchor else _fallback_time(changes),
+        summary=f"labels of {partition}: {health.words}",
+        partition=partition,
+        run_id=anchor.run_id if anchor else None,
+        lineage_distance=anchor.lineage_distance if anchor else None,
+        details={
+            "evidence": strength,
+            "words": f"{health.words}{caveat}",
+            "headline": f"labels broken since {partition}: {health.words}",
+            "label_health": health.to_dict(),
+        },
+    )
+
+
+def _fallback_time(changes: Sequence[Change]) -> Any:
+    return max(c.at for c in changes) if changes else pd.Timestamp.now(tz="UTC").to_pydatetime()
+
+
+def partitions_known(changes: Sequence[Change]) -> list[str]:
+    return sorted({c.partition for c in changes if c.partition})
+
+
+def spec_of_features(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The features run config that recomputes a partition with the spec it was computed with."""
+    spec = metadata.get("feature_spec")
+    if not isinstance(spec, Mapping):
+        return None
+    keys = ("name", "version", "windows", "min_periods")
+    return {key: spec[key] for key in keys if key in spec} or None
+
+
+ONE_DAY = timedelta(days=1)

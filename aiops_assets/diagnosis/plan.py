@@ -1,0 +1,133 @@
+"""Which suspects can be replayed, and how: the revert (or the apply) that tests each one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from aiops_assets.core.incidents import IncidentWindow, Suspect
+from aiops_assets.core.incidents.evidence import findings_of
+from aiops_assets.diagnosis.replay import ReplaySpec
+from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
+
+_SNAPSHOT = SNAPSHOT_KEY.to_user_string()
+_FEATURES = FEATURES_KEY.to_user_string()
+# Suspects whose replay is an apply on the last good partition: the old code is gone.
+_DEPLOY_KINDS = ("code", "environment")
+
+
+def _previous_day(partition: str) -> str:
+    return (date.fromisoformat(partition) - timedelta(days=1)).isoformat()
+
+
+def plan_replays(
+    suspects: Sequence[Suspect],
+    window: IncidentWindow,
+    failing: Sequence[str],
+    *,
+    limit: int,
+    features_spec_at: Callable[[str], Mapping[str, Any] | None],
+    snapshot_config_at: Callable[[str], Mapping[str, Any] | None],
+) -> list[ReplaySpec]:
+    """Up to ``limit`` replays, for the suspects the prior ranks highest among those that can be
+    replayed. ``features_spec_at`` and ``snapshot_config_at`` read how a partition was computed."""
+    if window.last_good is None:
+        return []
+    good = window.last_good.partition
+    bad = window.first_bad.partition
+    planned: list[ReplaySpec] = []
+    seen: set[tuple[Any, ...]] = set()
+    for suspect in _replay_order(suspects):
+        spec = _spec(suspect, window, good, bad, failing, features_spec_at, snapshot_config_at)
+        if spec is None:
+            continue
+        identity = (spec.direction, spec.partition, repr(sorted(spec.identity().items())[1:]))
+        if identity in seen:
+            continue
+        seen.add(identity)
+        planned.append(spec)
+        if len(planned) >= limit:
+            break
+    return planned
+
+
+def _replay_order(suspects: Sequence[Suspect]) -> list[Suspect]:
+    """Data changes that were characterized first (strongest first), then the rest by prior."""
+
+    def strength(suspect: Suspect) -> float:
+        return max(
+            (float(f.get("effect") or 0.0) for f in findings_of(suspect.change)), default=0.0
+        )
+
+    return sorted(suspects, key=lambda s: (-min(strength(s), 10.0), -s.score))
+
+
+def _spec(
+    suspect: Suspect,
+    window: IncidentWindow,
+    good: str,
+    bad: str,
+    failing: Sequence[str],
+    features_spec_at: Callable[[str], Mapping[str, Any] | None],
+    snapshot_config_at: Callable[[str], Mapping[str, Any] | None],
+) -> ReplaySpec | None:
+    change = suspect.change
+    details = change.details if isinstance(change.details, Mapping) else {}
+    if change.kind == "data" and change.subject == _SNAPSHOT and details.get("service"):
+        if not findings_of(change):
+            return None
+        services = tuple(str(s) for s in details.get("services") or [details["service"]])
+        replaced = tuple(p for p in (_previous_day(bad), bad) if p in failing)
+        return ReplaySpec(
+            change=change,
+            direction="revert",
+            partition=bad,
+            action=f"{', '.join(services)}: telemetry of {', '.join(replaced)} replaced by {good}'s",
+            services=services,
+            good_partition=good,
+            replaced_partitions=replaced,
+        )
+    if change.kind == "config" and change.subject == _SNAPSHOT:
+        previous = details.get("previous_config")
+        return ReplaySpec(
+            change=change,
+            direction="revert",
+            partition=bad,
+            action=f"telemetry_snapshot[{bad}] re-run with the previous config",
+            snapshot_config=dict(previous) if isinstance(previous, Mapping) else {},
+            rematerialize_snapshot=True,
+        )
+    if (change.kind == "config" and change.subject == "flags") or change.kind == "feature_set":
+        spec = features_spec_at(good)
+        if spec is None:
+            return None
+        return ReplaySpec(
+            change=change,
+            direction="revert",
+            partition=bad,
+            action=f"features[{bad}] recomputed with {good}'s feature set",
+            features_config=dict(spec),
+        )
+    if change.kind == "alias" and isinstance(change.before, int) and change.after != change.before:
+        failing_version = window.first_bad.model_version
+        if failing_version is not None and change.after != failing_version:
+            return None
+        return ReplaySpec(
+            change=change,
+            direction="revert",
+            partition=bad,
+            action=f"{bad} scored by v{change.before} instead of v{change.after}",
+            model_version=change.before,
+        )
+    if change.kind in _DEPLOY_KINDS and change.subject in (_SNAPSHOT, _FEATURES):
+        on_snapshot = change.subject == _SNAPSHOT
+        return ReplaySpec(
+            change=change,
+            direction="apply",
+            partition=good,
+            action=f"{change.subject}[{good}] (last good) recomputed with today's code",
+            rematerialize_snapshot=on_snapshot,
+            snapshot_config=dict(snapshot_config_at(good) or {}) if on_snapshot else None,
+        )
+    return None

@@ -1,0 +1,340 @@
+"""Counterfactual replays: re-run one partition with one suspect reverted, and measure.
+
+Correlation is not causation: a config change that lands with a data regression looks as guilty
+as the regression until the failing day is re-run without it. A replay materializes the day's
+features and scores again in an ephemeral Dagster instance over an *overlay* of the store (the
+objects hard-linked, the refs copied), so nothing the pipeline serves is touched, and judges the
+replayed scores with the performance check's own judge.
+
+A deploy (code, a library) cannot be reverted: the old code is gone. It is replayed the other way:
+the last good partition is re-run with today's code, and the share of the drop that reproduces is
+its effect. Each replay is content-addressed by its inputs, so asking again costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from aiops_assets.checks.judge import PerformanceLimits, judge_scores
+from aiops_assets.core import telemetry
+from aiops_assets.core.incidents.evidence import Replay, change_key, recovery
+from aiops_assets.core.incidents.records import Change
+from aiops_assets.core.ledger import Ledger
+from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
+from aiops_assets.core.store import ArtifactRef, ArtifactStore, canonical_json_bytes, sha256_hex
+from aiops_assets.io import ArtifactRefIOManager, asset_ref_name
+from aiops_assets.keys import CHAMPION_KEY, FEATURES_KEY, SCORES_KEY, SNAPSHOT_KEY
+from aiops_assets.metadata import package_versions
+from aiops_assets.resources import ArtifactStoreResource
+from aiops_assets.runner import materialize_selection, quiet, run_failure_message
+
+# Bumped whenever what a replay measures changes, so old cached results are not reused.
+REPLAY_ENGINE_VERSION = "replay-1"
+_CACHE_PREFIX = "replays"
+_LIBRARIES = ("pandas", "numpy", "scikit-learn", "scipy")
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    """One planned replay: which suspect, which way, on which partition, and what is swapped."""
+
+    change: Change
+    direction: str  # "revert" (the failing partition without it) or "apply" (the good one with it)
+    partition: str
+    action: str
+    snapshot_config: Mapping[str, Any] | None = None  # re-run the snapshot with this op config
+    rematerialize_snapshot: bool = False
+    services: tuple[str, ...] = ()  # replace these services' rows ...
+    good_partition: str | None = None  # ... with this partition's
+    replaced_partitions: tuple[str, ...] = ()  # the snapshot partitions whose rows are replaced
+    features_config: Mapping[str, Any] | None = None
+    model_version: int | None = None  # serve this version instead of the champion
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "change": change_key(self.change),
+            "direction": self.direction,
+            "partition": self.partition,
+            "snapshot_config": self.snapshot_config,
+            "rematerialize_snapshot": self.rematerialize_snapshot,
+            "services": list(self.services),
+            "good_partition": self.good_partition,
+            "replaced_partitions": list(self.replaced_partitions),
+            "features_config": self.features_config,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass
+class ReplayContext:
+    """What every replay of one incident shares: the definitions, the real store and ledger,
+    the metric and the check's limits, and the measured baseline values."""
+
+    definitions: dg.Definitions
+    store: ArtifactStore
+    ledger: Ledger
+    model_name: str
+    metric: str
+    limits: PerformanceLimits = field(default_factory=lambda: PerformanceLimits())
+    use_cache: bool = True
+    _workdir: Path | None = None
+
+    def close(self) -> None:
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def measure(self, scores: pd.DataFrame) -> tuple[float | None, bool]:
+        """The metric and the verdict of the performance check on one partition's scores."""
+        served = scores.get(MODEL_VERSION_COLUMN)
+        version_number = int(served.mode().iloc[0]) if served is not None and len(served) else 0
+        version = (
+            self.ledger.get_version(self.model_name, version_number) if version_number else None
+        )
+        holdout = dict(version.metrics) if version is not None else {}
+        passed, observed, _implicated = judge_scores(scores, holdout, self.limits)
+        value = observed.get(self.metric)
+        return (None if value is None else float(value)), passed
+
+    def stored_scores(self, partition: str) -> pd.DataFrame | None:
+        ref = self.store.get_ref(asset_ref_name(SCORES_KEY, partition))
+        return None if ref is None else self.store.get_frame(ref)
+
+
+def run_replay(context: ReplayContext, spec: ReplaySpec, *, target: float | None) -> Replay:
+    """Run (or recall) one replay; a replay that cannot run says why instead of failing."""
+    key = _cache_key(context, spec)
+    if context.use_cache:
+        cached = _cached(context.store, key)
+        if cached is not None:
+            return cached
+    started = time.perf_counter()
+    try:
+        replay = _execute(context, spec, key=key, target=target)
+    except Exception as error:  # a replay is evidence, never a reason for the report to fail
+        replay = _failed(context, spec, key, f"{type(error).__name__}: {error}")
+    replay = Replay.from_dict({**replay.to_dict(), "seconds": time.perf_counter() - started})
+    if replay.error is None:
+        context.store.set_ref(f"{_CACHE_PREFIX}/{key}", context.store.put_json(replay.to_dict()))
+    return replay
+
+
+def _failed(context: ReplayContext, spec: ReplaySpec, key: str, error: str) -> Replay:
+    return Replay(
+        change=change_key(spec.change),
+        action=spec.action,
+        direction=spec.direction,
+        partition=spec.partition,
+        metric=context.metric,
+        observed=None,
+        replayed=None,
+        target=None,
+        passed=None,
+        changed_output=False,
+        effect=0.0,
+        key=key,
+        error=error,
+    )
+
+
+def _cached(store: ArtifactStore, key: str) -> Replay | None:
+    ref = store.get_ref(f"{_CACHE_PREFIX}/{key}")
+    if ref is None:
+        return None
+    try:
+        data = store.get_json(ref)
+    except (OSError, ValueError):
+        return None
+    return Replay.from_dict({**data, "cached": True})
+
+
+def _cache_key(context: ReplayContext, spec: ReplaySpec) -> str:
+    """Everything the outcome depends on: the spec, the input artifacts, code and libraries."""
+    refs = {}
+    for asset_key in (SNAPSHOT_KEY, FEATURES_KEY, SCORES_KEY):
+        for partition in {spec.partition, *spec.replaced_partitions, spec.good_partition or ""}:
+            if partition:
+                ref = context.store.get_ref(asset_ref_name(asset_key, partition))
+                refs[f"{asset_key.to_user_string()}[{partition}]"] = ref.sha256 if ref else None
+    champion = context.store.get_ref(asset_ref_name(CHAMPION_KEY, None))
+    refs["champion_model"] = champion.sha256 if champion else None
+    code = {
+        key.to_user_string(): version
+        for definition in context.definitions.assets or []
+        if isinstance(definition, dg.AssetsDefinition)
+        for key, version in definition.code_versions_by_key.items()
+    }
+    identity = {
+        "engine": REPLAY_ENGINE_VERSION,
+        "spec": spec.identity(),
+        "metric": context.metric,
+        "limits": json.loads(json.dumps(context.limits.__dict__, default=str)),
+        "refs": refs,
+        "code": code,
+        "libraries": package_versions(_LIBRARIES),
+    }
+    return sha256_hex(canonical_json_bytes(identity))
+
+
+def _execute(context: ReplayContext, spec: ReplaySpec, *, key: str, target: float | None) -> Replay:
+    actual = context.stored_scores(spec.partition)
+    if actual is None:
+        return _failed(context, spec, key, f"anomaly_scores[{spec.partition}] is not in the store")
+    observed, _ = context.measure(actual)
+    with _overlay(context) as overlay:
+        _prepare(overlay, context, spec)
+        result = materialize_selection(
+            _overlay_definitions(context.definitions, Path(str(overlay.root))),
+            dg.DagsterInstance.ephemeral(),
+            _selection(spec),
+            partition_key=spec.partition,
+            run_config=quiet(_run_config(spec)),
+            raise_on_error=False,
+        )
+        if not result.success:
+            return _failed(context, spec, key, run_failure_message(result))
+        replayed_ref = overlay.require_ref(asset_ref_name(SCORES_KEY, spec.partition))
+        replayed_scores = overlay.get_frame(replayed_ref)
+        changed = _input_changed(context.store, overlay, spec)
+    replayed, passed = context.measure(replayed_scores)
+    return Replay(
+        change=change_key(spec.change),
+        action=spec.action,
+        direction=spec.direction,
+        partition=spec.partition,
+        metric=context.metric,
+        observed=observed,
+        replayed=replayed,
+        target=target,
+        passed=passed,
+        changed_output=changed,
+        effect=recovery(observed, replayed, target) if changed else 0.0,
+        key=key,
+    )
+
+
+def _input_changed(real: ArtifactStore, overlay: ArtifactStore, spec: ReplaySpec) -> bool:
+    """Whether the replay fed the model anything different: other features or another model."""
+    if spec.model_version is not None:
+        return True
+    name = asset_ref_name(FEATURES_KEY, spec.partition)
+    before, after = real.get_ref(name), overlay.get_ref(name)
+    return before is None or after is None or before.sha256 != after.sha256
+
+
+@contextlib.contextmanager
+def _overlay(context: ReplayContext) -> Iterator[ArtifactStore]:
+    """A store whose objects are the real ones (hard links, made once per incident) and whose
+    refs are a copy: the replay can move refs freely and the pipeline never sees it."""
+    root = _local_root(context.store)
+    if context._workdir is None:
+        context._workdir = Path(tempfile.mkdtemp(prefix="aiops-replay-"))
+        _link_tree(root / "objects", context._workdir / "objects")
+    objects = context._workdir / "objects"
+    replay_root = Path(tempfile.mkdtemp(prefix="run-", dir=context._workdir))
+    try:
+        (replay_root / "objects").symlink_to(objects, target_is_directory=True)
+        if (root / "refs").exists():
+            shutil.copytree(root / "refs" / "assets", replay_root / "refs" / "assets")
+        yield ArtifactStore(replay_root)
+    finally:
+        shutil.rmtree(replay_root, ignore_errors=True)
+
+
+def _local_root(store: ArtifactStore) -> Path:
+    root = Path(str(store.root))
+    if not root.is_dir():
+        raise RuntimeError(
+            f"replays need a local artifact store; {store.root} is not a local directory"
+        )
+    return root
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system: copy instead
+            shutil.copy2(src, dst)
+
+    if source.exists():
+        shutil.copytree(source, target, copy_function=link)
+    else:
+        target.mkdir(parents=True)
+
+
+def _overlay_definitions(definitions: dg.Definitions, root: Path) -> dg.Definitions:
+    resources = dict(definitions.resources or {})
+    resources["artifact_store"] = ArtifactStoreResource(root=str(root))
+    resources["artifact_io_manager"] = ArtifactRefIOManager(root=str(root))
+    return dg.Definitions(
+        assets=definitions.assets, asset_checks=definitions.asset_checks, resources=resources
+    )
+
+
+def _prepare(overlay: ArtifactStore, context: ReplayContext, spec: ReplaySpec) -> None:
+    real = context.store
+    if spec.services and spec.good_partition is not None:
+        for partition in spec.replaced_partitions:
+            _replace_service_rows(overlay, real, partition, spec.services, spec.good_partition)
+    if spec.model_version is not None:
+        version = context.ledger.get_version(context.model_name, spec.model_version)
+        if version is None:
+            raise RuntimeError(f"{context.model_name} v{spec.model_version} is not in the ledger")
+        champion = real.require_ref(asset_ref_name(CHAMPION_KEY, None))
+        size = len(real.get_bytes(version.sha256))
+        overlay.set_ref(
+            asset_ref_name(CHAMPION_KEY, None),
+            ArtifactRef(sha256=version.sha256, size=size, media_type=champion.media_type),
+        )
+
+
+def _replace_service_rows(
+    overlay: ArtifactStore,
+    real: ArtifactStore,
+    partition: str,
+    services: tuple[str, ...],
+    good: str,
+) -> None:
+    name = asset_ref_name(SNAPSHOT_KEY, partition)
+    current_ref = real.get_ref(name)
+    good_ref = real.require_ref(asset_ref_name(SNAPSHOT_KEY, good))
+    current = real.get_frame(current_ref) if current_ref is not None else None
+    donor = real.get_frame(good_ref)
+    rows = donor[donor[telemetry.SERVICE].isin(services)].copy()
+    rows[telemetry.TIMESTAMP] = rows[telemetry.TIMESTAMP] + (
+        pd.Timestamp(partition) - pd.Timestamp(good)
+    )
+    kept = [] if current is None else [current[~current[telemetry.SERVICE].isin(services)]]
+    frame = telemetry.canonical_telemetry(pd.concat([*kept, rows], ignore_index=True))
+    overlay.set_ref(name, overlay.put_frame(frame))
+
+
+def _selection(spec: ReplaySpec) -> dg.AssetSelection:
+    keys = [FEATURES_KEY, SCORES_KEY]
+    selection = dg.AssetSelection.assets(*keys).without_checks()
+    if spec.rematerialize_snapshot:
+        # The snapshot's quality gate is part of the asset; it runs with it.
+        selection = selection | dg.AssetSelection.assets(SNAPSHOT_KEY)
+    return selection
+
+
+def _run_config(spec: ReplaySpec) -> dict[str, Any]:
+    ops: dict[str, Any] = {}
+    if spec.rematerialize_snapshot:
+        ops[SNAPSHOT_KEY.to_python_identifier()] = {"config": dict(spec.snapshot_config or {})}
+    if spec.features_config is not None:
+        ops[FEATURES_KEY.to_python_identifier()] = {"config": dict(spec.features_config)}
+    return {"ops": ops} if ops else {}
