@@ -15,6 +15,8 @@ export UV_PYTHON_DOWNLOADS := never
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 PORT ?= 3000
+# The UI's address, for the links in incident reports and alerts: the port `make dev` serves on.
+export AIOPS_UI_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: demo test test-fast lint typecheck pytest dev env clean
 

@@ -41,7 +41,7 @@ from aiops_assets.resources import ArtifactStoreResource
 from aiops_assets.runner import materialize_selection, quiet, run_failure_message
 
 # Bumped whenever what a replay measures changes, so old cached results are not reused.
-REPLAY_ENGINE_VERSION = "replay-1"
+REPLAY_ENGINE_VERSION = "replay-2"
 _CACHE_PREFIX = "replays"
 _LIBRARIES = ("pandas", "numpy", "scikit-learn", "scipy")
 
@@ -108,6 +108,15 @@ class ReplayContext:
         value = observed.get(self.metric)
         return (None if value is None else float(value)), passed
 
+    def served_version(self, partition: str) -> int | None:
+        """The version that scored most of the partition's rows when it was served."""
+        scores = self.stored_scores(partition)
+        served = None if scores is None else scores.get(MODEL_VERSION_COLUMN)
+        if served is None or not len(served):
+            return None
+        number = int(served.mode().iloc[0])
+        return number or None
+
     def stored_scores(self, partition: str) -> pd.DataFrame | None:
         ref = self.store.get_ref(asset_ref_name(SCORES_KEY, partition))
         return None if ref is None else self.store.get_frame(ref)
@@ -162,14 +171,13 @@ def _cached(store: ArtifactStore, key: str) -> Replay | None:
 
 def _cache_key(context: ReplayContext, spec: ReplaySpec) -> str:
     """Everything the outcome depends on: the spec, the input artifacts, code and libraries."""
-    refs = {}
+    refs: dict[str, Any] = {}
     for asset_key in (SNAPSHOT_KEY, FEATURES_KEY, SCORES_KEY):
         for partition in {spec.partition, *spec.replaced_partitions, spec.good_partition or ""}:
             if partition:
                 ref = context.store.get_ref(asset_ref_name(asset_key, partition))
                 refs[f"{asset_key.to_user_string()}[{partition}]"] = ref.sha256 if ref else None
-    champion = context.store.get_ref(asset_ref_name(CHAMPION_KEY, None))
-    refs["champion_model"] = champion.sha256 if champion else None
+    refs["served_version"] = spec.model_version or context.served_version(spec.partition)
     code = {
         key.to_user_string(): version
         for definition in context.definitions.assets or []
@@ -209,6 +217,10 @@ def _execute(context: ReplayContext, spec: ReplaySpec, *, key: str, target: floa
         replayed_scores = overlay.get_frame(replayed_ref)
         changed = _input_changed(context.store, overlay, spec)
     replayed, passed = context.measure(replayed_scores)
+    if changed and (observed is None or replayed is None):
+        return _failed(
+            context, spec, key, f"{context.metric} is not computable on the replayed partition"
+        )
     return Replay(
         change=change_key(spec.change),
         action=spec.action,
@@ -289,16 +301,20 @@ def _prepare(overlay: ArtifactStore, context: ReplayContext, spec: ReplaySpec) -
     if spec.services and spec.good_partition is not None:
         for partition in spec.replaced_partitions:
             _replace_service_rows(overlay, real, partition, spec.services, spec.good_partition)
-    if spec.model_version is not None:
-        version = context.ledger.get_version(context.model_name, spec.model_version)
-        if version is None:
-            raise RuntimeError(f"{context.model_name} v{spec.model_version} is not in the ledger")
-        champion = real.require_ref(asset_ref_name(CHAMPION_KEY, None))
-        size = len(real.get_bytes(version.sha256))
-        overlay.set_ref(
-            asset_ref_name(CHAMPION_KEY, None),
-            ArtifactRef(sha256=version.sha256, size=size, media_type=champion.media_type),
-        )
+    # The model that served the partition, not today's champion: a rollback since must not
+    # make every replay look like a recovery.
+    served = spec.model_version or context.served_version(spec.partition)
+    if served is None:
+        return
+    version = context.ledger.get_version(context.model_name, served)
+    if version is None:
+        raise RuntimeError(f"{context.model_name} v{served} is not in the ledger")
+    champion = real.require_ref(asset_ref_name(CHAMPION_KEY, None))
+    size = len(real.get_bytes(version.sha256))
+    overlay.set_ref(
+        asset_ref_name(CHAMPION_KEY, None),
+        ArtifactRef(sha256=version.sha256, size=size, media_type=champion.media_type),
+    )
 
 
 def _replace_service_rows(
