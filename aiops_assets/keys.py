@@ -12,11 +12,17 @@ SNAPSHOT_KEY = dg.AssetKey("telemetry_snapshot")
 FEATURES_KEY = dg.AssetKey("features")
 SCORES_KEY = dg.AssetKey("anomaly_scores")
 CHAMPION_KEY = dg.AssetKey("champion_model")
+# The drift baseline profile of the raw snapshots the model was trained on (first partitions).
+TELEMETRY_BASELINE_KEY = dg.AssetKey("telemetry_baseline")
 
 DRIFT_CHECK_NAME = "drift"
 PERFORMANCE_CHECK_NAME = "performance"
 LEAKAGE_CHECK_NAME = "point_in_time_correct"
 REPRODUCIBLE_CHECK_NAME = "reproducible"
+# Each partition's level, spread and rows per service against a fixed baseline profile, and
+# its labels: the checks that stay red for as long as a data fault lasts.
+BASELINE_QUALITY_CHECK_NAME = "baseline_quality"
+LABEL_HEALTH_CHECK_NAME = "label_health"
 # Checks that cost a training each: launched by a person (UI, `aiops reproduce`), never by a job
 # or by the in-process runner.
 ON_DEMAND_CHECK_NAMES = frozenset({REPRODUCIBLE_CHECK_NAME})
