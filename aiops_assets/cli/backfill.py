@@ -115,7 +115,7 @@ def scoring_blocker(settings: PipelineSettings) -> str | None:
     store = ArtifactStore(settings.store_root)
     missing = [
         name
-        for name in ("champion_model", "drift_baseline", "score_baseline")
+        for name in ("champion_model", "drift_baseline", "score_baseline", "telemetry_baseline")
         if store.get_ref(f"assets/{name}/_") is None
     ]
     if missing:
