@@ -382,6 +382,10 @@ def _incident_metadata(
             slices + report.markdown(top=5, links=asset_links(report, ""))
         ),
         "likely_cause": dg.MetadataValue.text(report.likely_cause()),
+        # Machine-readable: the kind and subject of the suspect ranked first.
+        "likely_cause_change": dg.MetadataValue.text(
+            f"{report.suspects[0].change.kind} {report.suspects[0].change.subject}"
+        ),
     }
     try:
         png = render_incident_png(report, drift, dpi=72)

@@ -18,7 +18,7 @@ import pandas as pd
 from aiops_assets.core.data_changes import DataCharacterization, characterize
 from aiops_assets.core.incidents import Change, IncidentWindow
 from aiops_assets.core.incidents.evidence import FAULT_FINDINGS
-from aiops_assets.core.label_health import LabelHealth, assess_labels
+from aiops_assets.core.label_health import NORMAL_ALERT_FACTOR, LabelHealth, assess_labels
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.store import ArtifactStore
 from aiops_assets.core.telemetry import LABEL
@@ -200,6 +200,13 @@ def _labels_change(changes: Sequence[Change], evidence: DataEvidence) -> Change 
     ]
     strength = health.evidence
     caveat = ""
+    surge = health.reference_alert_rate > 0 and (
+        health.alert_rate > NORMAL_ALERT_FACTOR * health.reference_alert_rate
+    )
+    if surge and health.problems == ("collapse",):
+        # The model alerts far beyond its usual rate: the inputs or the model changed, and the
+        # surplus alerts are on rows nobody would label; that is no evidence against the labels.
+        return None
     if evidence.feed_broke():
         strength *= _LABELS_WITH_BROKEN_FEED
         caveat = "; discounted: the feed itself changed, which explains alerts on unlabeled rows"

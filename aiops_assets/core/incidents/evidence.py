@@ -182,24 +182,82 @@ def measure_evidence(change: Change, inputs: EvidenceInputs) -> Evidence:
 
 
 def _explained_by(change: Change, others: Mapping[str, tuple[Change, Evidence]]) -> Change | None:
-    """A data change made by the same run as a config change whose replay explains the drop is
-    that config's effect, not a second cause."""
+    """A data change made by the same run as a config change proven to explain the drop (by its
+    replay, or by a unit factor that matches what moved) is that config's effect, not a second
+    cause."""
     if change.kind != "data" or change.run_id is None:
         return None
     for other, evidence in others.values():
         if (
             other.kind in ("config", "code", "environment", "feature_set")
             and other.run_id == change.run_id
-            and evidence.source == "replay"
-            and evidence.value >= 0.5
+            and evidence.source in ("replay", "config")
+            and evidence.value >= 0.5 * UNREPLAYED_DATA_WEIGHT
         ):
             return other
     return None
 
 
+def _unit_factors(change: Change) -> dict[tuple[str, str], float]:
+    """``unit_scale.<service>.<column>`` entries of a config diff -> the factor it changed by."""
+    details = change.details if isinstance(change.details, Mapping) else {}
+    diff = details.get("config_diff") or {}
+    factors = {}
+    for path, pair in diff.items() if isinstance(diff, Mapping) else []:
+        parts = str(path).split(".")
+        if len(parts) != 3 or parts[0] != "unit_scale" or not isinstance(pair, list | tuple):
+            continue
+        before, after = (_positive(value) for value in [*pair, None, None][:2])
+        factors[(parts[1], parts[2])] = after / before
+    return factors
+
+
+def _positive(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 1.0  # an absent factor is 1
+    return number if math.isfinite(number) and number > 0 else 1.0
+
+
+def _config_evidence(change: Change, data: Sequence[Change]) -> Evidence | None:
+    """A unit factor whose change matches the level ratio a data change of the same run found
+    on that service and column: the config did that move (a no-op factor of 1.0 explains none)."""
+    factors = _unit_factors(change)
+    if not factors or change.run_id is None:
+        return None
+    matched: list[tuple[float, str]] = []
+    for other in data:
+        if other.run_id != change.run_id:
+            continue
+        for finding in findings_of(other):
+            key = (str(finding.get("service")), str(finding.get("column")))
+            ratio = _positive(finding.get("ratio"))
+            factor = factors.get(key)
+            if factor is None or abs(math.log(factor)) < math.log(1.2):
+                continue
+            if abs(math.log(ratio) - math.log(factor)) <= math.log(1.25):
+                matched.append((float(finding.get("effect") or 0.0), str(finding.get("words"))))
+    if not matched:
+        return None
+    strength = UNREPLAYED_DATA_WEIGHT * _strength([{"effect": e} for e, _ in matched])
+    words = "; ".join(w for _, w in sorted(matched, reverse=True)[:3])
+    return Evidence(
+        strength,
+        (f"its unit factors match what moved in the same run ({words}); not replayed",),
+        "config",
+    )
+
+
 def evidence_for(changes: Sequence[Change], inputs: EvidenceInputs) -> dict[str, Evidence]:
     """Evidence per change key, after attributing a run's data to the run's proven change."""
     measured = {change_key(c): (c, measure_evidence(c, inputs)) for c in changes}
+    data = [c for c in changes if c.kind == "data" and findings_of(c)]
+    for key, (change, evidence) in list(measured.items()):
+        if change.kind == "config" and evidence.source == "none":
+            found = _config_evidence(change, data)
+            if found is not None:
+                measured[key] = (change, found)
     out: dict[str, Evidence] = {}
     for key, (change, evidence) in measured.items():
         cause = _explained_by(change, measured)

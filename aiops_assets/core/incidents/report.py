@@ -137,7 +137,9 @@ class IncidentReport:
         if top.evidence <= 0:
             return (
                 f"No suspect has measured evidence; the closest in time and lineage is "
-                f"{_what(top.change)} ({top.change.kind}, {top.change.subject}). {self.verdict()}."
+                f"{_what(top.change)} ({top.change.kind}, {top.change.subject}). {self.verdict()}. "
+                f"Do: measure before acting (`aiops incident` replays the suspects); if it is "
+                f"confirmed, {_action(top.change)}."
             )
         since = top.change.partition or top.change.at.date().isoformat()
         why = top.reasons[0] if top.reasons else top.evidence_source
