@@ -27,7 +27,7 @@ from aiops_assets.core.alerts import (
     sink_from_url,
 )
 from aiops_assets.core.environments import EnvironmentRefusal, get_environment
-from aiops_assets.core.flags import FlagSet, current_flags, pinned_version
+from aiops_assets.core.flags import FlagSet, current_flags, flags_as_of, pinned_version
 from aiops_assets.core.ledger import AUDIT_KEY_ENV, FeatureSetRecord, Ledger
 from aiops_assets.core.policy import AccessPolicy
 from aiops_assets.core.sources import SourceKind
@@ -267,12 +267,15 @@ class FeatureFlagsResource(dg.ConfigurableResource):
         key_file: The audit key file when ``AIOPS_AUDIT_KEY`` is not set.
         default_path: The flags used before any change is recorded; empty for the packaged file.
         environment: ``dev``, ``staging``, ``prod`` or ``sandbox`` (``AIOPS_ENV``).
+        as_of_version: -1 for the flags in force; N for flag version N as it was (0: the default
+            file, before any version), so an incident replay can revert a flag change.
     """
 
     ledger_url: str
     key_file: str = ""
     default_path: str = ""
     environment: str = "dev"
+    as_of_version: int = -1
 
     def _ledger(self) -> Ledger:
         return _open_ledger(
@@ -280,6 +283,10 @@ class FeatureFlagsResource(dg.ConfigurableResource):
         )
 
     def get_flags(self) -> FlagSet:
+        if self.as_of_version >= 0:
+            return flags_as_of(
+                self._ledger(), self.as_of_version, default_path=self.default_path or None
+            )
         return current_flags(self._ledger(), default_path=self.default_path or None)
 
     def feature_set_for(self, service: str, name: str = "telemetry_core") -> str:

@@ -246,6 +246,16 @@ def current_flags(ledger: Ledger, *, default_path: str | Path | None = None) -> 
     return FlagSet.load(default_path or DEFAULT_FLAGS_PATH)
 
 
+def flags_as_of(ledger: Ledger, version: int, *, default_path: str | Path | None = None) -> FlagSet:
+    """Flag version ``version`` as it was (0: the default file, in force before any version)."""
+    for recorded in ledger.flag_versions():
+        if recorded.version == version:
+            return FlagSet.parse(recorded.body, source=f"ledger flags v{recorded.version}")
+    if version == 0:
+        return FlagSet.load(default_path or DEFAULT_FLAGS_PATH)
+    raise FlagError(f"flag version v{version} is not in the ledger")
+
+
 def flag_history(ledger: Ledger) -> list[tuple[FlagVersion, FlagSet]]:
     """Every version in force, oldest first, parsed (each was validated when it was applied)."""
     return [

@@ -32,12 +32,10 @@ from aiops_assets.diagnosis.evidence import (
     characterized_changes,
     measure_data,
     partitions_known,
-    spec_of_features,
 )
 from aiops_assets.diagnosis.plan import plan_replays
 from aiops_assets.diagnosis.replay import ReplayContext, run_replay
 from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
-from aiops_assets.metadata import latest_materialization_metadata
 
 # Labels come only on days with enough anomalies to judge F1; the false-alarm rate always exists.
 FALLBACK_METRIC = "false_alarm_rate"
@@ -150,8 +148,16 @@ def _replays(
     if options.max_replays == 0 or window.last_good is None or store is None:
         return []
 
-    def features_spec_at(partition: str) -> Any:
-        return spec_of_features(latest_materialization_metadata(instance, FEATURES_KEY, partition))
+    def flags_version_at(partition: str) -> int | None:
+        """The flag version in force when the partition's features were computed (0: none yet)."""
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=FEATURES_KEY, asset_partitions=[partition]), limit=1
+        ).records
+        if not records:
+            return None
+        computed = records[0].timestamp
+        versions = [v.version for v in ledger.flag_versions() if v.at.timestamp() <= computed]
+        return max(versions, default=0)
 
     def snapshot_config_at(partition: str) -> Any:
         return _op_config(instance, SNAPSHOT_KEY, partition)
@@ -161,7 +167,7 @@ def _replays(
         window,
         failing,
         limit=options.max_replays,
-        features_spec_at=features_spec_at,
+        flags_version_at=flags_version_at,
         snapshot_config_at=snapshot_config_at,
     )
     context = ReplayContext(

@@ -8,9 +8,8 @@ named. Broken labels become a ``labels`` suspect of their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,7 +17,7 @@ import pandas as pd
 from aiops_assets.core.data_changes import DataCharacterization, characterize
 from aiops_assets.core.incidents import Change, IncidentWindow
 from aiops_assets.core.incidents.evidence import FAULT_FINDINGS
-from aiops_assets.core.label_health import NORMAL_ALERT_FACTOR, LabelHealth, assess_labels
+from aiops_assets.core.label_health import LabelHealth, assess_labels
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.store import ArtifactStore
 from aiops_assets.core.telemetry import LABEL
@@ -78,6 +77,16 @@ def incident_partitions(
     return failing[-2:], references
 
 
+def baseline_partitions(store: ArtifactStore, known: Sequence[str], before: str) -> list[str]:
+    """The earliest partitions with a snapshot: the days the model learned from, the reference
+    for a change that crept in slowly (the last good days already hold part of it)."""
+    return [
+        p
+        for p in sorted(known)
+        if p < before and store.get_ref(asset_ref_name(SNAPSHOT_KEY, p)) is not None
+    ][:REFERENCE_PARTITIONS]
+
+
 def measure_data(
     store: ArtifactStore, window: IncidentWindow, known: Sequence[str]
 ) -> DataEvidence:
@@ -95,8 +104,27 @@ def measure_data(
             evidence.characterizations.append(
                 characterize(current, refs, layer=layer, partition=partition)
             )
+    _against_baseline(store, evidence, known)
     evidence.label_health = _label_health(store, window.first_bad.partition, references)
     return evidence
+
+
+def _against_baseline(store: ArtifactStore, evidence: DataEvidence, known: Sequence[str]) -> None:
+    """When no service moved against the last good days, compare with the first days: a slow
+    degradation looks like day-to-day noise against days that already drifted."""
+    for partition in evidence.failing:
+        recent = evidence.snapshot_findings(partition)
+        if recent is None or recent.services():
+            continue
+        baseline = baseline_partitions(store, known, min(evidence.references, default=partition))
+        refs = {p: f for p in baseline if (f := _frame(store, SNAPSHOT_KEY, p)) is not None}
+        current = _frame(store, SNAPSHOT_KEY, partition)
+        if len(refs) < 2 or current is None:
+            continue
+        found = characterize(current, refs, layer="snapshot", partition=partition)
+        if found.services():
+            evidence.characterizations.remove(recent)
+            evidence.characterizations.append(found)
 
 
 def _label_health(
@@ -175,6 +203,8 @@ def _service_change(change: Change, found: DataCharacterization, services: list[
             **change.details,
             "service": services[0],
             "services": services,
+            # The partition the service's data is compared with, and replaced by in a replay.
+            "donor": max(found.references),
             "findings": [f.to_dict() for f in findings],
             "headline": headline,
         },
@@ -200,12 +230,14 @@ def _labels_change(changes: Sequence[Change], evidence: DataEvidence) -> Change 
     ]
     strength = health.evidence
     caveat = ""
-    surge = health.reference_alert_rate > 0 and (
-        health.alert_rate > NORMAL_ALERT_FACTOR * health.reference_alert_rate
+    labels_present = (
+        health.label_rate is not None
+        and bool(health.reference_label_rate)
+        and health.label_rate > 0.5 * float(health.reference_label_rate or 0.0)
     )
-    if surge and health.problems == ("collapse",):
-        # The model alerts far beyond its usual rate: the inputs or the model changed, and the
-        # surplus alerts are on rows nobody would label; that is no evidence against the labels.
+    if labels_present and health.problems == ("collapse",):
+        # Positives at their usual rate, elsewhere than the alerts: the model's alerts moved,
+        # not the labels.
         return None
     if evidence.feed_broke():
         strength *= _LABELS_WITH_BROKEN_FEED
@@ -234,15 +266,3 @@ def _fallback_time(changes: Sequence[Change]) -> Any:
 
 def partitions_known(changes: Sequence[Change]) -> list[str]:
     return sorted({c.partition for c in changes if c.partition})
-
-
-def spec_of_features(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The features run config that recomputes a partition with the spec it was computed with."""
-    spec = metadata.get("feature_spec")
-    if not isinstance(spec, Mapping):
-        return None
-    keys = ("name", "version", "windows", "min_periods")
-    return {key: spec[key] for key in keys if key in spec} or None
-
-
-ONE_DAY = timedelta(days=1)

@@ -27,11 +27,11 @@ def plan_replays(
     failing: Sequence[str],
     *,
     limit: int,
-    features_spec_at: Callable[[str], Mapping[str, Any] | None],
+    flags_version_at: Callable[[str], int | None],
     snapshot_config_at: Callable[[str], Mapping[str, Any] | None],
 ) -> list[ReplaySpec]:
     """Up to ``limit`` replays, for the suspects the prior ranks highest among those that can be
-    replayed. ``features_spec_at`` and ``snapshot_config_at`` read how a partition was computed."""
+    replayed. ``flags_version_at`` and ``snapshot_config_at`` read how a partition was computed."""
     if window.last_good is None:
         return []
     good = window.last_good.partition
@@ -39,7 +39,7 @@ def plan_replays(
     planned: list[ReplaySpec] = []
     seen: set[tuple[Any, ...]] = set()
     for suspect in _replay_order(suspects):
-        spec = _spec(suspect, window, good, bad, failing, features_spec_at, snapshot_config_at)
+        spec = _spec(suspect, window, good, bad, failing, flags_version_at, snapshot_config_at)
         if spec is None:
             continue
         identity = (spec.direction, spec.partition, repr(sorted(spec.identity().items())[1:]))
@@ -69,7 +69,7 @@ def _spec(
     good: str,
     bad: str,
     failing: Sequence[str],
-    features_spec_at: Callable[[str], Mapping[str, Any] | None],
+    flags_version_at: Callable[[str], int | None],
     snapshot_config_at: Callable[[str], Mapping[str, Any] | None],
 ) -> ReplaySpec | None:
     change = suspect.change
@@ -78,14 +78,15 @@ def _spec(
         if not findings_of(change):
             return None
         services = tuple(str(s) for s in details.get("services") or [details["service"]])
-        replaced = tuple(p for p in (_previous_day(bad), bad) if p in failing)
+        donor = str(details.get("donor") or good)
+        replaced = tuple(p for p in (_previous_day(bad), bad) if p in failing or p > donor)
         return ReplaySpec(
             change=change,
             direction="revert",
             partition=bad,
-            action=f"{', '.join(services)}: telemetry of {', '.join(replaced)} replaced by {good}'s",
+            action=f"{', '.join(services)}: telemetry of {', '.join(replaced)} replaced by {donor}'s",
             services=services,
-            good_partition=good,
+            good_partition=donor,
             replaced_partitions=replaced,
         )
     if change.kind == "config" and change.subject == _SNAPSHOT:
@@ -99,15 +100,15 @@ def _spec(
             rematerialize_snapshot=True,
         )
     if (change.kind == "config" and change.subject == "flags") or change.kind == "feature_set":
-        spec = features_spec_at(good)
-        if spec is None:
+        version = flags_version_at(good)
+        if version is None:
             return None
         return ReplaySpec(
             change=change,
             direction="revert",
             partition=bad,
-            action=f"features[{bad}] recomputed with {good}'s feature set",
-            features_config=dict(spec),
+            action=f"features[{bad}] recomputed with the flags of {good} (v{version})",
+            flags_version=version,
         )
     if change.kind == "alias" and isinstance(change.before, int) and change.after != change.before:
         failing_version = window.first_bad.model_version
@@ -121,13 +122,17 @@ def _spec(
             model_version=change.before,
         )
     if change.kind in _DEPLOY_KINDS and change.subject in (_SNAPSHOT, _FEATURES):
+        # Applied to a day computed before the deploy: the last good day may already run it.
+        before = good
+        if change.partition and change.partition <= good:
+            before = _previous_day(change.partition)
         on_snapshot = change.subject == _SNAPSHOT
         return ReplaySpec(
             change=change,
             direction="apply",
-            partition=good,
-            action=f"{change.subject}[{good}] (last good) recomputed with today's code",
+            partition=before,
+            action=f"{change.subject}[{before}] (before the deploy) recomputed with today's code",
             rematerialize_snapshot=on_snapshot,
-            snapshot_config=dict(snapshot_config_at(good) or {}) if on_snapshot else None,
+            snapshot_config=dict(snapshot_config_at(before) or {}) if on_snapshot else None,
         )
     return None

@@ -37,7 +37,7 @@ from aiops_assets.core.store import ArtifactRef, ArtifactStore, canonical_json_b
 from aiops_assets.io import ArtifactRefIOManager, asset_ref_name
 from aiops_assets.keys import CHAMPION_KEY, FEATURES_KEY, SCORES_KEY, SNAPSHOT_KEY
 from aiops_assets.metadata import package_versions
-from aiops_assets.resources import ArtifactStoreResource
+from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
 from aiops_assets.runner import materialize_selection, quiet, run_failure_message
 
 # Bumped whenever what a replay measures changes, so old cached results are not reused.
@@ -61,6 +61,7 @@ class ReplaySpec:
     replaced_partitions: tuple[str, ...] = ()  # the snapshot partitions whose rows are replaced
     features_config: Mapping[str, Any] | None = None
     model_version: int | None = None  # serve this version instead of the champion
+    flags_version: int | None = None  # compute features with this flag version (0: default)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class ReplaySpec:
             "replaced_partitions": list(self.replaced_partitions),
             "features_config": self.features_config,
             "model_version": self.model_version,
+            "flags_version": self.flags_version,
         }
 
 
@@ -204,7 +206,7 @@ def _execute(context: ReplayContext, spec: ReplaySpec, *, key: str, target: floa
     with _overlay(context) as overlay:
         _prepare(overlay, context, spec)
         result = materialize_selection(
-            _overlay_definitions(context.definitions, Path(str(overlay.root))),
+            _overlay_definitions(context.definitions, Path(str(overlay.root)), spec.flags_version),
             dg.DagsterInstance.ephemeral(),
             _selection(spec),
             partition_key=spec.partition,
@@ -287,10 +289,21 @@ def _link_tree(source: Path, target: Path) -> None:
         target.mkdir(parents=True)
 
 
-def _overlay_definitions(definitions: dg.Definitions, root: Path) -> dg.Definitions:
+def _overlay_definitions(
+    definitions: dg.Definitions, root: Path, flags_version: int | None = None
+) -> dg.Definitions:
     resources = dict(definitions.resources or {})
     resources["artifact_store"] = ArtifactStoreResource(root=str(root))
     resources["artifact_io_manager"] = ArtifactRefIOManager(root=str(root))
+    flags = resources.get("feature_flags")
+    if flags_version is not None and isinstance(flags, FeatureFlagsResource):
+        resources["feature_flags"] = FeatureFlagsResource(
+            ledger_url=flags.ledger_url,
+            key_file=flags.key_file,
+            default_path=flags.default_path,
+            environment=flags.environment,
+            as_of_version=flags_version,
+        )
     return dg.Definitions(
         assets=definitions.assets, asset_checks=definitions.asset_checks, resources=resources
     )

@@ -325,6 +325,7 @@ def rank_by_evidence(suspects: Sequence[Suspect], inputs: EvidenceInputs) -> lis
         ranked,
         key=lambda s: (
             -evidence_rank(Evidence(s.evidence, (), s.evidence_source)),
+            s.decoy,  # shown to change nothing: below every suspect not yet measured
             -s.score,
             s.change.subject,
             s.change.at.isoformat(),
@@ -396,4 +397,9 @@ def asset_links(report: IncidentReport, base_url: str) -> dict[str, str]:
     subjects = {change.subject for change in report.timeline}
     subjects |= {suspect.change.subject for suspect in report.suspects}
     base = base_url.rstrip("/")
-    return {subject: f"{base}/assets/{subject}" for subject in subjects if ":" not in subject}
+    # Flags and aliases live in the ledger, not the asset graph: they get no asset page.
+    return {
+        subject: f"{base}/assets/{subject}"
+        for subject in subjects
+        if ":" not in subject and subject != "flags"
+    }
