@@ -432,7 +432,9 @@ def _cell_words(
     subject = f"{service} {column}"
     if kind == "unit":
         assert ratio is not None
-        return f"{subject} x{_factor(ratio)} (probable unit change)"
+        # Named by the power of ten it is near (what to put in unit_scale), measured beside it.
+        power = _factor(10.0 ** round(math.log10(ratio)))
+        return f"{subject} x{power} (probable unit change; measured x{_factor(ratio)})"
     if kind == "level":
         assert ratio is not None
         return f"{subject} x{_factor(ratio)} (median {_num(before)} -> {_num(after)})"
