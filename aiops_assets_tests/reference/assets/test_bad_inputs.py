@@ -24,7 +24,7 @@ import yaml
 
 from aiops_assets.core.quality import list_quarantine
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
-from aiops_assets.reference.definitions import build_definitions
+from aiops_assets.reference.definitions import BASELINE_CHECKS, build_definitions
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.runner import DATA_VERSION_TAG, materialize_selection
 from aiops_assets_tests.paths import BAD_INPUTS
@@ -74,7 +74,8 @@ def materialize(
     return materialize_selection(
         build_definitions(settings_for(root, source)),
         instance,
-        [SNAPSHOT],
+        # Ingest alone: the checks that read the training-window baseline need a trained home.
+        dg.AssetSelection.assets(SNAPSHOT) - dg.AssetSelection.checks(*BASELINE_CHECKS),
         partition_key=PARTITION,
         run_config=QUIET,
         raise_on_error=False,
