@@ -100,7 +100,7 @@ def test_the_instance_is_the_documented_postgres_variant_and_holds_the_events(
         "SELECT count(DISTINCT asset_key || coalesce(partition, '')) FROM event_logs "
         "WHERE dagster_event_type = 'ASSET_MATERIALIZATION'",
     )
-    assert stored == len(postgres_demo.result.data_versions) == 3 * TEST_DAYS + 5
+    assert stored == len(postgres_demo.result.data_versions) == 3 * TEST_DAYS + 6
     assert not list(Path(str(instance.root_directory)).glob("**/*.db"))
 
 
