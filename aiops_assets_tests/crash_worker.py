@@ -116,7 +116,7 @@ def run_cycle(
         _materialize(
             definitions,
             instance,
-            dg.AssetSelection.assets("telemetry_snapshot"),
+            dg.AssetSelection.assets("telemetry_snapshot") & ingest_selection(),
             partition_key=keys[cycle % len(keys)],
             resources={"telemetry_source": source},
         )

@@ -126,7 +126,7 @@ def _work(
             flush=True,
         )
 
-    snapshot_selection = dg.AssetSelection.assets("telemetry_snapshot")
+    snapshot_selection = dg.AssetSelection.assets("telemetry_snapshot") & ingest_selection()
     with instance_home.open() as instance:
         for partition in plan.partitions:
             run("snapshot", snapshot_selection, partition_key=partition)
