@@ -264,7 +264,7 @@ def _links(markdown: str) -> list[str]:
 
 UNIT_WORDS = re.compile(
     rf"{FAULTED} (latency_p50_ms|latency_p99_ms) x([0-9.]+) since {MONDAY} "
-    r"\(probable unit change\)"
+    r"\(probable unit change; measured x[0-9.]+\)"
 )
 
 
