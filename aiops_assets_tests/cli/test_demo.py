@@ -26,8 +26,8 @@ def _demo_json(home: Path, cwd: Path, *, archived: bool = False) -> dict[str, An
     last_line = completed.stdout.strip().splitlines()[-1]
     result: dict[str, Any] = json.loads(last_line)
     assert (
-        "drift_baseline, training_set, candidate_model, champion_model, score_baseline"
-        in completed.stderr
+        "drift_baseline, telemetry_baseline, training_set, candidate_model, champion_model, "
+        "score_baseline" in completed.stderr
     ), "progress is shown"
     return result
 

@@ -4,8 +4,10 @@ The demo replays one scripted story; a second run in the same home would otherwi
 first run's sensor run keys, cooldowns and registry and tell a different story. So a run first
 moves the registry, the alert outbox and (when it lives in the home) the Dagster history into
 ``<home>/archive/<UTC time>/``, which sorts oldest first. Nothing is deleted: restoring an
-archive first archives what is there now. The artifact store stays where it is: it is
-content-addressed, so the replay reuses the same bytes.
+archive first archives what is there now. The artifact store's objects stay where they are:
+they are content-addressed, so the replay reuses the same bytes. Its refs (which version of
+each partition is current) are state like the registry and move with it when the store is a
+local folder: a check that reads earlier partitions must not find the previous demo's.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ def _movable(settings: PipelineSettings, dagster_home: Path | None) -> list[tupl
         movable.append((ledger_file, ledger_file.name))
     if settings.alert_outbox.exists():
         movable.append((settings.alert_outbox, settings.alert_outbox.name))
+    refs = _local_store_refs(settings)
+    if refs is not None and refs.is_dir():
+        movable.append((refs, "store/refs"))
     home = settings.home.absolute()
     if (
         dagster_home is not None
@@ -111,6 +116,13 @@ def _movable(settings: PipelineSettings, dagster_home: Path | None) -> list[tupl
             if child.name != "dagster.yaml"
         ]
     return movable
+
+
+def _local_store_refs(settings: PipelineSettings) -> Path | None:
+    root = settings.store_root
+    if "://" in root and not root.startswith("file://"):
+        return None
+    return Path(root.removeprefix("file://")).absolute() / "refs"
 
 
 def _ledger_file(settings: PipelineSettings) -> Path | None:
