@@ -26,6 +26,8 @@ from aiops_assets.cli import main
 from aiops_assets.core.incidents import build_incident_report
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
+from aiops_assets.core.store import ArtifactStore
+from aiops_assets.diagnosis import DiagnosisOptions, diagnose
 from aiops_assets.reference.definitions import (
     FEATURES_DRIFT_CHECK,
     PERFORMANCE_CHECK,
@@ -267,12 +269,23 @@ def test_the_failed_performance_check_carries_the_incident_report(loop: Loop) ->
         for evaluation in _evaluations(loop.instance, PERFORMANCE_CHECK)
         if not evaluation.passed
     ]
-    # The check's own report does not replay (aiops incident does): with no measured evidence,
-    # timing and lineage name the change that built the failing version, and say it is a guess.
-    top_change = failed.metadata["likely_cause_change"]
-    assert str(getattr(top_change, "value", top_change)) == "config candidate_model"
+    # The check's own report does not replay (aiops incident does), so it must not claim a
+    # measurement it did not make; the diagnosis with replays names the forced promotion.
     likely = str(getattr(failed.metadata["likely_cause"], "value", ""))
-    assert likely.startswith("No suspect has measured evidence"), likely
+    assert "not replayed" in likely or likely.startswith("No suspect has measured evidence"), likely
+    diagnosed = diagnose(
+        loop.instance,
+        loop.ledger,
+        build_definitions(loop.settings),
+        ArtifactStore(loop.settings.store_root),
+        model_name=MODEL_NAME,
+        drift_checks=[FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK],
+        options=DiagnosisOptions(max_replays=5),
+    )
+    assert diagnosed is not None
+    top = diagnosed.suspects[0]
+    assert (top.change.kind, top.change.subject) == ("alias", f"{MODEL_NAME}:champion")
+    assert top.evidence_source == "replay" and top.evidence >= 0.9, diagnosed.likely_cause()
     report = str(getattr(failed.metadata["incident_report"], "value", ""))
     assert "## Suspects" in report and "alert_quantile" in report
     assert "[candidate_model](/assets/candidate_model)" in report, "suspects link to the UI"
