@@ -133,7 +133,10 @@ def _sparse_gaps() -> tuple[Mapping[str, Any], ...]:
     )
 
 
-def _nan_propagating(method: Callable[..., Any]) -> Callable[..., Any]:
+def nan_propagating(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A rolling statistic that returns NaN for any window holding a NaN (the stand-in for a
+    pandas upgrade that changes missing-value handling; shared with the incident lab)."""
+
     def strict(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = method(self, *args, **kwargs)
         poisoned = (
@@ -161,7 +164,7 @@ def _library_upgrade() -> contextlib.AbstractContextManager[Any]:
     )
     for name in ("mean", "std"):
         stack.enter_context(
-            mock.patch.object(rolling, name, _nan_propagating(getattr(rolling, name)))
+            mock.patch.object(rolling, name, nan_propagating(getattr(rolling, name)))
         )
     return stack
 

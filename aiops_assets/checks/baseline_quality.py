@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from aiops_assets.check_history import check_execution_pages, evaluation_of
-from aiops_assets.checks.drift import load_baseline
+from aiops_assets.checks.drift import check_against_baseline
 from aiops_assets.core.baseline_quality import (
     BaselineQualityReport,
     BaselineTolerances,
@@ -86,41 +86,39 @@ def build_baseline_quality_checks(
     selected = list(columns) if columns is not None else None
     partitions_def = asset.partitions_def
     check_key = dg.AssetCheckKey(asset.key, name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
 
-        @dg.asset_check(
-            asset=asset.key,
-            name=name,
-            partitions_def=partitions_def,
-            blocking=False,
-            additional_ins={"baseline": dg.AssetIn(key=baseline.key)},
-            description=(
-                f"Each service's level, spread and rows against the fixed baseline "
-                f"{baseline.key.to_user_string()}: fails on every partition a data fault lasts"
-            ),
+    def judge(
+        context: dg.AssetCheckExecutionContext,
+        profile: BaselineProfile,
+        baseline_ref: ArtifactRef,
+        current: Any,
+    ) -> dg.AssetCheckResult:
+        try:
+            report = compare_with_baseline(profile, current, settings, columns=selected)
+        except ValueError as error:
+            raise dg.Failure(description=f"{check_key.to_user_string()}: {error}") from error
+        previous = previous_partition_metadata(context, check_key, partitions_def)
+        since = _failing_since(report, previous, _partition(context))
+        if not report.passed:
+            context.log.warning(f"{_subject(context, asset)}: {report.headline()}")
+        return baseline_quality_result(
+            report, baseline_sha256=baseline_ref.sha256, tolerances=settings, since=since
         )
-        def baseline_quality_check(
-            context: dg.AssetCheckExecutionContext,
-            artifact_store: ArtifactStoreResource,
-            frame: Any,
-            baseline: ArtifactRef,
-        ) -> dg.AssetCheckResult:
-            profile = load_baseline(artifact_store, baseline)
-            current = partition_frame(frame, context, purpose="baseline quality checks")
-            try:
-                report = compare_with_baseline(profile, current, settings, columns=selected)
-            except ValueError as error:
-                raise dg.Failure(description=f"{check_key.to_user_string()}: {error}") from error
-            previous = previous_partition_metadata(context, check_key, partitions_def)
-            since = _failing_since(report, previous, _partition(context))
-            if not report.passed:
-                context.log.warning(f"{_subject(context, asset)}: {report.headline()}")
-            return baseline_quality_result(
-                report, baseline_sha256=baseline.sha256, tolerances=settings, since=since
-            )
 
-    return [baseline_quality_check]
+    description = (
+        f"Each service's level, spread and rows against the fixed baseline "
+        f"{baseline.key.to_user_string()}: fails on every partition a data fault lasts"
+    )
+    return [
+        check_against_baseline(
+            asset,
+            baseline,
+            name=name,
+            description=description,
+            purpose="baseline quality checks",
+            judge=judge,
+        )
+    ]
 
 
 _COMPARISON_COLUMNS = [
@@ -251,47 +249,44 @@ def build_label_health_checks(
         raise ValueError(f"quiet_partitions must be at least 1, got {quiet_partitions}")
     partitions_def = asset.partitions_def
     check_key = dg.AssetCheckKey(asset.key, name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
 
-        @dg.asset_check(
-            asset=asset.key,
-            name=name,
-            partitions_def=partitions_def,
-            blocking=False,
-            additional_ins={"baseline": dg.AssetIn(key=baseline.key)},
-            description=(
-                f"Labels missing, outside {{0, 1}} or constant where "
-                f"{baseline.key.to_user_string()} varied"
-            ),
-        )
-        def label_health_check(
-            context: dg.AssetCheckExecutionContext,
-            artifact_store: ArtifactStoreResource,
-            frame: Any,
-            baseline: ArtifactRef,
-        ) -> dg.AssetCheckResult:
-            profile = load_baseline(artifact_store, baseline)
-            current = partition_frame(frame, context, purpose="label health checks")
-            if label not in current.columns:
-                raise dg.Failure(
-                    description=f"{check_key.to_user_string()}: the partition has no column {label!r}"
-                )
-            previous = previous_partition_metadata(context, check_key, partitions_def)
-            run = getattr(previous.get("constant_partitions"), "value", 0) or 0
-            health = label_column_health(
-                current,
-                label,
-                _label_profile(profile, label),
-                previous_constant_partitions=int(run),
-                quiet_partitions=quiet_partitions,
-                slice_column=profile.slice_column,
+    def judge(
+        context: dg.AssetCheckExecutionContext,
+        profile: BaselineProfile,
+        baseline_ref: ArtifactRef,
+        current: Any,
+    ) -> dg.AssetCheckResult:
+        if label not in current.columns:
+            raise dg.Failure(
+                description=f"{check_key.to_user_string()}: the partition has no column {label!r}"
             )
-            if not health.passed:
-                context.log.warning(f"{_subject(context, asset)}: {'; '.join(health.problems)}")
-            return label_health_result(health)
+        previous = previous_partition_metadata(context, check_key, partitions_def)
+        run = getattr(previous.get("constant_partitions"), "value", 0) or 0
+        health = label_column_health(
+            current,
+            label,
+            _label_profile(profile, label),
+            previous_constant_partitions=int(run),
+            quiet_partitions=quiet_partitions,
+            slice_column=profile.slice_column,
+        )
+        if not health.passed:
+            context.log.warning(f"{_subject(context, asset)}: {'; '.join(health.problems)}")
+        return label_health_result(health)
 
-    return [label_health_check]
+    description = (
+        f"Labels missing, outside {{0, 1}} or constant where {baseline.key.to_user_string()} varied"
+    )
+    return [
+        check_against_baseline(
+            asset,
+            baseline,
+            name=name,
+            description=description,
+            purpose="label health checks",
+            judge=judge,
+        )
+    ]
 
 
 def label_health_result(health: LabelColumnHealth) -> dg.AssetCheckResult:

@@ -39,6 +39,52 @@ from aiops_assets.resources import ArtifactStoreResource
 _SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 
 
+BaselineJudgement = Callable[
+    [dg.AssetCheckExecutionContext, BaselineProfile, ArtifactRef, Any], dg.AssetCheckResult
+]
+
+
+def check_against_baseline(
+    asset: dg.AssetsDefinition | dg.AssetSpec,
+    baseline: dg.AssetsDefinition | dg.AssetSpec,
+    *,
+    name: str,
+    description: str,
+    purpose: str,
+    judge: BaselineJudgement,
+    blocking: bool = False,
+) -> dg.AssetChecksDefinition:
+    """One partitioned check of ``asset`` against a stored baseline profile: the wiring the
+    drift, baseline-quality and label-health checks share (the profile loaded and verified, the
+    partition's frame), so each of them states only its judgement.
+
+    ``judge`` receives the context, the profile, the baseline's ref and the partition's frame.
+    Partitioned asset checks are a Dagster preview; their notice is muted here, once.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+
+        @dg.asset_check(
+            asset=asset.key,
+            name=name,
+            partitions_def=asset.partitions_def,
+            blocking=blocking,
+            additional_ins={"baseline": dg.AssetIn(key=baseline.key)},
+            description=description,
+        )
+        def against_baseline(
+            context: dg.AssetCheckExecutionContext,
+            artifact_store: ArtifactStoreResource,
+            frame: Any,
+            baseline: ArtifactRef,
+        ) -> dg.AssetCheckResult:
+            profile = load_baseline(artifact_store, baseline)
+            current = partition_frame(frame, context, purpose=purpose)
+            return judge(context, profile, baseline, current)
+
+    return against_baseline
+
+
 def load_baseline(artifact_store: ArtifactStoreResource, ref: ArtifactRef) -> BaselineProfile:
     return BaselineProfile.from_bytes(artifact_store.get_store().get_bytes(ref))
 
@@ -90,49 +136,43 @@ def build_drift_checks(
     selected = list(columns) if columns is not None else None
     partitions_def = asset.partitions_def
     check_key = dg.AssetCheckKey(asset.key, name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
 
-        @dg.asset_check(
-            asset=asset.key,
-            name=name,
-            partitions_def=partitions_def,
-            additional_ins={"baseline": dg.AssetIn(key=baseline.key)},
-            description=(
-                f"Drift of each partition against {baseline.key.to_user_string()} under policy "
-                f"{resolved.name} v{resolved.version}"
-            ),
+    def judge(
+        context: dg.AssetCheckExecutionContext,
+        profile: BaselineProfile,
+        baseline_ref: ArtifactRef,
+        current: Any,
+    ) -> dg.AssetCheckResult:
+        if selected is not None:
+            missing = sorted(set(selected) - set(profile.names))
+            if missing:
+                raise dg.Failure(description=f"the baseline does not profile columns {missing}")
+            profile = profile.select(selected)
+        previous, previous_slices = _previous_verdicts(
+            context, check_key, partitions_def, resolved.persistence_window - 1
         )
-        def drift_check(
-            context: dg.AssetCheckExecutionContext,
-            artifact_store: ArtifactStoreResource,
-            frame: Any,
-            baseline: ArtifactRef,
-        ) -> dg.AssetCheckResult:
-            profile = load_baseline(artifact_store, baseline)
-            if selected is not None:
-                missing = sorted(set(selected) - set(profile.names))
-                if missing:
-                    raise dg.Failure(description=f"the baseline does not profile columns {missing}")
-                profile = profile.select(selected)
-            current = partition_frame(frame, context, purpose="drift checks")
-            previous, previous_slices = _previous_verdicts(
-                context, check_key, partitions_def, resolved.persistence_window - 1
-            )
-            result = evaluate_drift(profile, current, resolved, previous=previous)
-            sliced = profile
-            if slice_columns is not None:
-                wanted = slice_columns(current) if callable(slice_columns) else slice_columns
-                sliced = profile.select([column for column in wanted if column in profile.names])
-            slices = evaluate_slices(sliced, current, resolved, previous=previous_slices)
-            return drift_check_result(
-                result,
-                baseline_sha256=baseline.sha256,
-                slices=slices,
-                slice_column=profile.slice_column,
-            )
+        result = evaluate_drift(profile, current, resolved, previous=previous)
+        sliced = profile
+        if slice_columns is not None:
+            wanted = slice_columns(current) if callable(slice_columns) else slice_columns
+            sliced = profile.select([column for column in wanted if column in profile.names])
+        slices = evaluate_slices(sliced, current, resolved, previous=previous_slices)
+        return drift_check_result(
+            result,
+            baseline_sha256=baseline_ref.sha256,
+            slices=slices,
+            slice_column=profile.slice_column,
+        )
 
-    return [drift_check]
+    description = (
+        f"Drift of each partition against {baseline.key.to_user_string()} under policy "
+        f"{resolved.name} v{resolved.version}"
+    )
+    return [
+        check_against_baseline(
+            asset, baseline, name=name, description=description, purpose="drift checks", judge=judge
+        )
+    ]
 
 
 _FEATURE_COLUMNS = [

@@ -14,6 +14,7 @@ its effect. Each replay is content-addressed by its inputs, so asking again cost
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -136,28 +137,37 @@ def run_replay(context: ReplayContext, spec: ReplaySpec, *, target: float | None
         replay = _execute(context, spec, key=key, target=target)
     except Exception as error:  # a replay is evidence, never a reason for the report to fail
         replay = _failed(context, spec, key, f"{type(error).__name__}: {error}")
-    replay = Replay.from_dict({**replay.to_dict(), "seconds": time.perf_counter() - started})
+    replay = dataclasses.replace(replay, seconds=time.perf_counter() - started)
     if replay.error is None:
         context.store.set_ref(f"{_CACHE_PREFIX}/{key}", context.store.put_json(replay.to_dict()))
     return replay
 
 
-def _failed(context: ReplayContext, spec: ReplaySpec, key: str, error: str) -> Replay:
+def _outcome(context: ReplayContext, spec: ReplaySpec, key: str, **measured: Any) -> Replay:
+    """A replay's record: what was replayed (from the spec) and what it measured; a replay
+    that could not run measured nothing and says why (``error``)."""
+    fields: dict[str, Any] = {
+        "observed": None,
+        "replayed": None,
+        "target": None,
+        "passed": None,
+        "changed_output": False,
+        "effect": 0.0,
+        **measured,
+    }
     return Replay(
         change=change_key(spec.change),
         action=spec.action,
         direction=spec.direction,
         partition=spec.partition,
         metric=context.metric,
-        observed=None,
-        replayed=None,
-        target=None,
-        passed=None,
-        changed_output=False,
-        effect=0.0,
         key=key,
-        error=error,
+        **fields,
     )
+
+
+def _failed(context: ReplayContext, spec: ReplaySpec, key: str, error: str) -> Replay:
+    return _outcome(context, spec, key, error=error)
 
 
 def _cached(store: ArtifactStore, key: str) -> Replay | None:
@@ -223,19 +233,16 @@ def _execute(context: ReplayContext, spec: ReplaySpec, *, key: str, target: floa
         return _failed(
             context, spec, key, f"{context.metric} is not computable on the replayed partition"
         )
-    return Replay(
-        change=change_key(spec.change),
-        action=spec.action,
-        direction=spec.direction,
-        partition=spec.partition,
-        metric=context.metric,
+    return _outcome(
+        context,
+        spec,
+        key,
         observed=observed,
         replayed=replayed,
         target=target,
         passed=passed,
         changed_output=changed,
         effect=recovery(observed, replayed, target) if changed else 0.0,
-        key=key,
     )
 
 

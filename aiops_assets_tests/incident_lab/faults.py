@@ -30,6 +30,7 @@ from aiops_assets.reference.assets import features as feature_assets
 from aiops_assets.reference.assets import snapshot as snapshot_assets
 from aiops_assets.reference.assets.features import FEATURE_LIBRARIES
 from aiops_assets_tests.incident_lab.spec import START, Fault
+from aiops_assets_tests.incident_rehearsals import nan_propagating
 
 DATA_KINDS = frozenset(
     {
@@ -237,20 +238,6 @@ def _code_change(params: Mapping[str, Any]) -> contextlib.AbstractContextManager
     return stack
 
 
-def _nan_propagating(method: Callable[..., Any]) -> Callable[..., Any]:
-    def strict(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = method(self, *args, **kwargs)
-        poisoned = (
-            self.obj.isna()
-            .astype("float64")
-            .rolling(self.window, closed=self.closed, min_periods=1)
-            .max()
-        )
-        return result.mask(poisoned > 0)
-
-    return strict
-
-
 def _library_upgrade(params: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
     """A pandas minor whose rolling statistics return NaN for any window holding a NaN, and
     which reports its new version; our code is unchanged."""
@@ -263,7 +250,7 @@ def _library_upgrade(params: Mapping[str, Any]) -> contextlib.AbstractContextMan
     )
     for name in params["methods"]:
         stack.enter_context(
-            mock.patch.object(Rolling, name, _nan_propagating(getattr(Rolling, name)))
+            mock.patch.object(Rolling, name, nan_propagating(getattr(Rolling, name)))
         )
     return stack
 
