@@ -144,26 +144,26 @@ def gradual(draw: Draw) -> tuple[Fault, int]:
     return fault, onset + 1
 
 
+def _incident_day_and_services(draw: Draw, low: int, high: int) -> tuple[int, list[str]]:
+    """A day with labeled anomalies (the check judges F1 on five rows or more) and ``low`` to
+    ``high`` services drawn by their share of that day's anomalies."""
+    days = [FIRST_INCIDENT_DAY, FIRST_INCIDENT_DAY + 1]
+    totals = np.array([float(sum(draw.labels(d).values())) ** 2 for d in days])
+    if totals.sum():
+        day = int(days[int(draw.rng.choice(2, p=totals / totals.sum()))])
+    else:
+        day = draw.cause_day()
+    counts = draw.labels(day)
+    weights = np.array([float(counts.get(s, 0)) + 0.5 for s in DEFAULT_SERVICES])
+    size = int(draw.rng.integers(low, high + 1))
+    chosen = draw.rng.choice(DEFAULT_SERVICES, size=size, replace=False, p=weights / weights.sum())
+    return day, sorted(str(s) for s in chosen)
+
+
 def nulls(draw: Draw) -> tuple[Fault, int]:
     """A shared collector drops most payloads of several services on a day of incidents: the
     day is drawn by its labeled anomalies, the services by their share of them."""
-    days = [FIRST_INCIDENT_DAY, FIRST_INCIDENT_DAY + 1]
-    # A day needs labeled anomalies for the check to judge F1 at all (five rows or more).
-    totals = np.array([float(sum(draw.labels(d).values())) ** 2 for d in days])
-    day = (
-        int(days[int(draw.rng.choice(2, p=totals / totals.sum()))])
-        if totals.sum()
-        else draw.cause_day()
-    )
-    counts = draw.labels(day)
-    weights = np.array([float(counts.get(s, 0)) + 0.5 for s in DEFAULT_SERVICES])
-    size = int(draw.rng.integers(2, 5))
-    services = sorted(
-        str(s)
-        for s in draw.rng.choice(
-            DEFAULT_SERVICES, size=size, replace=False, p=weights / weights.sum()
-        )
-    )
+    day, services = _incident_day_and_services(draw, 2, 4)
     size = int(draw.rng.integers(4, len(GENERATED_METRICS) + 1))
     columns = sorted(str(c) for c in draw.rng.choice(GENERATED_METRICS, size=size, replace=False))
     params = {"services": services, "columns": columns, "fraction": draw.uniform(0.8, 0.98)}
@@ -218,7 +218,10 @@ def config_change(draw: Draw) -> tuple[Fault, int]:
 
 def broken_feature_set(variant: str) -> FeatureSetSpec:
     """A feature set with the production set's columns and another meaning: its error ratio is
-    built from the wrong columns."""
+    built from the wrong columns, or its windows want more samples than 5-minute data has (a
+    set tuned on 1-minute data), so every rolling feature is missing."""
+    if variant == "min_periods":
+        return FeatureSetSpec(version=2, min_periods=300)
     numerator, denominator = _BROKEN_RATIOS[variant]
     return FeatureSetSpec(version=2, ratios=(Ratio("error_ratio", numerator, denominator),))
 
@@ -228,16 +231,25 @@ _BROKEN_RATIOS = {
     "wrong_denominator": ("error_rate", "cpu_pct"),
     "latency_ratio": ("latency_p99_ms", "latency_p50_ms"),
 }
-_FEATURE_SET_GLOBS = dict.fromkeys(_BROKEN_RATIOS, ("ratio__error_ratio",))
+_FEATURE_SET_GLOBS = {
+    **dict.fromkeys(_BROKEN_RATIOS, ("ratio__error_ratio",)),
+    "min_periods": ("*__mean_*", "*__std_*", "*__z_*", "*__dz"),
+}
 
 
 def feature_set_change(draw: Draw) -> tuple[Fault, int]:
     """A new flag version routes some or all services to a registered feature set that breaks
-    their features (same columns, another meaning)."""
-    day = draw.cause_day()
+    their features (same columns, another meaning). A set whose rolling features all go missing
+    hides anomalies, so it lands on a day of incidents, on the services that have them."""
     variant = str(draw.pick(list(_FEATURE_SET_GLOBS)))
-    count = int(draw.pick([1, 2, 3, len(DEFAULT_SERVICES)]))
-    services = sorted(str(s) for s in draw.rng.choice(DEFAULT_SERVICES, size=count, replace=False))
+    if variant == "min_periods":
+        day, services = _incident_day_and_services(draw, 2, 4)
+    else:
+        day = draw.cause_day()
+        count = int(draw.pick([1, 2, 3, len(DEFAULT_SERVICES)]))
+        services = sorted(
+            str(s) for s in draw.rng.choice(DEFAULT_SERVICES, size=count, replace=False)
+        )
     version_id = broken_feature_set(variant).version_id
     params = {"variant": variant, "services": services, "version_id": version_id}
     truth = (
