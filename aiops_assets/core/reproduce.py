@@ -44,6 +44,7 @@ from aiops_assets.core.models import (
     train_detector,
 )
 from aiops_assets.core.store import (
+    ArtifactNotFoundError,
     ArtifactStore,
     StoreError,
     canonical_parquet_bytes,
@@ -185,6 +186,9 @@ def reproduce_model_capsule(
             result.problems.append("the capsule names no feature partitions to train from")
         result.seconds = time.perf_counter() - started
         return result
+    # A damaged stored output does not stop the re-run: its comparisons still say whether the
+    # training itself is reproducible.
+    result.problems += _stored_output_problems(capsule, store)
 
     frame = assemble_training_set(
         features,
@@ -221,6 +225,24 @@ def reproduce_model_capsule(
         result.comparisons.append(Comparison(f"metric {name}", recorded, reproduced, close))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _stored_output_problems(capsule: Capsule, store: ArtifactStore) -> list[str]:
+    """Each recorded output must still be in the store with bytes that hash to its id.
+
+    A re-run that matches the recorded hashes says the training *can* be repeated; it says
+    nothing about the bytes the registry actually serves. A corrupt or deleted champion is
+    therefore a problem of its own, named by output and object, whatever the re-run gives.
+    """
+    problems = []
+    for name, digest in sorted(capsule.outputs.items()):
+        try:
+            store.get_bytes(str(digest))
+        except ArtifactNotFoundError:
+            problems.append(f"stored {name} object {digest} is missing from {store.root}")
+        except StoreError as error:
+            problems.append(f"stored {name} object {digest} does not verify: {error}")
+    return problems
 
 
 def _recompute_features(

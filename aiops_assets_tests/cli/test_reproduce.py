@@ -182,3 +182,35 @@ def test_export_needs_the_export_permission(trained_home: PipelineSettings, tmp_
     assert refused.returncode == 3
     assert "may not export capsule:" in refused.stderr
     assert not (tmp_path / "b.tar.gz").exists()
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("damage", ["corrupt", "delete"])
+def test_reproduce_refuses_a_corrupt_or_missing_stored_champion(
+    trained_home: PipelineSettings, tmp_path: Path, damage: str
+) -> None:
+    # A re-run that matches the recorded hashes proves nothing about the bytes the registry
+    # serves: the verdict must also cover the stored champion object, and name it.
+    home = _copy_home(trained_home, tmp_path / "home")
+    ledger = Ledger(
+        f"sqlite:///{home / 'ledger.db'}", audit_key=(home / "audit.key").read_bytes().strip()
+    )
+    champion = ledger.get_alias(MODEL_NAME, CHAMPION)
+    ledger.dispose()
+    assert champion is not None
+    path = home / "store" / "objects" / champion.sha256[:2] / champion.sha256[2:]
+    path.chmod(0o644)
+    if damage == "corrupt":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    else:
+        path.unlink()
+    completed = _aiops("reproduce", "champion", "--home", str(home), cwd=tmp_path)
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "NOT REPRODUCED" in completed.stdout
+    [problem] = [line for line in completed.stdout.splitlines() if "problem:" in line]
+    assert f"stored candidate_model object {champion.sha256}" in problem
+    assert ("is missing" if damage == "delete" else "is corrupt") in problem
+    # The retraining itself still ran and matched: the damage is the only reason for the verdict.
+    assert "ok  model sha256" in completed.stdout
