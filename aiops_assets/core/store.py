@@ -154,7 +154,7 @@ class ArtifactStore:
 
     def __init__(self, root: str | os.PathLike[str] | UPath) -> None:
         self.root = UPath(root)
-        self._local_root: pathlib.Path | None = _local_path(self.root)
+        self._local_root: pathlib.Path | None = local_path(self.root)
         if self._local_root is not None:
             self._local_root.mkdir(parents=True, exist_ok=True)
 
@@ -288,7 +288,7 @@ class ArtifactStore:
         return sha256_hex(path.read_bytes())
 
     def _write_atomically(self, path: UPath, data: bytes) -> None:
-        local = _local_path(path)
+        local = local_path(path)
         if local is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -317,7 +317,8 @@ def _digest_of(ref: ArtifactRef | str) -> str:
     return digest
 
 
-def _local_path(path: UPath) -> pathlib.Path | None:
+def local_path(path: UPath) -> pathlib.Path | None:
+    """The folder on this machine behind ``path``; ``None`` for an object store."""
     if isinstance(path, pathlib.Path):
         return pathlib.Path(path)
     if path.protocol in ("file", "local"):

@@ -176,19 +176,14 @@ def _safely(read: Callable[[], Any]) -> Any:
         return {"error": f"{type(error).__name__}: {error}"}
 
 
-REPLAY_CACHE = Path("store") / "refs" / "replays"
-"""Where the diagnosis keeps its content-addressed replays (``aiops_assets/diagnosis/replay.py``)."""
-
-
 def diagnose(home: Path, base_seed: int) -> dict[str, Any]:
     """``aiops incident --json --home HOME``, timed, then once more (a repeated query).
 
-    The replay cache is emptied first (the failed check's own diagnosis filled it while
-    serving, and an earlier ``--diagnose-only`` too), so the first query pays for its replays
-    and the second shows what a cached one costs."""
-    shutil.rmtree(home / REPLAY_CACHE, ignore_errors=True)
+    The first query ignores the replay cache (``--no-cache``: the failed check's own diagnosis
+    filled it while serving, and an earlier ``--diagnose-only`` too) and refills it, so it pays
+    for its replays and the second shows what a cached one costs."""
     began = time.perf_counter()
-    first = aiops(home, base_seed, "incident", "--json")
+    first = aiops(home, base_seed, "incident", "--json", "--no-cache")
     seconds = time.perf_counter() - began
     began = time.perf_counter()
     aiops(home, base_seed, "incident", "--json")

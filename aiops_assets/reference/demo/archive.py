@@ -17,6 +17,9 @@ import os
 import time
 from pathlib import Path
 
+from upath import UPath
+
+from aiops_assets.core.store import local_path
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
 
@@ -119,10 +122,8 @@ def _movable(settings: PipelineSettings, dagster_home: Path | None) -> list[tupl
 
 
 def _local_store_refs(settings: PipelineSettings) -> Path | None:
-    root = settings.store_root
-    if "://" in root and not root.startswith("file://"):
-        return None
-    return Path(root.removeprefix("file://")).absolute() / "refs"
+    root = local_path(UPath(settings.store_root))
+    return None if root is None else root.absolute() / "refs"
 
 
 def _ledger_file(settings: PipelineSettings) -> Path | None:
