@@ -263,6 +263,33 @@ def test_the_workspace_points_at_the_code_location_service_and_port() -> None:
     assert f"-p {grpc['port']}" in health
 
 
+def _published(port: Any, shell: dict[str, str] | None = None) -> tuple[str, str]:
+    """(host address, container port) of one ``ports`` entry, short or long syntax."""
+    if isinstance(port, dict):
+        host_ip = _interpolate(str(port.get("host_ip", "")), shell)
+        return host_ip, str(port["target"])
+    parts = _interpolate(str(port), shell).rsplit(":", 2)
+    # "3000" and "3000:3000" publish on every interface, like host_ip "".
+    return (parts[0] if len(parts) == 3 else ""), parts[-1]
+
+
+def test_every_published_port_is_on_the_loopback_unless_told_otherwise() -> None:
+    """The UI has no login: by default only the host itself reaches it; AIOPS_UI_BIND opens it."""
+    services = _services()
+    published = {
+        name: service.get("ports", []) for name, service in services.items() if "ports" in service
+    }
+    assert published.get("webserver"), "the webserver publishes no port"
+    for name, ports in published.items():
+        for port in ports:
+            assert _published(port)[0] == "127.0.0.1", f"{name} publishes {port} beyond localhost"
+    ui = published["webserver"]
+    assert [_published(port, {"AIOPS_UI_BIND": "0.0.0.0"}) for port in ui] == [("0.0.0.0", "3000")]
+    documented = (DOCKER / "README.md").read_text(encoding="utf-8")
+    assert "AIOPS_UI_BIND" in documented
+    assert "AIOPS_UI_BIND" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+
+
 def test_the_dockerfile_installs_from_the_lock() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim", text, re.M)

@@ -31,6 +31,7 @@ from aiops_assets.core.baseline_quality import (
 from aiops_assets.core.drift import BaselineProfile
 from aiops_assets.core.features import LABEL
 from aiops_assets.core.label_health import NORMAL_ALERT_FACTOR, LabelHealth, assess_labels
+from aiops_assets.core.markdown import md_text
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.io import asset_ref_name, partition_frame
@@ -446,7 +447,7 @@ def _collapse_result(
         passed=not failed,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "summary": dg.MetadataValue.md(f"**{verdict}**: {health.words}."),
+            "summary": dg.MetadataValue.md(f"**{verdict}**: {md_text(health.words)}."),
             "problems": dg.MetadataValue.text(", ".join(health.problems) if failed else ""),
             "reference_partitions": dg.MetadataValue.text(", ".join(references)),
             **{

@@ -12,6 +12,7 @@ from aiops_assets.core.features import (
     compute_features_by_service,
     probe_point_in_time,
 )
+from aiops_assets.core.markdown import md_code, md_text
 from aiops_assets.keys import FEATURES_KEY, LEAKAGE_CHECK_NAME
 from aiops_assets.metadata import partition_window
 from aiops_assets.resources import ArtifactStoreResource
@@ -68,15 +69,17 @@ def build_leakage_check(
             )
             versions = sorted({item.version_id for item in by_service.values()})
             lines = [
-                f"Recomputed features of `{'`, `'.join(versions)}` at {len(probe.cutoffs)} cutoffs "
+                f"Recomputed features of {', '.join(md_code(v) for v in versions)} at "
+                f"{len(probe.cutoffs)} cutoffs "
                 f"({', '.join(str(cutoff.time()) for cutoff in probe.cutoffs)}), comparing "
                 f"{probe.compared_rows} rows / {probe.compared_cells} cells.",
             ]
             if probe.mismatches:
                 lines += ["", "Features that changed when the future was removed:"]
                 lines += [
-                    f"- {m['column']} of {m['service']} at {m['timestamp']} (cutoff {m['cutoff']}): "
-                    f"stored {m['stored']}, recomputed {m['recomputed']}"
+                    f"- {md_text(m['column'])} of {md_text(m['service'])} at "
+                    f"{md_text(m['timestamp'])} (cutoff {md_text(m['cutoff'])}): "
+                    f"stored {md_text(m['stored'])}, recomputed {md_text(m['recomputed'])}"
                     for m in probe.mismatches[:20]
                 ]
             return dg.AssetCheckResult(

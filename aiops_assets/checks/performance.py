@@ -24,6 +24,7 @@ from aiops_assets.core.features import LABEL, SERVICE
 from aiops_assets.core.incident_plot import PlotsUnavailable, render_incident_png
 from aiops_assets.core.incidents import PerformancePoint, asset_links
 from aiops_assets.core.ledger import Ledger, ModelVersion
+from aiops_assets.core.markdown import md_text
 from aiops_assets.core.models import ALERT
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
@@ -128,7 +129,7 @@ def _summary(
     verdict: _Verdict,
     limits: PerformanceLimits,
 ) -> str:
-    outcome = "no regression" if verdict.passed else "; ".join(verdict.reasons)
+    outcome = "no regression" if verdict.passed else "; ".join(map(md_text, verdict.reasons))
     observed = verdict.observed
     f1_line = (
         f"- F1 {observed['f1']:.3f} (holdout {verdict.reference_f1:.3f}),"
@@ -138,7 +139,8 @@ def _summary(
         f"(< {limits.min_positives})\n"
     )
     return (
-        f"**{model_name} v{version}** on {partition or 'this data'}: {outcome}.\n\n"
+        f"**{md_text(model_name)} v{version}** on {md_text(partition or 'this data')}: "
+        f"{outcome}.\n\n"
         f"- false-alarm rate {observed['false_alarm_rate']:.4f} (holdout "
         f"{verdict.reference_far:.4f}, budget {limits.false_alarm_budget})\n" + f1_line
     )
@@ -249,8 +251,8 @@ class _PerformanceJudge:
                 "model_version": dg.MetadataValue.int(version.version),
                 "model_sha256": dg.MetadataValue.text(version.sha256),
                 "summary": dg.MetadataValue.md(
-                    f"**{self.model_name} v{version.version}** scored no rows of "
-                    f"{partition or 'this data'}: a staged rollout's version served "
+                    f"**{md_text(self.model_name)} v{version.version}** scored no rows of "
+                    f"{md_text(partition or 'this data')}: a staged rollout's version served "
                     "every service; its slice is judged by the rollout."
                 ),
                 "rows": dg.MetadataValue.int(0),
@@ -374,8 +376,8 @@ def _incident_metadata(
         drifted = []
     if drifted:
         slices += (
-            f"**Drifted slices:** {', '.join(drifted)} (the drift checks of this partition, each "
-            "service against its own reference).\n\n"
+            f"**Drifted slices:** {', '.join(map(md_text, drifted))} (the drift checks of this "
+            "partition, each service against its own reference).\n\n"
         )
     metadata: dict[str, dg.MetadataValue] = {
         "incident_report": dg.MetadataValue.md(
@@ -397,7 +399,7 @@ def _incident_metadata(
         return metadata
     # Embedded as a data URI: the UI renders it inline on the check's page, with nothing to fetch.
     metadata["incident_timeline"] = dg.MetadataValue.md(
-        f"![incident timeline: {report.metric} and the most drifted features]"
+        f"![incident timeline: {md_text(report.metric)} and the most drifted features]"
         f"(data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
     )
     return metadata

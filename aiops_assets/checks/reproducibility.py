@@ -7,6 +7,7 @@ needs the proof, for example before an audit or after a library upgrade.
 
 import dagster as dg
 
+from aiops_assets.core.markdown import md_code_block, md_text
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.core.reproduce import ReproductionError, run_in_fresh_process
 from aiops_assets.keys import REPRODUCIBLE_CHECK_NAME
@@ -48,9 +49,9 @@ def build_reproducible_check(
                 passed=False,
                 metadata={
                     "summary": dg.MetadataValue.md(
-                        f"{model_name} {alias} has no recorded capsule to re-run"
+                        f"{md_text(model_name)} {md_text(alias)} has no recorded capsule to re-run"
                         if version is not None
-                        else f"{model_name} has no {alias}"
+                        else f"{md_text(model_name)} has no {md_text(alias)}"
                     )
                 },
             )
@@ -63,11 +64,10 @@ def build_reproducible_check(
             passed=reproduction.ok,
             metadata={
                 "summary": dg.MetadataValue.md(
-                    f"**{model_name} v{version.version}**: "
-                    + lines[0]
-                    + "\n\n```\n"
-                    + "\n".join(lines[1:])
-                    + "\n```"
+                    f"**{md_text(model_name)} v{version.version}**: "
+                    + md_text(lines[0])
+                    + "\n\n"
+                    + md_code_block(lines[1:])
                 ),
                 "capsule_id": dg.MetadataValue.text(capsule.capsule_id),
                 "model_version": dg.MetadataValue.int(version.version),

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from aiops_assets.core.drift import BaselineProfile, FeatureProfile
+from aiops_assets.core.markdown import md_text
 
 __all__ = [
     "STATISTICS",
@@ -220,13 +221,14 @@ class BaselineQualityReport:
                 f"**{self.verdict.upper()}**: {len(failures)} comparisons off the baseline.",
                 "",
             ]
+            # Service and column names are data: escaped, each finding stays on its line.
             lines += [
-                f"- {item.words(self.slice_column)}"
-                + (f", since {since[item.key]}" if item.key in since else "")
+                f"- {md_text(item.words(self.slice_column))}"
+                + (f", since {md_text(since[item.key])}" if item.key in since else "")
                 for item in failures
             ]
         if self.new_slices:
-            names = ", ".join(self.slice_label(value) for value in self.new_slices)
+            names = ", ".join(md_text(self.slice_label(value)) for value in self.new_slices)
             lines += ["", f"Not in the baseline (not judged): {names}."]
         return "\n".join(lines)
 
@@ -497,7 +499,7 @@ class LabelColumnHealth:
             )
         return "\n".join(
             [f"**{self.verdict.upper()}**: the labels look broken.", ""]
-            + [f"- {problem}" for problem in self.problems]
+            + [f"- {md_text(problem)}" for problem in self.problems]
         )
 
 

@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from aiops_assets.core.markdown import md_code, md_text
+
 METRICS = ("pr_auc", "f1", "precision", "recall")
 
 BLOCKING_CHECKS = "blocking_checks"
@@ -463,8 +465,8 @@ class GateDecision:
         verdict = "promote" if self.promote else "keep the champion"
         champion = evidence.get("champion")
         lines = [
-            f"**Decision: {verdict}** — candidate `{evidence.get('candidate')}`, champion "
-            f"`{champion if champion is not None else 'none'}`",
+            f"**Decision: {verdict}** — candidate {md_code(evidence.get('candidate'))}, champion "
+            f"{md_code(champion if champion is not None else 'none')}",
             "",
             f"{_cell(self.reason)}",
             "",
@@ -472,7 +474,7 @@ class GateDecision:
             "|---|---|---|",
         ]
         lines += [
-            f"| {item.name} | {'✅' if item.passed else '❌'} | {_cell(item.detail)} |"
+            f"| {_cell(item.name)} | {'✅' if item.passed else '❌'} | {_cell(item.detail)} |"
             for item in self.criteria
         ]
         bootstrap = evidence.get("bootstrap")
@@ -485,7 +487,7 @@ class GateDecision:
                 "| margin | P(difference ≤ margin) | samples | block rows | resamples without "
                 "positives |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|",
-                f"| {bootstrap['metric']} | {bootstrap['candidate']:.4f} "
+                f"| {_cell(bootstrap['metric'])} | {bootstrap['candidate']:.4f} "
                 f"| {bootstrap['champion']:.4f} | {bootstrap['observed_difference']:+.4f} "
                 f"| {bootstrap['ci_low']:+.4f} | {bootstrap['ci_high']:+.4f} "
                 f"| {bootstrap['confidence']:.0%} | {bootstrap['margin']:+.4f} "
@@ -494,12 +496,12 @@ class GateDecision:
             ]
         shadow = evidence.get("shadow")
         if shadow:
-            partitions = ", ".join(shadow["partitions"]) or "—"
+            partitions = _cell(", ".join(shadow["partitions"]) or "—")
             lines += [
                 "",
                 f"### Shadow on served partitions ({partitions})",
                 "",
-                f"| rows | {shadow['metric']} candidate | {shadow['metric']} champion "
+                f"| rows | {_cell(shadow['metric'])} candidate | {_cell(shadow['metric'])} champion "
                 "| alert rate candidate | alert rate champion | regression |",
                 "|---|---|---|---|---|---|",
                 f"| {shadow['rows']} | {_number(shadow['candidate'])} "
@@ -515,8 +517,9 @@ class GateDecision:
         return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _cell(text: object) -> str:
+    """Reasons, check names, metrics and partitions as literal text (see core.markdown)."""
+    return md_text(text)
 
 
 def _number(value: float | None) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiops_assets.core.markdown import md_code, md_text
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.core.yaml_mapping import parse_yaml_mapping
 
@@ -225,18 +226,19 @@ class SuiteReport:
             outcome for outcome in self.outcomes if severity is None or outcome.severity == severity
         ]
         lines = [
-            f"**Suite `{self.suite_name}` v{self.suite_version}**{scope}: "
+            f"**Suite {md_code(self.suite_name)} v{self.suite_version}**{scope}: "
             f"{len(checked) - len(failures)}/{len(checked)} expectations passed on {self.rows} rows"
-            + (f" ({context})" if context else ""),
+            + (f" ({md_text(context)})" if context else ""),
             "",
             f"Suite SHA-256 `{self.suite_sha256[:16]}`",
         ]
         if failures:
             lines += ["", "Failed:"]
-            lines += [f"- {outcome.headline()}" for outcome in failures]
+            # Column names, slice values and failing rows are data: escaped, they stay on their line.
+            lines += [f"- {md_text(outcome.headline())}" for outcome in failures]
             slices = self.implicated_slices(severity)
             if slices:
-                lines += ["", f"Implicated slices: {_format_slices(slices)}"]
+                lines += ["", f"Implicated slices: {md_text(_format_slices(slices))}"]
         return "\n".join(lines)
 
     def failure_message(self, severity: Severity, *, subject: str) -> str:

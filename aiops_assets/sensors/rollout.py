@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from aiops_assets.core.ledger import Ledger, Rollout
+from aiops_assets.core.markdown import md_row, md_text
 from aiops_assets.core.registry import MODEL_NAME
 from aiops_assets.core.rollout import RolloutError, advance, running_rollout
 from aiops_assets.resources import AlertSinkResource, LedgerResource
@@ -203,8 +204,10 @@ def _observation(
     rollout: Rollout, index: int, metrics: dict[str, float], evaluated: str, summary: str
 ) -> dict[str, Any]:
     stage = rollout.stages[index]
+    # Stage names, services and the summary's reason are configuration and data: escaped, a
+    # service named "a|b" stays in its cell.
     rows = [
-        f"| {item.index} | {item.name} | {', '.join(item.services) or '-'} | {item.status} |"
+        md_row([item.index, item.name, ", ".join(item.services) or "-", item.status])
         for item in rollout.stages
     ]
     table = "\n".join(["| # | stage | services | status |", "|---|---|---|---|", *rows])
@@ -216,7 +219,7 @@ def _observation(
         "stage_status": dg.MetadataValue.text(stage.status),
         "stage_services": dg.MetadataValue.text(", ".join(stage.services)),
         "evaluated": dg.MetadataValue.text(evaluated),
-        "summary": dg.MetadataValue.md(f"{summary}\n\n{table}\n"),
+        "summary": dg.MetadataValue.md(f"{md_text(summary)}\n\n{table}\n"),
         **{
             f"{ROLLOUT_PREFIX}{key}": dg.MetadataValue.float(value)
             for key, value in metrics.items()

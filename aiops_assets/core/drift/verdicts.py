@@ -31,6 +31,7 @@ from aiops_assets.core.drift.policy import (
 )
 from aiops_assets.core.drift.profiles import BaselineProfile, FeatureProfile, slice_workers
 from aiops_assets.core.drift.statistics import FeatureStatistics, compute_statistics
+from aiops_assets.core.markdown import md_code, md_text
 
 
 def evaluate_drift(
@@ -255,12 +256,12 @@ class DriftResult:
         """A short report: the verdict, the drifted features by name, and their numbers."""
         lines = [
             f"**Drift: {self.verdict.upper()}**: {len(self.drifted)} of {len(self.features)} "
-            f"features drifted (policy `{self.policy_name}` v{self.policy_version}, "
+            f"features drifted (policy {md_code(self.policy_name)} v{self.policy_version}, "
             f"sha256 `{self.policy_sha256[:12]}`, FDR alpha {self.alpha:g})",
             "",
         ]
         if self.drifted:
-            lines.append("Drifted: " + ", ".join(f"`{name}`" for name in self.drifted))
+            lines.append("Drifted: " + ", ".join(md_code(name) for name in self.drifted))
             lines.append("")
         shown = [self.feature(name) for name in self.drifted[:limit]]
         if not shown:
@@ -279,12 +280,13 @@ class DriftResult:
 
 def _markdown_row(item: FeatureDrift) -> str:
     return (
-        f"| `{item.feature}` | {item.verdict}{' (persistent)' if item.persistent else ''}"
-        f" | {item.test} | {item.statistic:.4g} | {item.p_value:.3g} | "
-        f"{item.q_value:.3g} | {item.effect_name} {item.effect:.4g} | "
+        f"| {md_code(item.feature, cell=True)} | "
+        f"{md_text(item.verdict)}{' (persistent)' if item.persistent else ''}"
+        f" | {md_text(item.test)} | {item.statistic:.4g} | {item.p_value:.3g} | "
+        f"{item.q_value:.3g} | {md_text(item.effect_name)} {item.effect:.4g} | "
         f"{item.warn_threshold:.3g} / {item.error_threshold:.3g}"
         f"{' (calibrated)' if item.calibrated else ''} | "
-        f"{item.score_name} {item.score:.3g} |"
+        f"{md_text(item.score_name)} {item.score:.3g} |"
     )
 
 
@@ -297,14 +299,15 @@ def slices_markdown(results: Mapping[str, DriftResult], column: str, *, limit: i
         key=lambda value: (-VERDICTS.index(results[value].verdict), value),
     )
     lines = [
-        f"**Per-{column} slices** (each against its own reference): {len(drifted)} of "
+        f"**Per-{md_text(column)} slices** (each against its own reference): {len(drifted)} of "
         f"{len(results)} drifted" + (":" if drifted else ".")
     ]
     for value in drifted:
         result = results[value]
-        names = ", ".join(f"`{name}`" for name in result.drifted[:limit])
+        names = ", ".join(md_code(name) for name in result.drifted[:limit])
         more = len(result.drifted) - limit
         lines.append(
-            f"- {value}: {result.verdict.upper()} ({names}{f', and {more} more' if more > 0 else ''})"
+            f"- {md_text(value)}: {result.verdict.upper()} "
+            f"({names}{f', and {more} more' if more > 0 else ''})"
         )
     return "\n".join(lines)
