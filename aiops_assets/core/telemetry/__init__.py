@@ -19,12 +19,14 @@ from aiops_assets.core.telemetry.contract import (
     BoolArray,
     FloatArray,
     IntArray,
+    ReplayedService,
     RowDescriber,
     TelemetryFormatError,
     apply_unit_scale,
     canonical_telemetry,
     metric_columns,
     naive_utc,
+    replayed_services,
 )
 from aiops_assets.core.telemetry.files import load_directory
 from aiops_assets.core.telemetry.nab import clock_repeats, load_nab, read_nab_windows
@@ -55,6 +57,7 @@ __all__ = [
     "FloatArray",
     "IntArray",
     "NullInjection",
+    "ReplayedService",
     "RowDescriber",
     "Scenario",
     "ScenarioEvent",
@@ -71,4 +74,5 @@ __all__ = [
     "metric_columns",
     "naive_utc",
     "read_nab_windows",
+    "replayed_services",
 ]

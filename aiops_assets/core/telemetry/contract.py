@@ -13,6 +13,13 @@ care where the data came from:
 Columns are ordered ``timestamp, service, <metrics sorted by name>, label`` and rows are sorted by
 ``(timestamp, service)`` with a fresh ``RangeIndex``, so equal data always has equal bytes.
 
+Service names are trimmed and put in Unicode NFC form, so ``'api '`` or a decomposed ``café`` read
+as the service everyone means; but two different spellings of one name in the same input are
+refused, because one exporter writing both is a bug that would otherwise split or merge series
+silently. Numbers are plain ASCII decimals: spellings only Python's ``float`` reads (``1_2_0.5``,
+Arabic-Indic or fullwidth digits) are refused, since any other reader of the same file would
+disagree with the snapshot.
+
 Bad input never turns into a silent bad snapshot: a value that breaks the contract raises
 :class:`TelemetryFormatError` naming the source, the column and the first offending rows with their
 raw values. In-memory frames passed to :func:`canonical_telemetry` are simply sorted; the file
@@ -23,9 +30,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -40,12 +48,14 @@ __all__ = [
     "BoolArray",
     "FloatArray",
     "IntArray",
+    "ReplayedService",
     "RowDescriber",
     "TelemetryFormatError",
     "apply_unit_scale",
     "canonical_telemetry",
     "metric_columns",
     "naive_utc",
+    "replayed_services",
 ]
 
 TIMESTAMP: Final = "timestamp"
@@ -61,6 +71,8 @@ GENERATED_METRICS: Final = (
 )
 
 MAX_REPORTED_ROWS: Final = 5
+MIN_REPLAY_ROWS: Final = 12
+"""A replay is only claimed on enough rows that an exact repeat cannot be chance."""
 """Enough examples to recognise the pattern of a bad file without flooding a check report."""
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -108,8 +120,11 @@ def canonical_telemetry(frame: pd.DataFrame) -> pd.DataFrame:
     column becomes all 0, meaning "no labels known", not "verified normal").
     Anything ambiguous is refused with :class:`TelemetryFormatError` naming the column and up to five
     offending row positions (0-based) with their values: a missing ``timestamp``/``service`` column,
-    unparseable or missing timestamps, empty service names, non-numeric or infinite metric values,
-    labels other than 0/1, duplicate ``(service, timestamp)`` pairs, or no metric column at all.
+    unparseable or missing timestamps, empty service names, one service name spelled two ways
+    (trimmed and NFC-normalized, ``'api '`` and ``'api'`` are one name; a single spelling is
+    simply normalized), non-numeric, infinite or Python-only (``1_000``, non-ASCII digits) metric
+    values, labels other than 0/1, duplicate ``(service, timestamp)`` pairs, or no metric column
+    at all.
     Timestamp values mixing aware and naive values in one column are refused too; rows in any
     order are accepted and sorted (the loaders, which know files and lines, insist on recorded
     time order).
@@ -233,6 +248,7 @@ def _finalize(
             f"{source}: no metric columns (a telemetry frame needs at least one numeric column "
             f"besides {TIMESTAMP!r}, {SERVICE!r} and {LABEL!r})"
         )
+    typed = _with_normalized_services(typed, source=source, describe_rows=describe_rows)
     _raise_on_duplicate_keys(typed, source=source, describe_rows=describe_rows)
     if check_recorded_order is not None:
         check_recorded_order()
@@ -240,6 +256,58 @@ def _finalize(
     ordered = ordered.sort_values([TIMESTAMP, SERVICE], kind="stable", ignore_index=True)
     ordered[SERVICE] = ordered[SERVICE].astype(object)
     return ordered
+
+
+def _service_name(raw: str) -> str:
+    """The one spelling of a service name: trimmed, in Unicode NFC form."""
+    return unicodedata.normalize("NFC", raw.strip())
+
+
+def _with_normalized_services(
+    typed: pd.DataFrame, *, source: str, describe_rows: RowDescriber
+) -> pd.DataFrame:
+    """Service names in their one spelling; two raw spellings of one name are refused.
+
+    Clean names are returned untouched (the same array), so clean data keeps its exact bytes.
+    """
+    raw = typed[SERVICE].to_numpy(dtype=object)
+    codes, uniques = pd.factorize(raw)
+    spelled = [_service_name(str(name)) for name in uniques]
+    if all(name == normal for name, normal in zip(uniques, spelled, strict=True)):
+        return typed
+    spellings: dict[str, list[int]] = {}
+    for code, normal in enumerate(spelled):
+        spellings.setdefault(normal, []).append(code)
+    clashes = {normal: found for normal, found in spellings.items() if len(found) > 1}
+    if clashes:
+        raise _spelling_clash_error(clashes, codes, uniques, source, describe_rows)
+    normalized = typed.copy()
+    normalized[SERVICE] = pd.Series(
+        np.asarray(spelled, dtype=object)[codes], dtype=object, index=typed.index
+    )
+    return normalized
+
+
+def _spelling_clash_error(
+    clashes: Mapping[str, list[int]],
+    codes: IntArray,
+    uniques: npt.NDArray[np.object_],
+    source: str,
+    describe_rows: RowDescriber,
+) -> TelemetryFormatError:
+    examples = []
+    for normal, found in list(clashes.items())[:MAX_REPORTED_ROWS]:
+        spelled_as = []
+        for code in found:
+            positions = np.flatnonzero(codes == code)
+            where = describe_rows(positions[:1])[0]
+            spelled_as.append(f"{uniques[code]!a} ({len(positions)} row(s), first: {where})")
+        examples.append(f"{normal!a} is written as {' and '.join(spelled_as)}")
+    return TelemetryFormatError(
+        f"{source}: column {SERVICE!r}: {len(clashes)} service name(s) spelled more than one "
+        f"way (names are compared trimmed and in Unicode NFC form; write each service the same "
+        f"way in every row): {'; '.join(examples)}"
+    )
 
 
 def _raise_on_duplicate_keys(
@@ -397,12 +465,16 @@ def _parse_services(
     return names
 
 
-def _parse_number_cells(cells: pd.Series) -> tuple[FloatArray, BoolArray]:
-    """Parse cells as numbers; return the values and which cells were neither missing nor a number.
+def _parse_number_cells(cells: pd.Series) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """Parse cells as numbers: the values, which cells were neither missing nor a number, and
+    which of those were spelled in a way only Python reads.
 
-    A number is whatever Python's ``float`` accepts and is finite (infinity in telemetry is always a
-    bug, and it would silently poison means and drift statistics). Missing is an empty cell, a null
-    or a conventional missing-value token such as ``NaN``, ``NA``, ``null`` or ``None``.
+    A number is plain ASCII text that Python's ``float`` accepts and is finite (infinity in
+    telemetry is always a bug, and it would silently poison means and drift statistics). Text
+    with an underscore (``1_2_0.5``) or any non-ASCII character (Arabic-Indic or fullwidth
+    digits, a no-break space) is refused although ``float`` reads it: a CSV reader in any other
+    language would not, so the snapshot would disagree with the file. Missing is an empty cell,
+    a null or a conventional missing-value token such as ``NaN``, ``NA``, ``null`` or ``None``.
     """
     texts, _ = _cells_as_text(cells)
     normalized = pd.Series(texts, dtype=object).str.strip().str.lower()
@@ -412,11 +484,24 @@ def _parse_number_cells(cells: pd.Series) -> tuple[FloatArray, BoolArray]:
         parsed = candidates.astype(np.float64)
     except (ValueError, TypeError):
         parsed = np.array([_float_or_nan(text) for text in candidates], dtype=np.float64)
+    python_only = np.zeros(len(texts), dtype=bool)
+    python_only[~missing] = _python_only_spellings(candidates) & ~np.isnan(parsed)
     values = np.full(len(texts), np.nan, dtype=np.float64)
     values[~missing] = parsed
+    values[python_only] = np.nan
     bad = np.zeros(len(texts), dtype=bool)
     bad[~missing] = ~np.isfinite(parsed)
-    return values, bad
+    return values, bad | python_only, python_only
+
+
+def _python_only_spellings(texts: npt.NDArray[np.object_]) -> BoolArray:
+    """Which texts hold an underscore or a non-ASCII character (one C-speed pass when none do)."""
+    joined = "".join(texts)
+    if "_" not in joined and joined.isascii():
+        return np.zeros(len(texts), dtype=bool)
+    return np.fromiter(
+        ("_" in text or not text.isascii() for text in texts), dtype=bool, count=len(texts)
+    )
 
 
 def _float_or_nan(text: str) -> float:
@@ -439,7 +524,17 @@ def _parse_metric(
         values = _numeric_cells_as_float(cells)
         bad = np.isinf(values)
     elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
-        values, bad = _parse_number_cells(cells)
+        values, bad, python_only = _parse_number_cells(cells)
+        if python_only.any():
+            raise _bad_rows_error(
+                source,
+                column,
+                "number spelled in a way only Python reads (a digit-group underscore or a "
+                "non-ASCII digit or character; write plain ASCII decimals such as 120.5)",
+                python_only,
+                cells.to_numpy(dtype=object),
+                describe_rows,
+            )
     else:
         raise _bad_rows_error(
             source,
@@ -490,7 +585,7 @@ def _parse_labels(
         boolean_words = normalized.map(_BOOLEAN_LABEL_TOKENS).to_numpy(
             dtype=np.float64, na_value=np.nan
         )
-        numbers, _ = _parse_number_cells(cells)
+        numbers, _, _ = _parse_number_cells(cells)
         values = np.where(np.isnan(boolean_words), numbers, boolean_words)
     else:
         values = np.full(len(cells), np.nan)
@@ -538,3 +633,39 @@ def apply_unit_scale(
                 )
             scaled.loc[rows, column] = scaled.loc[rows, column] * float(factor)
     return scaled
+
+
+class ReplayedService(NamedTuple):
+    """A service whose rows repeat an earlier window's values exactly, shifted in time."""
+
+    service: str
+    rows: int
+    shift: pd.Timedelta
+
+
+def replayed_services(current: pd.DataFrame, previous: pd.DataFrame) -> list[ReplayedService]:
+    """Services of ``current`` whose rows are ``previous``'s, value for value, time-shifted.
+
+    Yesterday's export re-sent under today's dates passes every per-row check; only the exact
+    repeat of every metric value, row for row, at one constant time shift, gives it away. Both
+    frames are canonical telemetry. A service is judged only with at least
+    :data:`MIN_REPLAY_ROWS` rows that are not all alike: a constant series repeats by nature.
+    """
+    metrics = [column for column in metric_columns(current) if column in previous.columns]
+    if not metrics or current.empty or previous.empty:
+        return []
+    earlier = dict(list(previous.groupby(SERVICE, sort=True)))
+    replayed = []
+    for service, rows in current.groupby(SERVICE, sort=True):
+        before = earlier.get(service)
+        if before is None or len(rows) != len(before) or len(rows) < MIN_REPLAY_ROWS:
+            continue
+        values = rows[metrics].to_numpy(dtype=np.float64)
+        if not np.array_equal(values, before[metrics].to_numpy(dtype=np.float64), equal_nan=True):
+            continue
+        if len(rows[metrics].drop_duplicates()) < 2:
+            continue
+        shifts = np.unique(rows[TIMESTAMP].to_numpy() - before[TIMESTAMP].to_numpy())
+        if len(shifts) == 1 and shifts[0] != np.timedelta64(0):
+            replayed.append(ReplayedService(str(service), len(rows), pd.Timedelta(shifts[0])))
+    return replayed

@@ -6,6 +6,14 @@ each service's rows must already be in time order (a file whose rows went backwa
 concatenated wrongly, and sorting it would hide that), and a timestamp column must not mix values
 with and without a UTC offset (a naive value next to aware ones is a local time that cannot be
 placed).
+
+Rows are also held to rules about where they sit in time and where the file lives: when a window
+is asked for, a timestamp later than now + 1 day is refused (a clock or export bug whose row would otherwise silently fall
+outside every partition; rows of other days are the normal many-days layout and simply belong to
+other partitions); a window whose services report fewer than half the rows their own median step
+implies is refused (a partial or truncated export); a window that repeats the previous window's
+values exactly with shifted timestamps is refused (a replayed export); and a link that leads out
+of the source folder is refused (a source folder holds its own data).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, TypeAlias
 
@@ -35,10 +43,13 @@ from aiops_assets.core.telemetry.contract import (
     IntArray,
     RowDescriber,
     TelemetryFormatError,
+    _bad_rows_error,
     _finalize,
+    _service_name,
     _typed_frame,
     metric_columns,
     naive_utc,
+    replayed_services,
 )
 
 __all__ = ["load_directory"]
@@ -46,6 +57,11 @@ __all__ = ["load_directory"]
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 _CsvLayout: TypeAlias = tuple[list[int], IntArray]
 """Per data record of a CSV: the physical line it starts on, and its number of fields."""
+_FUTURE_TOLERANCE: Final = timedelta(days=1)
+"""How far past the wall clock a timestamp may be: clock skew between hosts, never a day."""
+_STRAY_GAP: Final = timedelta(days=365)
+"""A row further than this from every other row of its service is a mistyped date (an epoch-zero
+1970, a wrong century), not history: real archives have outages of days or weeks, not years."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,18 @@ def load_directory(
 
     ``start``/``end`` keep ``start <= timestamp < end`` (aware bounds are converted to UTC). The
     whole directory is validated before filtering, because a broken file is a problem even when
-    its rows fall outside today's window.
+    its rows fall outside today's window. Rows of other days are expected (one folder may hold
+    many days, each partition loading its own window), but when a bound is given a timestamp
+    later than now + 1 day is refused wherever it sits (it would leave every window unseen;
+    without bounds nothing is filtered, so nothing can leave). With both bounds, a row outside
+    the window more than 365 days from every other row of its service is refused too (a
+    mistyped date such as 1970-01-01, not history), and the window is judged as a whole: each
+    service found in it needs at least half the rows its median step (over the whole folder)
+    implies for the window's length, and a service whose rows repeat the previous window's
+    values exactly (at least 12 rows, not all alike), shifted in time, is a replayed export.
+
+    Links are followed only within the folder: a ``*.csv``/``*.parquet`` entry that resolves
+    outside it (or to nothing) is refused.
 
     A file is read as recorded, never repaired: within one file, each service's rows must be in
     increasing time order, and a timestamp column must not mix values with and without a UTC
@@ -90,21 +117,64 @@ def load_directory(
             across files), a service's timestamps going backwards within a file (file, service and
             both lines are named), a missing timestamp column, an empty or repeated column name, a
             line with more or fewer fields than the header, a CSV that is not UTF-8 (byte offset
-            and line), an empty (0-byte or blank) CSV, an unreadable file, or a directory without
-            data files.
+            and line), an empty (0-byte or blank) CSV, an unreadable file, a directory without
+            data files, a service name written two ways (``'api '`` and ``'api'``), a number
+            only Python reads (``1_2_0.5``), a timestamp later than now + 1 day, a link out of
+            the folder, and (with both bounds) a window with too few rows for a service or a
+            window that replays the previous one.
     """
     directory = Path(path)
     if not directory.is_dir():
         raise TelemetryFormatError(f"{directory}: not a directory")
-    data_files = sorted(
-        entry
-        for entry in directory.iterdir()
-        if entry.is_file() and entry.suffix.lower() in (".csv", ".parquet")
-    )
+    window = _window(start, end)
+    data_files = _data_files(directory)
     if not data_files:
         raise TelemetryFormatError(f"{directory}: no *.csv or *.parquet files to load")
     loaded = [_load_table_file(file, default_service=file.stem) for file in data_files]
-    return _combine(loaded, source=str(directory), start=start, end=end)
+    bounded = start is not None or end is not None
+    frame = _combine_all(loaded, source=str(directory), refuse_future=bounded)
+    if window is not None:
+        files_of = _files_by_service(loaded)
+        _raise_on_stray_rows(frame, window, files_of, source=str(directory))
+        _raise_on_thin_coverage(frame, window, files_of, source=str(directory))
+        _raise_on_replayed_window(frame, window, files_of, source=str(directory))
+    return _filter_time(frame, start=start, end=end)
+
+
+def _window(
+    start: datetime | None, end: datetime | None
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Both bounds as naive UTC, or ``None`` when the load is not for one window."""
+    if start is not None and end is not None and naive_utc(start) > naive_utc(end):
+        raise ValueError(f"start {start} is after end {end}")
+    if start is None or end is None:
+        return None
+    return naive_utc(start), naive_utc(end)
+
+
+def _data_files(directory: Path) -> list[Path]:
+    root = directory.resolve()
+    files = []
+    for entry in sorted(directory.iterdir()):
+        if entry.suffix.lower() not in (".csv", ".parquet"):
+            continue
+        if entry.is_symlink():
+            _raise_if_outside(entry, root, what="the source folder")
+        if entry.is_file():
+            files.append(entry)
+    return files
+
+
+def _raise_if_outside(path: Path, root: Path, *, what: str) -> None:
+    """A data file must resolve inside ``root`` (the folder itself may be a link)."""
+    target = path.resolve()
+    if not target.is_relative_to(root):
+        raise TelemetryFormatError(
+            f"{path}: leads to {target}, outside {what} {root}: refused (a source folder holds "
+            "its own data; copy the file in, or point the source at the folder it lives in)"
+        )
+    if not target.exists():
+        raise TelemetryFormatError(f"{path}: a link to {target}, which does not exist")
 
 
 def _load_table_file(path: Path, *, default_service: str) -> _LoadedFile:
@@ -341,6 +411,19 @@ def _combine(
     start: datetime | None,
     end: datetime | None,
 ) -> pd.DataFrame:
+    _window(start, end)
+    bounded = start is not None or end is not None
+    frame = _combine_all(loaded, source=source, refuse_future=bounded)
+    return _filter_time(frame, start=start, end=end)
+
+
+def _combine_all(
+    loaded: Sequence[_LoadedFile], *, source: str, refuse_future: bool
+) -> pd.DataFrame:
+    """Every file's rows as one validated telemetry frame, before any window is applied.
+
+    ``refuse_future`` when a window is asked for: only then could a future row leave unseen.
+    """
     if not any(metric_columns(item.typed) for item in loaded):
         files = ", ".join(str(item.path) for item in loaded)
         raise TelemetryFormatError(
@@ -348,17 +431,163 @@ def _combine(
             f"one numeric column besides {TIMESTAMP!r}, {SERVICE!r} and {LABEL!r}"
         )
 
+    if refuse_future:
+        now = naive_utc(datetime.now(UTC))
+        for item in loaded:
+            _raise_on_future_rows(item, now)
+
     def check_recorded_order() -> None:
         for item in loaded:
             _raise_on_out_of_order(item)
 
-    frame = _finalize(
+    return _finalize(
         _concatenate(loaded),
         source=source,
         describe_rows=_file_and_row_describer(loaded),
         check_recorded_order=check_recorded_order,
     )
-    return _filter_time(frame, start=start, end=end)
+
+
+def _raise_on_future_rows(item: _LoadedFile, now: pd.Timestamp) -> None:
+    """A row dated after tomorrow cannot have been recorded: refuse it, wherever its window is.
+
+    Rows before or after the requested window are the normal many-days layout, so they leave the
+    window silently; but a future row would leave every window, and so would never be seen.
+    """
+    limit = now + _FUTURE_TOLERANCE
+    times = item.typed[TIMESTAMP]
+    future = (times > limit).to_numpy(dtype=bool)
+    if not future.any():
+        return
+    raise _bad_rows_error(
+        str(item.path),
+        TIMESTAMP,
+        f"timestamp later than now + 1 day ({limit:%Y-%m-%d %H:%M} UTC; a clock or export bug, "
+        "and such a row would fall outside every partition)",
+        future,
+        times.astype(str).to_numpy(dtype=object),
+        item.describe_rows,
+    )
+
+
+def _files_by_service(loaded: Sequence[_LoadedFile]) -> dict[str, list[str]]:
+    """Which files hold each (normalized) service, to point at them in window-wide errors."""
+    files: dict[str, list[str]] = {}
+    for item in loaded:
+        for raw in pd.unique(item.typed[SERVICE].to_numpy(dtype=object)):
+            files.setdefault(_service_name(str(raw)), []).append(str(item.path))
+    return files
+
+
+def _raise_on_stray_rows(
+    frame: pd.DataFrame,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    files_of: dict[str, list[str]],
+    *,
+    source: str,
+) -> None:
+    """Refuse a row outside the window that is more than a year from its service's other rows.
+
+    Rows of other days leave the window by design; a row a year away from everything else would
+    leave every window, as a future row would, and is a mistyped date rather than history. A
+    service with a single row has no neighbour to be far from and is left to the coverage rule.
+    """
+    start, end = window
+    services = frame[SERVICE]
+    by_service = frame[TIMESTAMP].groupby(services, sort=False)
+    nearest = pd.concat([by_service.diff(), -by_service.diff(-1)], axis=1).min(axis=1)
+    outside = ((frame[TIMESTAMP] < start) | (frame[TIMESTAMP] >= end)).to_numpy(dtype=bool)
+    stray = outside & (nearest > _STRAY_GAP).to_numpy(dtype=bool)
+    if not stray.any():
+        return
+    positions = np.flatnonzero(stray)
+    examples = []
+    for position in positions[:MAX_REPORTED_ROWS]:
+        service = str(services.iloc[position])
+        examples.append(
+            f"service {service!r} at {frame[TIMESTAMP].iloc[position]} ({nearest.iloc[position]} "
+            f"from its nearest row; {', '.join(files_of.get(service, []))})"
+        )
+    hidden = len(positions) - len(examples)
+    more = f" (and {hidden} more)" if hidden else ""
+    raise TelemetryFormatError(
+        f"{source}: column {TIMESTAMP!r}: {len(positions)} row(s) more than "
+        f"{_STRAY_GAP.days} days from every other row of their service (a mistyped date that "
+        f"would fall outside every partition): {'; '.join(examples)}{more}"
+    )
+
+
+def _raise_on_thin_coverage(
+    frame: pd.DataFrame,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    files_of: dict[str, list[str]],
+    *,
+    source: str,
+) -> None:
+    """Refuse a window where a service has fewer than half the rows its own step implies.
+
+    The step is the service's median spacing over everything loaded (another service's when it
+    has a single row), so a day of one or two rows cannot pass for a quiet day. Services absent
+    from the window are not judged here: a missing service is the quality suite's finding.
+    """
+    start, end = window
+    services = frame[SERVICE]
+    steps = frame[TIMESTAMP].groupby(services, sort=False).diff()
+    own_step = steps.groupby(services, sort=False).median()
+    pooled_step = steps.median()
+    inside = ((frame[TIMESTAMP] >= start) & (frame[TIMESTAMP] < end)).to_numpy(dtype=bool)
+    found = services[inside].value_counts(sort=False)
+    thin = []
+    for service in sorted(found.index):
+        count = int(found[service])
+        step = own_step.get(service, pd.NaT)
+        step = pooled_step if pd.isna(step) else step
+        files = ", ".join(files_of.get(service, []))
+        if pd.isna(step):
+            thin.append(
+                f"service {service!r}: {count} row(s) and no second row anywhere to learn its "
+                f"reporting step from ({files})"
+            )
+        elif 2 * count < (expected := (end - start) / pd.Timedelta(step)):
+            thin.append(
+                f"service {service!r}: {count} row(s), expected about {expected:.0f} (one every "
+                f"{step}) ({files})"
+            )
+    if thin:
+        shown = "; ".join(thin[:MAX_REPORTED_ROWS])
+        more = (
+            f" (and {len(thin) - MAX_REPORTED_ROWS} more)" if len(thin) > MAX_REPORTED_ROWS else ""
+        )
+        raise TelemetryFormatError(
+            f"{source}: too few rows in [{start}, {end}) (fewer than half of what each "
+            f"service's median reporting step implies: a partial or truncated export): "
+            f"{shown}{more}"
+        )
+
+
+def _raise_on_replayed_window(
+    frame: pd.DataFrame,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    files_of: dict[str, list[str]],
+    *,
+    source: str,
+) -> None:
+    """Refuse a window that repeats the previous window of the same folder, time-shifted."""
+    start, end = window
+    previous_start = start - (end - start)
+    times = frame[TIMESTAMP]
+    current = frame.loc[((times >= start) & (times < end)).to_numpy(dtype=bool)]
+    previous = frame.loc[((times >= previous_start) & (times < start)).to_numpy(dtype=bool)]
+    replayed = replayed_services(current, previous)
+    if replayed:
+        first = replayed[0]
+        raise TelemetryFormatError(
+            f"{source}: service {first.service!r}: the {first.rows} rows of [{start}, {end}) "
+            f"repeat the values of [{previous_start}, {start}) exactly, every timestamp shifted "
+            f"by {first.shift} (a replayed export, e.g. an earlier file re-sent under new dates; "
+            f"{len(replayed)} service(s) replayed: {[item.service for item in replayed]}) "
+            f"({', '.join(files_of.get(first.service, []))})"
+        )
 
 
 def _file_and_row_describer(loaded: Sequence[_LoadedFile]) -> RowDescriber:
@@ -440,8 +669,6 @@ def _filter_time(
 ) -> pd.DataFrame:
     if start is None and end is None:
         return frame
-    if start is not None and end is not None and naive_utc(start) > naive_utc(end):
-        raise ValueError(f"start {start} is after end {end}")
     keep = np.ones(len(frame), dtype=bool)
     if start is not None:
         keep &= (frame[TIMESTAMP] >= naive_utc(start)).to_numpy()

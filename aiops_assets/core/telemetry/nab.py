@@ -26,7 +26,12 @@ from aiops_assets.core.telemetry.contract import (
     _typed_frame,
     naive_utc,
 )
-from aiops_assets.core.telemetry.files import _combine, _LoadedFile, _read_csv_cells
+from aiops_assets.core.telemetry.files import (
+    _combine,
+    _LoadedFile,
+    _raise_if_outside,
+    _read_csv_cells,
+)
 
 __all__ = ["clock_repeats", "load_nab", "read_nab_windows"]
 
@@ -53,10 +58,14 @@ def load_nab(
     ``drop_clock_repeats=True`` keeps each file's strictly increasing rows only (the rule of
     :func:`clock_repeats`, which names the dropped rows so a caller can report and account for them).
 
+    Files are read only from inside ``data/`` (which may itself be a link): a file or category
+    that is a link leading elsewhere, or a key with ``..``, is refused.
+
     Raises:
         TelemetryFormatError: as :func:`load_directory`, plus a missing or malformed labels file, a
-            selected file that does not exist, or a file without an entry in the windows file (an
-            absent entry would otherwise silently read as "no anomalies").
+            selected file that does not exist, a file resolving outside ``data/``, or a file
+            without an entry in the windows file (an absent entry would otherwise silently read
+            as "no anomalies").
     """
     if isinstance(files, str):
         raise TypeError("files must be a sequence of keys such as ['realKnownCause/nyc_taxi.csv']")
@@ -67,9 +76,13 @@ def load_nab(
     if not data_dir.is_dir():
         raise TelemetryFormatError(f"{data_dir}: NAB data directory not found")
     keys = _selected_keys(data_dir, files)
+    root = data_dir.resolve()
     loaded: list[_LoadedFile] = []
     for key in keys:
         csv_path = data_dir / key
+        if csv_path.exists() or csv_path.is_symlink():
+            # A linked file or category, or a key with "..", must not read from elsewhere.
+            _raise_if_outside(csv_path, root, what="the NAB data folder")
         if not csv_path.is_file():
             raise TelemetryFormatError(f"{csv_path}: NAB data file {key!r} not found")
         if key not in windows_by_key:

@@ -5,12 +5,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from aiops_assets.checks.quality import QualityGate
 from aiops_assets.core import telemetry
 from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
-from aiops_assets.core.store import ArtifactRef
+from aiops_assets.core.store import ArtifactRef, ArtifactStore, StoreError
+from aiops_assets.io import asset_ref_name
 from aiops_assets.keys import SNAPSHOT_KEY
 from aiops_assets.metadata import (
     NULL_FRACTION_PREFIX,
@@ -87,6 +89,7 @@ def build_snapshot_asset(
         if frame.empty:
             raise dg.Failure(description=f"source {source} has no telemetry in [{start}, {end})")
         store = artifact_store.get_store()
+        _refuse_a_replay(context, partitions_def, store, frame, source)
         # Stored before it is judged: a rejected snapshot is kept (in quarantine), never lost.
         ref = store.put_frame(frame)
         report = gate.validate(frame, context)
@@ -138,3 +141,42 @@ def build_snapshot_asset(
         yield from gate.results(report)
 
     return telemetry_snapshot
+
+
+def _refuse_a_replay(
+    context: dg.AssetExecutionContext,
+    partitions_def: dg.PartitionsDefinition,
+    store: ArtifactStore,
+    frame: pd.DataFrame,
+    source: str,
+) -> None:
+    """Refuse a day that repeats the previous partition's snapshot, value for value, time-shifted.
+
+    The file loader already catches a replay inside one folder; this catches it whatever the
+    source (a folder that only ever holds the newest day, any other source kind). Without a
+    stored previous snapshot there is nothing to compare, and a previous snapshot the store
+    cannot read is reported, not allowed to block today's data.
+    """
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return
+    window = context.partition_time_window
+    previous_key = (window.start - (window.end - window.start)).strftime(partitions_def.fmt)
+    ref = store.get_ref(asset_ref_name(SNAPSHOT_KEY, previous_key))
+    if ref is None:
+        return
+    try:
+        previous = store.get_frame(ref)
+    except StoreError as error:
+        context.log.warning(f"replay check skipped: previous snapshot unreadable: {error}")
+        return
+    replayed = telemetry.replayed_services(frame, previous)
+    if replayed:
+        names = ", ".join(f"{item.service!r} ({item.rows} rows)" for item in replayed)
+        raise dg.Failure(
+            description=(
+                f"telemetry from {source} replays telemetry_snapshot[{previous_key}] (artifact "
+                f"{ref.sha256[:16]}): {names} repeat its values exactly with every timestamp "
+                f"shifted by {replayed[0].shift}; an earlier export re-sent under new dates is "
+                "refused, and the partition keeps its last good snapshot"
+            )
+        )
