@@ -32,6 +32,7 @@ import dagster as dg
 import pytest
 
 from aiops_assets.check_history import check_execution_pages, evaluation_of
+from aiops_assets.core.markdown import md_text
 from aiops_assets.keys import BASELINE_QUALITY_CHECK_NAME, SNAPSHOT_KEY
 from aiops_assets.reference.definitions import build_definitions
 from aiops_assets_tests.incident_lab import (
@@ -106,6 +107,14 @@ NOOP_DEPLOY = Fault(
     FIRST_INCIDENT_DAY,
     {"asset": "features", "version": f"features-2.{FIRST_INCIDENT_DAY}"},
     (Predicate("code", "features", (MONDAY,)),),
+)
+# The scoring code bumped the same day: replayed on Sunday's stored features, apart from the
+# feature code's deploy.
+NOOP_SCORES_DEPLOY = Fault(
+    "noop_deploy",
+    FIRST_INCIDENT_DAY,
+    {"asset": "anomaly_scores", "version": f"anomaly_scores-3.{FIRST_INCIDENT_DAY}"},
+    (Predicate("code", "anomaly_scores", (MONDAY,)),),
 )
 LABEL_BREAK = Fault(
     "label_break",
@@ -192,7 +201,7 @@ def unit_change(history: Path) -> Incident:
 @pytest.fixture(scope="module")
 def drift_with_noop_deploy(history: Path) -> Incident:
     """The deploy stand-in stays patched only while its incident is served and diagnosed."""
-    spec = _spec("gradual", GRADUAL, NOOP_DEPLOY)
+    spec = _spec("gradual", GRADUAL, NOOP_DEPLOY, NOOP_SCORES_DEPLOY)
     home = history.parent / spec.name
     with contextlib.ExitStack() as deploys:
         _served(spec, home, history, deploys)
@@ -252,7 +261,7 @@ def _suspect(report: Mapping[str, Any], predicates: Sequence[Predicate]) -> tupl
 
 def _replay_of(report: Mapping[str, Any], suspect: Mapping[str, Any]) -> dict[str, Any]:
     key = _key(suspect["change"])
-    [replay] = [r for r in report["replays"] if r["change"] == key]
+    [replay] = [r for r in report["replays"] if key in (r["change"], *r["also"])]
     return dict(replay)
 
 
@@ -322,6 +331,18 @@ def test_a_no_op_deploy_does_not_outrank_a_gradual_drift(
     assert _replay_of(report, deploy)["decoy"]
 
 
+def test_a_no_op_deploy_of_the_scoring_code_is_measured_and_is_a_decoy(
+    drift_with_noop_deploy: Incident,
+) -> None:
+    report = drift_with_noop_deploy.report
+    truth_rank, _ = _suspect(report, GRADUAL.predicates)
+    deploy_rank, deploy = _suspect(report, NOOP_SCORES_DEPLOY.predicates)
+    assert deploy_rank > truth_rank and deploy["decoy"], deploy
+    replay = _replay_of(report, deploy)
+    assert replay["direction"] == "apply" and replay["error"] is None, replay
+    assert not replay["changed_output"], replay
+
+
 # --- 3. broken labels are blamed on the labels -----------------------------------------------
 
 
@@ -334,7 +355,7 @@ def test_labels_that_break_on_a_day_of_real_incidents_are_the_top_suspect(
     assert (top["change"]["subject"], top["change"]["partition"]) == (SNAPSHOT, MONDAY)
     assert top["evidence"] > 0, top
     assert "Do: fix the label pipeline" in report["likely_cause"], report["likely_cause"]
-    assert report["likely_cause"] in _headline(broken_labels.markdown)
+    assert md_text(report["likely_cause"]) in _headline(broken_labels.markdown)
 
 
 # --- 4. the report says what happened --------------------------------------------------------

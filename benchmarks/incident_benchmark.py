@@ -18,9 +18,11 @@ missing_service runs only with ``--families missing_service``: the reference det
 rows it gets, so a missing service fails no performance check and is never an incident.
 
 Seeds: the TUNING seeds (base seed 1101, 2 incidents per family) are for looking at while
-changing the engine; the REPORTING seeds (base seeds 2201-2203, 6 per family) are the figure
-that counts and must not be tuned on: ``--serve-only`` serves them without ranking anything.
-Both are printed with the table.
+changing the engine; the CONSULTED seeds (base seeds 2201-2203) were the first reporting set,
+until two of their failures were read while changing the engine; the REPORTING seeds (base
+seeds 3301-3306, the first 3 whose history passes, 6 per family) are the figure that counts and
+must not be tuned on: ``--serve-only`` serves them without ranking anything. The seeds are
+printed with the table.
 
 Rankers:
 - ours: the rank of the first suspect naming the planted cause (top-1, top-3), and whether the
@@ -90,7 +92,10 @@ class SeedSet:
 
 SEED_SETS = {
     "tuning": SeedSet("tuning", (1101, 1102), 1, 10_000, 2),
-    "reporting": SeedSet("reporting", (2201, 2202, 2203, 2204, 2205, 2206), 3, 20_000, 6),
+    # The first reporting seeds: two of their failures were read while changing the engine, so
+    # they are tuning seeds now and the reporting figure is measured on a fresh set.
+    "consulted": SeedSet("consulted", (2201, 2202, 2203, 2204, 2205, 2206), 3, 20_000, 6),
+    "reporting": SeedSet("reporting", (3301, 3302, 3303, 3304, 3305, 3306), 3, 30_000, 6),
 }
 
 

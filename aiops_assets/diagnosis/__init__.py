@@ -7,6 +7,7 @@ share, so the three say the same thing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -124,7 +125,7 @@ def diagnose(
         metric=metric,
         lookback=options.lookback,
         inputs=EvidenceInputs(
-            replays={replay.change: replay for replay in replays},
+            replays=dict(pair for replay in replays for pair in replay.for_each_change()),
             implicated_services=window.first_bad.implicated,
         ),
         data_changes=[item.to_dict() for item in data.characterizations if item.findings],
@@ -178,12 +179,14 @@ def _replays(
         bad = context.stored_scores(window.first_bad.partition)
         good_value = context.measure(good)[0] if good is not None else None
         bad_value = context.measure(bad)[0] if bad is not None else None
-        return [
-            run_replay(
+        measured: list[Replay] = []
+        for spec in specs:
+            replay = run_replay(
                 context, spec, target=good_value if spec.direction == "revert" else bad_value
             )
-            for spec in specs
-        ]
+            also = tuple(change_key(change) for change in spec.shared_with)
+            measured.append(dataclasses.replace(replay, also=also))
+        return measured
     finally:
         context.close()
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 from aiops_assets.core.incidents import IncidentWindow, Suspect
 from aiops_assets.core.incidents.evidence import findings_of
 from aiops_assets.diagnosis.replay import ReplaySpec
-from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
+from aiops_assets.keys import FEATURES_KEY, SCORES_KEY, SNAPSHOT_KEY
 
 _SNAPSHOT = SNAPSHOT_KEY.to_user_string()
 _FEATURES = FEATURES_KEY.to_user_string()
+_SCORES = SCORES_KEY.to_user_string()
 # Suspects whose replay is an apply on the last good partition: the old code is gone.
 _DEPLOY_KINDS = ("code", "environment")
 
@@ -36,20 +38,22 @@ def plan_replays(
         return []
     good = window.last_good.partition
     bad = window.first_bad.partition
-    planned: list[ReplaySpec] = []
-    seen: set[tuple[Any, ...]] = set()
+    planned: dict[tuple[Any, ...], ReplaySpec] = {}
     for suspect in _replay_order(suspects):
         spec = _spec(suspect, window, good, bad, failing, flags_version_at, snapshot_config_at)
         if spec is None:
             continue
         identity = (spec.direction, spec.partition, repr(sorted(spec.identity().items())[1:]))
-        if identity in seen:
+        if identity in planned:
+            # Two deploys in force on the same day are one replay (today's code has both); its
+            # outcome is evidence for each, and timing and lineage order them.
+            earlier = planned[identity]
+            planned[identity] = replace(earlier, shared_with=(*earlier.shared_with, spec.change))
             continue
-        seen.add(identity)
-        planned.append(spec)
         if len(planned) >= limit:
-            break
-    return planned
+            continue
+        planned[identity] = spec
+    return list(planned.values())
 
 
 def _replay_order(suspects: Sequence[Suspect]) -> list[Suspect]:
@@ -121,18 +125,23 @@ def _spec(
             action=f"{bad} scored by v{change.before} instead of v{change.after}",
             model_version=change.before,
         )
-    if change.kind in _DEPLOY_KINDS and change.subject in (_SNAPSHOT, _FEATURES):
+    if change.kind in _DEPLOY_KINDS and change.subject in (_SNAPSHOT, _FEATURES, _SCORES):
         # Applied to a day computed before the deploy: the last good day may already run it.
         before = good
         if change.partition and change.partition <= good:
             before = _previous_day(change.partition)
         on_snapshot = change.subject == _SNAPSHOT
+        # The scoring code alone: the stored features scored again, so that a deploy upstream
+        # on the same day cannot lend it its effect.
+        scoring_only = change.subject == _SCORES
         return ReplaySpec(
             change=change,
             direction="apply",
             partition=before,
-            action=f"{change.subject}[{before}] (before the deploy) recomputed with today's code",
+            action=f"{change.subject}[{before}] (before the deploy) recomputed with today's code"
+            + (" from its stored features" if scoring_only else ""),
             rematerialize_snapshot=on_snapshot,
+            rematerialize_features=not scoring_only,
             snapshot_config=dict(snapshot_config_at(before) or {}) if on_snapshot else None,
         )
     return None

@@ -42,7 +42,7 @@ from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
 from aiops_assets.runner import materialize_selection, quiet, run_failure_message
 
 # Bumped whenever what a replay measures changes, so old cached results are not reused.
-REPLAY_ENGINE_VERSION = "replay-2"
+REPLAY_ENGINE_VERSION = "replay-3"
 _CACHE_PREFIX = "replays"
 _LIBRARIES = ("pandas", "numpy", "scikit-learn", "scipy")
 
@@ -57,12 +57,14 @@ class ReplaySpec:
     action: str
     snapshot_config: Mapping[str, Any] | None = None  # re-run the snapshot with this op config
     rematerialize_snapshot: bool = False
+    rematerialize_features: bool = True  # False: score the stored features (a scoring deploy)
     services: tuple[str, ...] = ()  # replace these services' rows ...
     good_partition: str | None = None  # ... with this partition's
     replaced_partitions: tuple[str, ...] = ()  # the snapshot partitions whose rows are replaced
     features_config: Mapping[str, Any] | None = None
     model_version: int | None = None  # serve this version instead of the champion
     flags_version: int | None = None  # compute features with this flag version (0: default)
+    shared_with: tuple[Change, ...] = ()  # other suspects this same replay measures
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class ReplaySpec:
             "partition": self.partition,
             "snapshot_config": self.snapshot_config,
             "rematerialize_snapshot": self.rematerialize_snapshot,
+            "rematerialize_features": self.rematerialize_features,
             "services": list(self.services),
             "good_partition": self.good_partition,
             "replaced_partitions": list(self.replaced_partitions),
@@ -247,12 +250,27 @@ def _execute(context: ReplayContext, spec: ReplaySpec, *, key: str, target: floa
 
 
 def _input_changed(real: ArtifactStore, overlay: ArtifactStore, spec: ReplaySpec) -> bool:
-    """Whether the replay fed the model anything different: other features or another model."""
+    """Whether the replay fed the model anything different (other features, another model), or
+    for a deploy of the scoring code, whether today's code scores the same inputs differently."""
     if spec.model_version is not None:
         return True
+    if spec.change.subject == SCORES_KEY.to_user_string():
+        return _scores_differ(real, overlay, spec.partition)
     name = asset_ref_name(FEATURES_KEY, spec.partition)
     before, after = real.get_ref(name), overlay.get_ref(name)
     return before is None or after is None or before.sha256 != after.sha256
+
+
+def _scores_differ(real: ArtifactStore, overlay: ArtifactStore, partition: str) -> bool:
+    name = asset_ref_name(SCORES_KEY, partition)
+    before, after = real.get_ref(name), overlay.get_ref(name)
+    if before is None or after is None:
+        return True
+    if before.sha256 == after.sha256:
+        return False
+    old, new = real.get_frame(before), overlay.get_frame(after)
+    columns = [c for c in old.columns if c in new.columns]
+    return len(columns) < len(old.columns) or not old[columns].equals(new[columns])
 
 
 @contextlib.contextmanager
@@ -353,13 +371,36 @@ def _replace_service_rows(
     rows[telemetry.TIMESTAMP] = rows[telemetry.TIMESTAMP] + (
         pd.Timestamp(partition) - pd.Timestamp(good)
     )
-    kept = [] if current is None else [current[~current[telemetry.SERVICE].isin(services)]]
+    kept: list[pd.DataFrame] = []
+    if current is not None:
+        kept = [current[~current[telemetry.SERVICE].isin(services)]]
+        incidents = _labelled_incident_rows(current, services)
+        kept.append(incidents)
+        rows = rows[~_same_rows(rows, incidents)]
     frame = telemetry.canonical_telemetry(pd.concat([*kept, rows], ignore_index=True))
     overlay.set_ref(name, overlay.put_frame(frame))
 
 
+def _labelled_incident_rows(current: pd.DataFrame, services: tuple[str, ...]) -> pd.DataFrame:
+    """The failing day's labelled incidents on the replaced services, kept as they were: they are
+    what the model is judged on finding, and replacing them with a quiet day's rows would make
+    the drop vanish (or grow) whatever the change did."""
+    if telemetry.LABEL not in current:
+        return current.iloc[0:0]
+    labelled = current[telemetry.LABEL].fillna(0).to_numpy(dtype=float) > 0
+    return current[current[telemetry.SERVICE].isin(services).to_numpy() & labelled]
+
+
+def _same_rows(rows: pd.DataFrame, others: pd.DataFrame) -> pd.Series:
+    keys = pd.MultiIndex.from_frame(others[[telemetry.SERVICE, telemetry.TIMESTAMP]])
+    return pd.Series(
+        pd.MultiIndex.from_frame(rows[[telemetry.SERVICE, telemetry.TIMESTAMP]]).isin(keys),
+        index=rows.index,
+    )
+
+
 def _selection(spec: ReplaySpec) -> dg.AssetSelection:
-    keys = [FEATURES_KEY, SCORES_KEY]
+    keys = [FEATURES_KEY, SCORES_KEY] if spec.rematerialize_features else [SCORES_KEY]
     selection = dg.AssetSelection.assets(*keys).without_checks()
     if spec.rematerialize_snapshot:
         # The snapshot's quality gate is part of the asset; it runs with it.

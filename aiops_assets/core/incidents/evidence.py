@@ -75,6 +75,11 @@ class Replay:
     seconds: float = 0.0
     cached: bool = False
     error: str | None = None
+    also: tuple[str, ...] = ()  # change_key of other suspects this same replay measured
+
+    def for_each_change(self) -> list[tuple[str, Replay]]:
+        """This replay under the key of every suspect it measured."""
+        return [(key, self) for key in (self.change, *self.also)]
 
     @property
     def decoy(self) -> bool:
@@ -103,7 +108,8 @@ class Replay:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Replay:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**fields | {"also": tuple(fields.get("also") or ())})
 
 
 def recovery(observed: float | None, replayed: float | None, target: float | None) -> float:

@@ -34,6 +34,7 @@ from aiops_assets.core.incidents.scoring import (
     _in_failing_partitions,
     score_suspects,
 )
+from aiops_assets.core.markdown import md_text
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,7 +58,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    # Subjects, services, columns and reasons come from data and config: never markup.
+    return md_text(text)
 
 
 def _fmt_metric(point: PerformancePoint, metric: str) -> str:
@@ -154,9 +156,15 @@ class IncidentReport:
         def subject(name: str) -> str:
             return f"[{_cell(name)}]({links[name]})" if name in links else _cell(name)
 
-        lines = [f"# Incident: {self.model}", "", f"**{self.likely_cause()}**", ""]
+        lines = [
+            f"# Incident: {md_text(self.model)}",
+            "",
+            f"**{md_text(self.likely_cause())}**",
+            "",
+        ]
         if self.implicated_services:
-            lines += [f"Implicated services: {', '.join(self.implicated_services)}.", ""]
+            services = ", ".join(md_text(service) for service in self.implicated_services)
+            lines += [f"Implicated services: {services}.", ""]
         lines += self._data_section()
         lines += self._replay_section()
         lines += self._suspect_section(top, subject)
@@ -193,7 +201,7 @@ class IncidentReport:
             for r in self.replays
         ]
         return [
-            f"## Replays ({self.metric} on the failing partition, each suspect reverted)",
+            f"## Replays ({md_text(self.metric)} on the failing partition, each suspect reverted)",
             "",
             "| replay | direction | as failed | replayed | share of the drop | reads as |",
             "| --- | --- | --- | --- | --- | --- |",
@@ -212,7 +220,7 @@ class IncidentReport:
         ]
         for rank, suspect in enumerate(self.suspects[:top], start=1):
             if suspect.evidence > 0:
-                strength = f"{suspect.evidence:.2f} ({suspect.evidence_source})"
+                strength = f"{suspect.evidence:.2f} ({_cell(suspect.evidence_source)})"
             else:
                 strength = "decoy" if suspect.decoy else "none"
             why = "; ".join(suspect.reasons)
@@ -266,7 +274,7 @@ class IncidentReport:
                     point.at,
                     0,
                     f"| {point.at.isoformat()} | **evaluation** | {subject(self.model)} "
-                    f"| {_cell(point.partition)} | **{label} evaluation**{served}: {self.metric} "
+                    f"| {_cell(point.partition)} | **{label} evaluation**{served}: {md_text(self.metric)} "
                     f"{_fmt_metric(point, self.metric)} ({verdict}) |",
                 )
             )
@@ -384,7 +392,8 @@ def build_incident_report(
         metric=metric,
         implicated_services=tuple(inputs.implicated_services),
         data_changes=tuple(data_changes),
-        replays=tuple(inputs.replays.values()),
+        # A replay shared by two suspects (two deploys in force on one day) is listed once.
+        replays=tuple({replay.key: replay for replay in inputs.replays.values()}.values()),
     )
 
 
