@@ -116,7 +116,7 @@ def register(home: Path | None, as_json: bool, spec: Path | None, production: bo
     """Register a spec (JSON, FeatureSetSpec.to_dict; default: the reference) as experimental."""
     from aiops_assets.core.features import FeatureSetSpec
     from aiops_assets.core.lifecycle import register_feature_set
-    from aiops_assets.core.policy import acting_identity
+    from aiops_assets.core.policy import identify
 
     parsed = _read_spec(spec) if spec is not None else FeatureSetSpec()
     settings = load_settings(home)
@@ -125,7 +125,9 @@ def register(home: Path | None, as_json: bool, spec: Path | None, production: bo
         actor = (
             _actor(settings, ledger, "promote_feature_set", f"feature_set:{parsed.version_id}")
             if production
-            else acting_identity()
+            else identify(
+                ledger, action="register_feature_set", subject=f"feature_set:{parsed.version_id}"
+            )
         )
         record = register_feature_set(
             ledger, parsed, actor=actor, status="production" if production else "experimental"
@@ -213,7 +215,7 @@ def _ablate(
         run_ablation,
         spec_of,
     )
-    from aiops_assets.core.policy import acting_identity
+    from aiops_assets.core.policy import identify
     from aiops_assets.reference.sandbox import ReadOnlyStore
 
     candidate = _record_spec(ledger, version)
@@ -233,7 +235,8 @@ def _ablate(
         hypothesis=hypothesis,
         success_criterion=criterion,
     )
-    return ledger.record_experiment_run(run, actor=acting_identity())
+    actor = identify(ledger, action="record_experiment", subject=f"feature_set:{version}")
+    return ledger.record_experiment_run(run, actor=actor)
 
 
 @featureset.command()

@@ -7,9 +7,10 @@ either), and resolves it to the model's capsule before re-running it in a fresh 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -155,22 +156,26 @@ def export(home: Path | None, as_json: bool, target: str, file: Path, model: str
     settings = load_settings(home)
     with ledger_of(settings, read_only=True) as ledger:
         chosen = _resolve(ledger, target, model)
+        subject = f"capsule:{chosen.capsule_id[:12]}"
         # A bundle carries the raw telemetry and the model out of the deployment: a policy action.
-        authorized_actor(settings, ledger, "export", f"capsule:{chosen.capsule_id[:12]}")
+        actor = authorized_actor(settings, ledger, "export", subject)
         try:
             summary = export_bundle(
                 ledger, ArtifactStore(settings.store_root), chosen.capsule_id, file
             )
         except BundleError as error:
             raise CliError(str(error)) from error
-    report = {
-        "file": str(file),
-        "capsule_id": summary.capsule_id,
-        "capsules": summary.capsules,
-        "objects": summary.objects,
-        "bytes": summary.bytes,
-        "lock_file": summary.has_lock_file,
-    }
+        report = {
+            "file": str(file),
+            "sha256": _file_sha256(file),
+            "capsule_id": summary.capsule_id,
+            "capsules": summary.capsules,
+            "objects": summary.objects,
+            "bytes": summary.bytes,
+            "lock_file": summary.has_lock_file,
+        }
+        # What left the deployment, and the exact file, so a bundle found elsewhere is traceable.
+        ledger.audit("export", actor=actor, subject=subject, details=_audited(report, file))
     emit(
         report,
         f"wrote {file}: capsule {summary.capsule_id[:12]} and {len(summary.capsules) - 1} "
@@ -192,7 +197,10 @@ def import_(home: Path | None, as_json: bool, file: Path) -> int:
     settings = load_settings(home)
     if not file.is_file():
         raise CliError(f"no bundle at {file}")
+    digest = _file_sha256(file)
     with ledger_of(settings) as ledger:
+        # A bundle brings capsules and objects a later run may load: a policy action too.
+        actor = authorized_actor(settings, ledger, "import", f"bundle:{digest[:12]}")
         try:
             summary = import_bundle(
                 file,
@@ -202,6 +210,13 @@ def import_(home: Path | None, as_json: bool, file: Path) -> int:
             )
         except BundleError as error:
             raise CliError(str(error)) from error
+        details = {"capsule_id": summary.capsule_id, "objects": summary.objects, "sha256": digest}
+        ledger.audit(
+            "import",
+            actor=actor,
+            subject=f"capsule:{summary.capsule_id[:12]}",
+            details=_audited(details, file),
+        )
     emit(
         {"capsule_id": summary.capsule_id, "objects": summary.objects},
         f"imported capsule {summary.capsule_id[:12]} ({summary.objects} objects) into "
@@ -209,3 +224,13 @@ def import_(home: Path | None, as_json: bool, file: Path) -> int:
         as_json=as_json,
     )
     return 0
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _audited(details: dict[str, Any], file: Path) -> dict[str, Any]:
+    """The entry's details: the bundle's absolute path, not the one relative to a shell."""
+    return {**details, "file": str(file.absolute())}

@@ -1,9 +1,15 @@
-"""The access policy: which acting identity may promote, roll back, export or change a threshold.
+"""The access policy: which acting identity may promote, roll back, export, import or change a
+threshold.
 
 A registry change is only as trustworthy as the record of who made it and whether they were
 allowed to. The policy is a small YAML file (roles to actions, identities to roles) so that it can
 be reviewed and versioned with the deployment; a refusal is written to the audit log before it is
 raised, so attempts are provable too, not just successes.
+
+An identity is also a value written into the ledger: a name that is over-long or carries control
+characters would break the audit insert (the actor column is bounded) or forge lines in a report,
+so a malformed one is refused as soon as it is resolved, before anything is written, and the
+refusal is audited under a bounded, escaped form of it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import fnmatch
 import getpass
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +34,7 @@ ACTIONS = (
     "promote",
     "rollback",
     "export",
+    "import",
     "change_threshold",
     "promote_feature_set",
     "change_flags",
@@ -37,6 +45,11 @@ ACTOR_TAG = "aiops/actor"
 ACTOR_ENV = "AIOPS_ACTOR"
 POLICY_ENV = "AIOPS_ACCESS_POLICY"
 DEFAULT_POLICY_PATH = Path(__file__).with_name("access_policy.yaml")
+ACTOR_MAX_LENGTH = 128
+ACTOR_CHARACTERS = "ASCII letters, digits and . _ - : @ / +"
+_NOT_ACTOR_CHARACTER = re.compile(r"[^A-Za-z0-9._\-:@/+]")
+# How much of a refused identity the audit entry keeps: far below the ledger's 200-char column.
+_SHOWN_PREFIX = 64
 
 
 class PolicyError(ValueError):
@@ -65,6 +78,41 @@ class AccessDenied(PermissionError):
             f"{actor} ({role_text}) may not {action} {subject}; the access policy {source} "
             f"grants {action!r} to: {', '.join(allowed_roles) or 'no role'}"
         )
+
+
+class ActorError(PermissionError):
+    """The acting identity is not a well-formed name; the message shows only its safe form."""
+
+    def __init__(self, actor: str, source: str, problem: str):
+        self.actor = actor
+        self.source = source
+        self.shown = printable_actor(actor)
+        super().__init__(
+            f"the acting identity '{self.shown}' (from {source}) is not valid: {problem}; an "
+            f"identity is 1-{ACTOR_MAX_LENGTH} characters of {ACTOR_CHARACTERS}"
+        )
+
+
+def printable_actor(actor: str) -> str:
+    """``actor`` escaped to printable ASCII and cut to a bounded length (with the true length
+    kept), so that recording a refused identity can never fail or forge a line."""
+    escaped = actor.encode("unicode_escape").decode("ascii") or "(empty)"
+    if len(escaped) <= _SHOWN_PREFIX:
+        return escaped
+    return f"{escaped[:_SHOWN_PREFIX]}…(len {len(actor)})"
+
+
+def check_actor(actor: str, *, source: str = "the caller") -> str:
+    """``actor`` if it is a well-formed identity, else ``ActorError`` naming the first problem."""
+    if not actor:
+        raise ActorError(actor, source, "it is empty")
+    if len(actor) > ACTOR_MAX_LENGTH:
+        raise ActorError(actor, source, f"it is {len(actor)} characters long")
+    bad = _NOT_ACTOR_CHARACTER.search(actor)
+    if bad is not None:
+        shown = bad.group().encode("unicode_escape").decode("ascii")
+        raise ActorError(actor, source, f"it contains '{shown}'")
+    return actor
 
 
 @dataclass(frozen=True)
@@ -170,17 +218,64 @@ class AccessPolicy:
 def acting_identity(
     tags: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
 ) -> str:
-    """Who is acting: the run's ``aiops/actor`` tag, else ``$AIOPS_ACTOR``, else the OS user."""
+    """Who is acting: the run's ``aiops/actor`` tag, else ``$AIOPS_ACTOR``, else the OS user.
+
+    An asserted identity (tag or variable) that is not well formed is ``ActorError``; the OS
+    user, which nobody asserted, is made well formed instead (other characters become ``_``),
+    so the laptop default always works.
+    """
     if tags and tags.get(ACTOR_TAG):
-        return str(tags[ACTOR_TAG])
+        return check_actor(str(tags[ACTOR_TAG]), source=f"the run tag {ACTOR_TAG}")
     env = os.environ if environ is None else environ
     if env.get(ACTOR_ENV):
-        return env[ACTOR_ENV]
+        return check_actor(env[ACTOR_ENV], source=f"${ACTOR_ENV}")
+    return _local_user()
+
+
+def _local_user() -> str:
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container UID
         user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-    return f"local:{user}"
+    prefix = "local:"
+    cleaned = _NOT_ACTOR_CHARACTER.sub("_", user)[: ACTOR_MAX_LENGTH - len(prefix)]
+    return prefix + (cleaned or "unknown")
+
+
+def identify(
+    ledger: Ledger,
+    *,
+    action: str,
+    subject: str,
+    tags: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+) -> str:
+    """``acting_identity``, with a malformed identity's refusal audited before it is raised."""
+    try:
+        return acting_identity(tags, environ)
+    except ActorError as error:
+        audit_malformed_actor(ledger, error, action=action, subject=subject, run_id=run_id)
+        raise
+
+
+def audit_malformed_actor(
+    ledger: Ledger, error: ActorError, *, action: str, subject: str, run_id: str | None = None
+) -> None:
+    """An ``access_denied`` entry under the identity's printable form; its length and hash let
+    an investigator match the raw value without the entry ever holding it."""
+    raw = error.actor.encode("utf-8", "surrogatepass")
+    details = {
+        "action": action,
+        "reason": "malformed_actor",
+        "source": error.source,
+        "actor_length": len(error.actor),
+        "actor_sha256": hashlib.sha256(raw).hexdigest(),
+        "message": str(error),
+    }
+    ledger.audit(
+        "access_denied", actor=error.shown, subject=subject, details=details, run_id=run_id
+    )
 
 
 def authorize(
@@ -195,8 +290,14 @@ def authorize(
     """Raise ``AccessDenied`` unless allowed; a refusal is audited first, so it cannot go unseen.
 
     A deployment whose environment cannot promote (the sandbox) refuses ``promote`` whatever the
-    policy says, with ``EnvironmentRefusal``, audited the same way.
+    policy says, with ``EnvironmentRefusal``, audited the same way; so is an ``actor`` that is
+    not a well-formed identity (``ActorError``), whoever resolved it.
     """
+    try:
+        check_actor(actor)
+    except ActorError as error:
+        audit_malformed_actor(ledger, error, action=action, subject=subject, run_id=run_id)
+        raise
     environment = current_environment()
     if action in PROMOTING_ACTIONS and not environment.can_promote:
         try:
