@@ -28,7 +28,8 @@ from aiops_assets.core.alerts import (
 )
 from aiops_assets.core.environments import EnvironmentRefusal, get_environment
 from aiops_assets.core.flags import FlagSet, current_flags, flags_as_of, pinned_version
-from aiops_assets.core.ledger import AUDIT_KEY_ENV, FeatureSetRecord, Ledger
+from aiops_assets.core.ledger import AUDIT_KEY_ENV, WITNESS_ENV, FeatureSetRecord, Ledger
+from aiops_assets.core.ledger.keys import AUDIT_KEY_COMMAND_ENV
 from aiops_assets.core.policy import AccessPolicy
 from aiops_assets.core.sources import SourceKind
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
@@ -107,11 +108,18 @@ class TelemetrySourceResource(dg.ConfigurableResource):
 
 
 @functools.lru_cache(maxsize=8)
-def _open_ledger(url: str, key_file: str | None, key_from_env: str | None) -> Ledger:
+def _open_ledger(
+    url: str, key_file: str | None, key_from_env: str | None, key_command: str | None = None
+) -> Ledger:
     # One engine (and one migration check) per process and URL: opening a ledger per asset or
-    # per sensor tick would spend most of a short run in Alembic.
-    del key_from_env  # part of the cache key only: a changed key must not reuse the old ledger
-    ledger = Ledger.from_env(url, default_key_file=Path(key_file) if key_file else None)
+    # per sensor tick would spend most of a short run in Alembic. The key and the key command
+    # are part of the cache key: a changed key must not reuse the old ledger.
+    environ = {**os.environ, AUDIT_KEY_ENV: key_from_env or ""}
+    if key_command is not None:
+        environ[AUDIT_KEY_COMMAND_ENV] = key_command
+    ledger = Ledger.from_env(
+        url, environ=environ, default_key_file=Path(key_file) if key_file else None
+    )
     _OPENED.append(ledger)
     return ledger
 
@@ -140,8 +148,15 @@ class LedgerResource(dg.ConfigurableResource):
         url: A SQLAlchemy URL: SQLite by default, PostgreSQL (``postgresql+psycopg2://...``) in a
             cluster. A URL with a password goes by name, ``dg.EnvVar("AIOPS_LEDGER_URL")``, so
             the UI shows the variable and not the password.
-        key_file: Where the audit HMAC key lives when ``AIOPS_AUDIT_KEY`` is not set (created on
-            first use); empty requires the environment variable, as a shared deployment should.
+        audit_key: The audit HMAC key, by name: ``dg.EnvVar("AIOPS_AUDIT_KEY")`` (the UI shows
+            the variable, never the key); empty reads ``AIOPS_AUDIT_KEY``, then the output of
+            ``AIOPS_AUDIT_KEY_COMMAND``, then the key folder outside the home
+            (``core/ledger/keys.py``), which gets a new key only for a new ledger.
+        key_file: An older home's key file beside the ledger (``audit.key``): read if present,
+            never created; ``aiops audit rotate-key`` moves such a ledger to the key folder.
+        witness_file: Where every committed audit head is also appended
+            (``core/ledger/witness.py``); empty reads ``AIOPS_AUDIT_WITNESS``, and with neither
+            the head is not anchored outside the database.
 
     Example:
         >>> ledger = LedgerResource(url="sqlite:///.aiops/ledger.db")  # doctest: +SKIP
@@ -150,11 +165,20 @@ class LedgerResource(dg.ConfigurableResource):
 
     url: str
     key_file: str = ""
+    audit_key: str = ""
+    witness_file: str = ""
 
     def get_ledger(self) -> Ledger:
-        return _open_ledger(
-            secret_value(self.url), self.key_file or None, os.environ.get(AUDIT_KEY_ENV)
+        ledger = _open_ledger(
+            secret_value(self.url),
+            self.key_file or None,
+            secret_value(self.audit_key) or os.environ.get(AUDIT_KEY_ENV),
+            os.environ.get(AUDIT_KEY_COMMAND_ENV),
         )
+        witness = self.witness_file or os.environ.get(WITNESS_ENV, "")
+        if witness:
+            ledger.anchor_to(Path(witness))
+        return ledger
 
 
 class PromotionGateResource(dg.ConfigurableResource):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -12,6 +13,15 @@ import pytest
 from aiops_assets.reference.demo import DemoResult, run_demo
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.paths import NAB_ROOT
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Audit keys live outside the home, by default in ``~/.config/aiops/keys``: point the
+    config folder at a per-session temporary one (per xdist worker too), so no test writes keys
+    into the real one. XDG_CONFIG_HOME, not AIOPS_KEY_DIR: the CLI tests clear AIOPS_*."""
+    del config
+    os.environ.pop("AIOPS_KEY_DIR", None)
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="aiops-test-config-")
 
 
 @pytest.fixture

@@ -149,11 +149,13 @@ def test_steps_see_the_same_ledger_store_and_executor_wherever_they_run() -> Non
     assert {"AIOPS_LEDGER_URL", "AIOPS_STORE_ROOT", "AIOPS_HOME", "AIOPS_EXECUTOR"} <= set(aiops)
     assert {key: worker.get(key) for key in aiops} == aiops
     for name in STEP_SERVICES:
-        # The store and the ledger's key file live on the one volume both mount.
+        # The store lives on the one volume both mount; the audit key on another one.
         mounted = _mounts(services[name])
         assert mounted["/data"] == "aiops_data", name
         assert _interpolate(aiops["AIOPS_STORE_ROOT"]).startswith("/data/"), name
-        assert "aiops_data" in _load(COMPOSE)["volumes"]
+        assert mounted[aiops["AIOPS_KEY_DIR"]] == "aiops_keys", name
+        assert not aiops["AIOPS_KEY_DIR"].startswith("/data"), name
+        assert {"aiops_data", "aiops_keys"} <= set(_load(COMPOSE)["volumes"])
 
 
 def test_the_broker_is_the_rabbitmq_service_with_its_credentials() -> None:

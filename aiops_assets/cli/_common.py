@@ -168,15 +168,23 @@ def require_home(settings: PipelineSettings) -> None:
 
 
 def open_ledger(settings: PipelineSettings, *, read_only: bool = False) -> Ledger:
-    """The project's ledger; ``read_only`` refuses to create one where there is none."""
+    """The project's ledger; ``read_only`` refuses to create one (or a key) where there is none,
+    and says when the key sits beside the data (a warning on stderr, not a failure)."""
     if read_only:
         require_home(settings)
     from aiops_assets.core.ledger import Ledger, LedgerError
 
     try:
-        return Ledger.from_env(settings.ledger_url, default_key_file=settings.audit_key_file)
+        ledger = Ledger.from_env(
+            settings.ledger_url, default_key_file=settings.audit_key_file, create_key=not read_only
+        )
     except LedgerError as error:
         raise CliError(str(error)) from error
+    ledger.anchor_to(settings.audit_witness_file)
+    if read_only:
+        for warning in ledger.key_warnings:
+            say(f"warning: {warning}")
+    return ledger
 
 
 @contextlib.contextmanager
@@ -189,15 +197,21 @@ def ledger_of(settings: PipelineSettings, *, read_only: bool = False) -> Iterato
 
 
 def authorized_actor(settings: PipelineSettings, ledger: Ledger, action: str, subject: str) -> str:
-    """Who is acting, if the access policy lets them ``action`` ``subject``; a refusal (audited
-    by ``authorize``) is ``refused: ...`` and exit 3."""
-    from aiops_assets.core.policy import AccessDenied, AccessPolicy, acting_identity, authorize
+    """Who is acting, if the identity is well formed and the access policy lets them ``action``
+    ``subject``; a refusal (audited by ``identify`` or ``authorize``) is ``refused: ...``, exit 3."""
+    from aiops_assets.core.policy import (
+        AccessDenied,
+        AccessPolicy,
+        ActorError,
+        authorize,
+        identify,
+    )
 
-    actor = acting_identity()
-    policy = AccessPolicy.load(settings.access_policy or None)
     try:
+        actor = identify(ledger, action=action, subject=subject)
+        policy = AccessPolicy.load(settings.access_policy or None)
         authorize(policy, ledger, actor=actor, action=action, subject=subject)
-    except AccessDenied as error:
+    except (AccessDenied, ActorError) as error:
         raise CliError(f"refused: {error}", EXIT_DENIED) from error
     return actor
 

@@ -155,8 +155,10 @@ class ArtifactStore:
     def __init__(self, root: str | os.PathLike[str] | UPath) -> None:
         self.root = UPath(root)
         self._local_root: pathlib.Path | None = local_path(self.root)
-        if self._local_root is not None:
-            self._local_root.mkdir(parents=True, exist_ok=True)
+        if self._local_root is not None and not self._local_root.is_dir():
+            # Private whatever the umask: the objects are models and data, read back on trust.
+            self._local_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self._local_root, 0o700)
 
     def __repr__(self) -> str:
         return f"ArtifactStore({str(self.root)!r})"

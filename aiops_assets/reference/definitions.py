@@ -190,7 +190,11 @@ def build_resources(
             scenario_days=settings.days,
             seed=settings.seed,
         ),
-        "ledger": LedgerResource(url=ledger_url, key_file=str(settings.audit_key_file)),
+        "ledger": LedgerResource(
+            url=ledger_url,
+            key_file=str(settings.audit_key_file),
+            witness_file=str(settings.audit_witness_file),
+        ),
         "feature_flags": FeatureFlagsResource(
             ledger_url=ledger_url,
             key_file=str(settings.audit_key_file),

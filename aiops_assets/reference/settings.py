@@ -109,8 +109,21 @@ class PipelineSettings:
 
     @property
     def audit_key_file(self) -> Path:
-        """The laptop default for the audit HMAC key when ``AIOPS_AUDIT_KEY`` is not set."""
+        """Where an older home kept its audit HMAC key, beside the ledger: read if it is there
+        (with a warning from ``aiops audit verify``), never created. New keys live outside the
+        home, in the key folder (``core/ledger/keys.py``)."""
         return (self.root / "audit.key").absolute()
+
+    @property
+    def audit_witness_file(self) -> Path:
+        """Where each committed audit head is also published (``core/ledger/witness.py``):
+        ``AIOPS_AUDIT_WITNESS``, else beside the ledger (move it where its writers cannot)."""
+        override = os.environ.get("AIOPS_AUDIT_WITNESS", "")  # core.ledger.WITNESS_ENV
+        return (
+            Path(override).absolute()
+            if override
+            else (self.root / "audit-witness.jsonl").absolute()
+        )
 
     @property
     def alert_outbox(self) -> Path:

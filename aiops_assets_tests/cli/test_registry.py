@@ -16,8 +16,8 @@ from aiops_assets_tests.cli.process import aiops_process as _aiops
 
 
 def _ledger(home: Path) -> Ledger:
-    return Ledger(
-        f"sqlite:///{home / 'ledger.db'}", audit_key=(home / "audit.key").read_bytes().strip()
+    return Ledger.from_env(
+        f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key"
     )
 
 
@@ -129,8 +129,8 @@ def test_registry_commands_and_a_refused_promotion(tmp_path: Path) -> None:
     assert verify.returncode == 0 and report["ok"], report
     text = _aiops("audit", "verify", "--home", str(home), cwd=tmp_path).stdout
     assert text.startswith("audit log verified")
-    ledger = Ledger(
-        f"sqlite:///{home / 'ledger.db'}", audit_key=(home / "audit.key").read_bytes().strip()
+    ledger = Ledger.from_env(
+        f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key"
     )
     denied = [entry for entry in ledger.audit_entries() if entry.action == "access_denied"]
     ledger.dispose()

@@ -212,7 +212,6 @@ def test_audit_verify_passes_and_names_a_changed_byte(
     copy = tmp_path / "ledger.db"
     copy.write_bytes(original.read_bytes())
     monkeypatch.setenv("AIOPS_LEDGER_URL", f"sqlite:///{copy}")
-    monkeypatch.setenv("AIOPS_AUDIT_KEY", loop.settings.audit_key_file.read_text().strip())
     assert main(["audit", "verify", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["entries"] > 5

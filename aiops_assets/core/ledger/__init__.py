@@ -68,6 +68,7 @@ from aiops_assets.core.ledger.schema import (
     rollouts,
     version_checks,
 )
+from aiops_assets.core.ledger.witness import WITNESS_ENV, WitnessedHead
 
 __all__ = [
     "ALIAS_KINDS",
@@ -78,6 +79,7 @@ __all__ = [
     "MIN_PREFIX",
     "PROBLEM_KINDS",
     "VERSION_TABLE",
+    "WITNESS_ENV",
     "AliasChange",
     "AuditEntry",
     "AuditProblem",
@@ -93,6 +95,7 @@ __all__ = [
     "RolloutStage",
     "StaleChampionError",
     "VersionCheck",
+    "WitnessedHead",
     "alias_history",
     "audit_head",
     "audit_log",

@@ -12,18 +12,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from aiops_assets.core.ledger.binding import REGISTRY_DETAIL
 from aiops_assets.core.ledger.encoding import canonical_json, loads_json, parse_time, utc
+from aiops_assets.core.ledger.keys import AUDIT_KEY_ENV as AUDIT_KEY_ENV
+from aiops_assets.core.ledger.keys import AuditKey, UnknownKeyError
 from aiops_assets.core.ledger.records import (
     AuditEntry,
     AuditProblem,
@@ -32,7 +31,6 @@ from aiops_assets.core.ledger.records import (
 )
 from aiops_assets.core.ledger.schema import audit_head, audit_log
 
-AUDIT_KEY_ENV = "AIOPS_AUDIT_KEY"
 GENESIS_HASH = "0" * 64
 
 # How many mis-numbered entries verify will try to place; beyond that they are reported as edits.
@@ -82,27 +80,14 @@ def signature_ok(key: bytes, digest: str, mac: str) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), str(mac).encode("utf-8"))
 
 
-def read_or_create_key(path: Path) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write a private temporary file, then link it into place: two processes starting at
-        # once end up sharing one key instead of one overwriting the other's.
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-            with suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-    key = path.read_bytes().strip()
-    if not key:
-        raise LedgerError(
-            f"the audit key file {path} is empty; delete it to have a new key made, or set "
-            f"{AUDIT_KEY_ENV}"
-        )
-    return key
+# (digest, mac, key id or None) -> whether the key that id names signed it; raises
+# UnknownKeyError when no available key has that id.
+MacCheck = Callable[[str, str, str | None], bool]
+
+
+def as_audit_key(key: bytes | AuditKey) -> AuditKey:
+    """Keys are made and found in ``keys``; a bare secret (a test's, a caller's) works too."""
+    return key if isinstance(key, AuditKey) else AuditKey(bytes(key), "the caller")
 
 
 # --- appending --------------------------------------------------------------------------------
@@ -122,7 +107,7 @@ def lock_head(conn: Connection) -> tuple[int, str]:
 
 def append_entry(
     conn: Connection,
-    key: bytes,
+    key: bytes | AuditKey,
     action: str,
     *,
     actor: str,
@@ -151,17 +136,17 @@ def append_entry(
         actor=actor,
         action=action,
         subject=subject,
-        details=json.loads(details_text),
+        **_split_registry(json.loads(details_text)),
         run_id=run_id,
         prev_hash=last_hash,
         entry_hash=digest,
-        mac=sign(key, digest),
+        mac=sign(as_audit_key(key).secret, digest),
     )
-    _store_entry(conn, entry, details_text)
+    _store_entry(conn, entry, details_text, as_audit_key(key).key_id)
     return entry
 
 
-def _store_entry(conn: Connection, entry: AuditEntry, details_text: str) -> None:
+def _store_entry(conn: Connection, entry: AuditEntry, details_text: str, key_id: str) -> None:
     conn.execute(
         insert(audit_log).values(
             seq=entry.seq,
@@ -174,6 +159,7 @@ def _store_entry(conn: Connection, entry: AuditEntry, details_text: str) -> None
             prev_hash=entry.prev_hash,
             entry_hash=entry.entry_hash,
             mac=entry.mac,
+            key_id=key_id,
         )
     )
     conn.execute(
@@ -183,6 +169,15 @@ def _store_entry(conn: Connection, entry: AuditEntry, details_text: str) -> None
     )
 
 
+def _split_registry(details: Any) -> dict[str, Any]:
+    """``details`` and ``registry`` of an entry from its stored details."""
+    if not isinstance(details, dict):
+        return {"details": details, "registry": {}}
+    rest = dict(details)
+    registry = rest.pop(REGISTRY_DETAIL, None)
+    return {"details": rest, "registry": registry if isinstance(registry, dict) else {}}
+
+
 def to_audit_entry(row: Row[Any]) -> AuditEntry:
     return AuditEntry(
         seq=int(row.seq),
@@ -190,7 +185,7 @@ def to_audit_entry(row: Row[Any]) -> AuditEntry:
         actor=row.actor,
         action=row.action,
         subject=row.subject,
-        details=loads_json(row.details),
+        **_split_registry(loads_json(row.details)),
         run_id=row.run_id,
         prev_hash=row.prev_hash,
         entry_hash=row.entry_hash,
@@ -205,6 +200,7 @@ def to_audit_entry(row: Row[Any]) -> AuditEntry:
 class _Authenticity:
     content_ok: bool  # the content still hashes to the stored hash
     mac_ok: bool  # the stored hash carries a valid MAC
+    unknown_key: str | None = None  # the key id it names, when no available key has that id
 
     @property
     def authentic(self) -> bool:
@@ -230,7 +226,7 @@ class _Findings:
 def verify_chain(
     rows: Sequence[Row[Any]],
     head: Any,
-    mac_ok: Callable[[str, str], bool],
+    mac_ok: MacCheck,
 ) -> AuditVerification:
     """Judge every stored entry and the head; ``rows`` in seq order, ``head`` possibly None."""
     checks = [_authenticity(row, mac_ok) for row in rows]
@@ -247,12 +243,14 @@ def verify_chain(
     return AuditVerification(ok=not found, entries=len(rows), problems=found)
 
 
-def _authenticity(row: Row[Any], mac_ok: Callable[[str, str], bool]) -> _Authenticity:
+def _authenticity(row: Row[Any], mac_ok: MacCheck) -> _Authenticity:
     recomputed = _row_hash(row, int(row.seq))
-    return _Authenticity(
-        content_ok=recomputed is not None and recomputed == row.entry_hash,
-        mac_ok=mac_ok(str(row.entry_hash), str(row.mac)),
-    )
+    content_ok = recomputed is not None and recomputed == row.entry_hash
+    key_id = getattr(row, "key_id", None)  # None: written before entries named their key
+    try:
+        return _Authenticity(content_ok, mac_ok(str(row.entry_hash), str(row.mac), key_id))
+    except UnknownKeyError as error:
+        return _Authenticity(content_ok, mac_ok=False, unknown_key=error.key_id)
 
 
 def _row_hash(row: Row[Any], seq: int) -> str | None:
@@ -371,7 +369,14 @@ class _ChainWalk:
             )
 
     def _judge_bad_mac(self, seq: int, check: _Authenticity, *, continues_chain: bool) -> None:
-        if continues_chain:
+        if continues_chain and check.unknown_key is not None:
+            self._findings.report(
+                seq,
+                "unknown key",
+                f"entry {seq} is signed with unknown key {check.unknown_key} (not in the key "
+                "folder nor in AIOPS_AUDIT_OLD_KEYS): it cannot be verified",
+            )
+        elif continues_chain:
             what = "content and hash" if not check.content_ok else "hash or MAC"
             self._findings.report(
                 seq, "edited", f"entry {seq}'s MAC does not verify ({what} rewritten)"

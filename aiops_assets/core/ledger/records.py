@@ -88,6 +88,9 @@ class AuditEntry:
     prev_hash: str
     entry_hash: str
     mac: str
+    # The digests of the registry rows the entry's transaction wrote (``binding.py``); kept
+    # apart from ``details`` so readers see what was done, not the bookkeeping.
+    registry: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class AuditProblem:
     seq: int
     kind: str
     message: str
+    table: str | None = None  # for a registry row the chain does not explain
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class AuditVerification:
     ok: bool
     entries: int
     problems: list[AuditProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a failure
 
     def summary(self) -> str:
         """One line for a terminal or an alert: either intact, or every problem with its seq."""

@@ -35,7 +35,7 @@ MIGRATIONS_DIR = Path(__file__).parent.with_name("ledger_migrations")
 # The newest migration's revision. Opening a ledger already at it skips Alembic, whose import and
 # script scan cost a read-only command most of its start-up; a test holds this equal to the head
 # of MIGRATIONS_DIR, so a new migration without a bump here fails CI.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 # Execution option that makes the SQLite "begin" hook take the write lock up front.
 WRITE_OPTION = "aiops_ledger_write"
@@ -154,6 +154,8 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
     Column("mac", String(64), nullable=False),
+    # The id of the key that signed the entry (keys.key_id_of); None before migration 0004.
+    Column("key_id", String(64), nullable=True),
 )
 
 capsules = Table(

@@ -83,6 +83,18 @@ class VersionsPart(LedgerCore):
             row = version_row(conn, model_name, version=version)
         return None if row is None else to_version(row)
 
+    def vouched_version(
+        self, model_name: str, *, version: int | None = None, sha256: str | None = None
+    ) -> ModelVersion | None:
+        """The version as the audit chain recorded it, for loading: a row edited around the
+        ledger (its hash rewritten to a planted object's, say) is refused, never returned."""
+        with self._read() as conn:
+            row = version_row(conn, model_name, version=version, sha256=sha256)
+            if row is None:
+                return None
+            self._require_vouched(conn, model_versions, row._mapping)
+        return to_version(row)
+
     def find_version(self, model_name: str, sha256: str) -> ModelVersion | None:
         with self._read() as conn:
             row = version_row(conn, model_name, sha256=sha256)

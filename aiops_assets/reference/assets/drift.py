@@ -15,7 +15,7 @@ from aiops_assets.baselines import profile_metadata, store_profile
 from aiops_assets.core.drift import build_profile, calibrate
 from aiops_assets.core.features import LABEL, TIMESTAMP
 from aiops_assets.core.flags import pinned_version
-from aiops_assets.core.ledger import Ledger, ModelVersion
+from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion
 from aiops_assets.core.models import HOLDOUT, SCORE, SPLIT, AnomalyDetector, score_frame
 from aiops_assets.core.registry import MODEL_NAME, load_model
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN, running_rollout, serving_versions
@@ -155,15 +155,22 @@ def _groups_by_version(
 def _detector(
     store: ArtifactStore, registry: Ledger, served: int | None, champion_model: ArtifactRef
 ) -> AnomalyDetector:
-    """A registered model loads only after its bytes match the ledger's hash (a tampered file is
-    refused with the version named); an unregistered champion still verifies against the store."""
-    if served is None:
-        detector: AnomalyDetector = store.get_pickle(champion_model)
-        return detector
-    version = registry.get_version(MODEL_NAME, served)
+    """A model is loaded only as a version the audit chain vouches for, and only after its bytes
+    match that version's hash: a ref repointed at a planted object, or a version row whose hash
+    was rewritten by SQL, is refused before anything is deserialized."""
+    try:
+        version = (
+            registry.vouched_version(MODEL_NAME, sha256=champion_model.sha256)
+            if served is None
+            else registry.vouched_version(MODEL_NAME, version=served)
+        )
+    except LedgerError as error:
+        raise dg.Failure(description=str(error)) from error
     if version is None:
+        what = f"v{served}" if served is not None else f"object {champion_model.sha256[:12]}"
         raise dg.Failure(
-            description=f"{MODEL_NAME} v{served} is assigned to serve but is not in the ledger"
+            description=f"refusing to load {MODEL_NAME} {what}: no version the ledger vouches "
+            "for has it (a ref repointed around the ledger?); run `aiops audit verify`"
         )
     return load_model(store, version)
 
@@ -180,11 +187,12 @@ def _detector(
 )
 def score_baseline(
     artifact_store: ArtifactStoreResource,
+    ledger: LedgerResource,
     champion_model: ArtifactRef,
     training_set: ArtifactRef,
 ) -> dg.Output[ArtifactRef]:
     store = artifact_store.get_store()
-    detector: AnomalyDetector = store.get_pickle(champion_model)
+    detector = _detector(store, ledger.get_ledger(), None, champion_model)
     training = store.get_frame(training_set)
     train = training[training[SPLIT] != HOLDOUT]
     scores = score_frame(detector, train)

@@ -104,6 +104,11 @@ def _movable(settings: PipelineSettings, dagster_home: Path | None) -> list[tupl
         movable.append((ledger_file, ledger_file.name))
     if settings.alert_outbox.exists():
         movable.append((settings.alert_outbox, settings.alert_outbox.name))
+    witness = settings.audit_witness_file
+    # The witness vouches for the archived ledger's heads; one kept outside the home is the
+    # operator's, and stays where it is.
+    if witness.exists() and witness.is_relative_to(settings.home.absolute()):
+        movable.append((witness, witness.name))
     refs = _local_store_refs(settings)
     if refs is not None and refs.is_dir():
         movable.append((refs, "store/refs"))

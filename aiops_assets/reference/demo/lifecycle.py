@@ -50,7 +50,9 @@ def feature_set_lifecycle(
     criterion declared before anything trains. A refusal is shown, and the flags stay.
     """
     registry = LedgerResource(
-        url=settings.ledger_url, key_file=str(settings.audit_key_file)
+        url=settings.ledger_url,
+        key_file=str(settings.audit_key_file),
+        witness_file=str(settings.audit_witness_file),
     ).get_ledger()
     production = FeaturesConfig().spec()
     candidate = FeatureSetSpec.from_dict({**production.to_dict(), **DEMO_FEATURE_SET_CHANGES})

@@ -306,7 +306,9 @@ class _Demo:
 def rollout_candidate(settings: PipelineSettings) -> int | None:
     """The newest version the gate refused that is not serving: what the demo rolls out."""
     registry = LedgerResource(
-        url=settings.ledger_url, key_file=str(settings.audit_key_file)
+        url=settings.ledger_url,
+        key_file=str(settings.audit_key_file),
+        witness_file=str(settings.audit_witness_file),
     ).get_ledger()
     champion = registry.get_alias(MODEL_NAME, CHAMPION)
     if any(rollout.status == "running" for rollout in registry.rollouts(MODEL_NAME)):

@@ -1,0 +1,109 @@
+"""Issue 19's code execution from the store: a planted object never executes, whatever the ref or
+a rewritten version row says.
+
+The attacker can write the store and the ledger database but holds no audit key. The planted
+object is a pickle that, when unpickled, writes a marker file; each case then runs the asset that
+loads the champion and expects a refusal naming why, with no marker written.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import sqlite3
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from aiops_assets.core.store import PICKLE, ArtifactRef, ArtifactStore
+from aiops_assets.io import asset_ref_name
+from aiops_assets.keys import CHAMPION_KEY, SCORES_KEY
+from aiops_assets.reference.definitions import build_definitions
+from aiops_assets.reference.settings import PipelineSettings
+from aiops_assets.resources import close_ledgers
+from aiops_assets.runner import materialize_selection, quiet
+
+
+class _Payload:
+    """Unpickling calls ``os.system``-like code: here, it only touches a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (self.marker, "executed"))  # type: ignore[return-value]
+
+
+@pytest.fixture
+def home(trained_home: PipelineSettings, tmp_path: Path) -> PipelineSettings:
+    copy = tmp_path / "aiops"
+    shutil.copytree(trained_home.home, copy)
+    return replace(trained_home, home=copy)
+
+
+def _plant(settings: PipelineSettings, marker: Path) -> ArtifactRef:
+    """An object whose name is its own hash, as the store's integrity check wants."""
+    store = ArtifactStore(settings.store_root)
+    return store.put_bytes(pickle.dumps(_Payload(marker)), PICKLE)
+
+
+def _repoint_champion(settings: PipelineSettings, planted: ArtifactRef) -> None:
+    ArtifactStore(settings.store_root).set_ref(asset_ref_name(CHAMPION_KEY, None), planted)
+
+
+def _run(settings: PipelineSettings, key: dg.AssetKey, partition: str | None) -> str:
+    """The failure message of one run of ``key`` (it must fail)."""
+    close_ledgers()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize_selection(
+            build_definitions(settings),
+            instance,
+            dg.AssetSelection.assets(key).without_checks(),
+            partition_key=partition,
+            run_config=quiet({}),
+            raise_on_error=False,
+        )
+    close_ledgers()
+    return _failure(result)
+
+
+def _last_day(settings: PipelineSettings) -> str:
+    return (settings.end - timedelta(days=1)).isoformat()
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return " ".join(str(e.event_specific_data) for e in failures)
+
+
+def test_a_champion_ref_repointed_at_a_planted_object_is_refused_unexecuted(
+    home: PipelineSettings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    planted = _plant(home, marker)
+    _repoint_champion(home, planted)
+    for key, partition in ((SCORES_KEY, _last_day(home)), (dg.AssetKey("score_baseline"), None)):
+        message = _run(home, key, partition)
+        assert "refusing to load" in message, message
+    assert not marker.exists()
+
+
+def test_a_version_row_pointed_at_a_planted_object_is_refused_unexecuted(
+    home: PipelineSettings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    planted = _plant(home, marker)
+    ledger_file = Path(home.ledger_url.removeprefix("sqlite:///"))
+    with sqlite3.connect(ledger_file) as conn:
+        conn.execute(
+            "UPDATE model_versions SET sha256 = ? WHERE version = (SELECT MAX(version) FROM model_versions)",
+            (planted.sha256,),
+        )
+    _repoint_champion(home, planted)
+    message = _run(home, SCORES_KEY, _last_day(home))
+    assert "not the row the audit chain recorded" in message, message
+    assert not marker.exists()
