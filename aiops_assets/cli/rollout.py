@@ -100,11 +100,30 @@ def _rollout_row(item: Rollout) -> dict[str, Any]:
     help="a rollout plan YAML (default: the packaged one)",
 )
 @click.option("--reason", required=True, help=REASON_HELP)
-def start(home: Path | None, as_json: bool, version: int, plan: Path | None, reason: str) -> int:
-    """Roll a version out by stages (needs the promote permission)."""
+@click.option(
+    "--override-gate",
+    is_flag=True,
+    help="roll out a version the promotion gate refused (needs --override-reason)",
+)
+@click.option("--override-reason", default="", help="why the gate's refusal is overridden; audited")
+def start(
+    home: Path | None,
+    as_json: bool,
+    version: int,
+    plan: Path | None,
+    reason: str,
+    override_gate: bool,
+    override_reason: str,
+) -> int:
+    """Roll a version out by stages (needs the promote permission).
+
+    A version the promotion gate refused rolls out only with --override-gate and a reason.
+    """
     from aiops_assets.cli.registry import require_version
     from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 
+    if override_gate != bool(override_reason.strip()):
+        raise CliError("--override-gate and --override-reason go together (the reason is audited)")
     settings = load_settings(home)
     with ledger_of(settings) as ledger:
         require_version(ledger, MODEL_NAME, version)
@@ -113,6 +132,8 @@ def start(home: Path | None, as_json: bool, version: int, plan: Path | None, rea
     config: dict[str, Any] = {"action": "rollout", "version": version, "reason": reason}
     if plan is not None:
         config["rollout_plan"] = str(plan.absolute())
+    if override_gate:
+        config.update(override_gate=True, override_reason=override_reason)
     run = materialize_champion(
         settings,
         home_given=home is not None,

@@ -484,6 +484,36 @@ def register_feature_set(
     )
 
 
+def feature_set_mix(ledger: Ledger, versions_by_day: Mapping[str, str]) -> str | None:
+    """What a training set over days of several feature-set versions mixes, or a refusal.
+
+    Days computed by different feature sets mean different things, and a model trained on the
+    mix matches neither. The one mix allowed is the lifecycle's own switch: the newest day's set
+    is in production and every other set in the mix is retired (a promotion with evidence
+    retired it, audited); that mix is returned in words for the metadata and the log. Any other
+    mix raises :class:`LifecycleError` naming the versions and their days.
+    """
+    days: dict[str, list[str]] = {}
+    for day, version in sorted(versions_by_day.items()):
+        days.setdefault(version, []).append(day)
+    if len(days) < 2:
+        return None
+    mixed = "; ".join(f"{version}: {', '.join(keys)}" for version, keys in sorted(days.items()))
+    newest = max(days, key=lambda version: days[version][-1])
+    records = {version: ledger.get_feature_set(version) for version in days}
+    status = {
+        version: record.status if record else "unregistered" for version, record in records.items()
+    }
+    if status[newest] == "production" and all(
+        status[version] == "retired" for version in days if version != newest
+    ):
+        return f"days of retired feature sets and of {newest}, which replaced them ({mixed})"
+    raise LifecycleError(
+        f"the training set would mix feature-set versions ({mixed}); re-materialize those "
+        "days' features with one feature set, or set until before the change"
+    )
+
+
 def production_feature_set(ledger: Ledger, name: str) -> FeatureSetRecord | None:
     """The production set a candidate must beat: the most recently promoted one of its name."""
     production = ledger.list_feature_sets(name=name, status="production")
@@ -549,10 +579,10 @@ def promote_feature_set(
     )
     evidence = {**decision.evidence(), "days": list(assessment.days)}
     if decision.promoted:
-        ledger.set_feature_set_status(
+        # The production set it beat is retired in the same transaction: one production set
+        # per name, so nothing downstream has to guess which of two is meant.
+        ledger.promote_to_production(
             version_id,
-            "production",
-            expected_from="candidate",
             actor=actor,
             reason=decision.reason,
             evidence=evidence,
@@ -595,6 +625,7 @@ __all__ = [
     "PromotionDecision",
     "assess_feature_set",
     "compute_window",
+    "feature_set_mix",
     "production_feature_set",
     "promote_feature_set",
     "register_feature_set",

@@ -5,9 +5,13 @@ production. A rollout moves it slice by slice: each stage adds services (a list,
 chosen deterministically by service name, as flags do) and waits for the performance check of the
 slice it just added; a passing check opens the next stage, a failing one halts the rollout and
 rolls that slice back to the previous version, leaving every other service as it was. When the
-last stage passes, ``champion`` moves to the new version in the same transaction. Every stage,
-verdict and evidence is an audited ledger row, so which service served which version at any
-moment can be answered afterwards.
+last stage passes, ``champion`` moves to the new version in the same transaction, and each stage's
+verdict becomes a check of that version. Every stage, verdict and evidence is an audited ledger
+row, so which service served which version at any moment can be answered afterwards.
+
+A rollout is no way around the gate: a version the gate refused starts only with an override
+and its reason (audited with the refusal), and a stage passes only once its slice held enough
+labelled anomalies to mean something; until then it waits.
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ from typing import Any
 
 from aiops_assets.core.experiments import criterion_met, parse_criterion
 from aiops_assets.core.flags import bucket
-from aiops_assets.core.ledger import Ledger, Rollout
+from aiops_assets.core.ledger import Ledger, Rollout, RolloutStage
 from aiops_assets.core.yaml_mapping import read_yaml_mapping
 
 CHAMPION = "champion"
 DEFAULT_PLAN_PATH = Path(__file__).with_name("rollout_plan.yaml")
 # The scores column naming the version that scored each row, so each version is judged on its own.
 MODEL_VERSION_COLUMN = "model_version"
+# A slice with a handful of labelled anomalies says nothing about recall: a stage waits for this
+# many (summed over the days it was measured) before it may pass, unless its plan says otherwise.
+DEFAULT_MIN_LABELLED_ANOMALIES = 5
+# The slice metric counting labelled anomalies (the performance check's spelling).
+LABELLED_METRIC = "labeled_anomalies"
 
 
 class RolloutError(ValueError):
@@ -37,6 +46,14 @@ class StageSpec:
     name: str
     services: tuple[str, ...] = ()
     percent: float | None = None
+    min_labelled_anomalies: int = DEFAULT_MIN_LABELLED_ANOMALIES
+
+    def __post_init__(self) -> None:
+        if self.min_labelled_anomalies < 0:
+            raise RolloutError(
+                f"stage {self.name}: min_labelled_anomalies must be 0 or more, "
+                f"not {self.min_labelled_anomalies}"
+            )
 
     def covers(self, key: str, service: str) -> bool:
         if service in self.services:
@@ -63,11 +80,14 @@ class RolloutPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RolloutPlan:
+        """``min_labelled_anomalies`` at the top is every stage's default; a stage may set its own."""
+        default = _count(data.get("min_labelled_anomalies"), DEFAULT_MIN_LABELLED_ANOMALIES)
         stages = tuple(
             StageSpec(
                 name=str(stage["name"]),
                 services=tuple(str(s) for s in stage.get("services") or ()),
                 percent=None if stage.get("percent") is None else float(stage["percent"]),
+                min_labelled_anomalies=_count(stage.get("min_labelled_anomalies"), default),
             )
             for stage in data.get("stages") or ()
         )
@@ -91,7 +111,12 @@ class RolloutPlan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "stages": [
-                {"name": s.name, "services": list(s.services), "percent": s.percent}
+                {
+                    "name": s.name,
+                    "services": list(s.services),
+                    "percent": s.percent,
+                    "min_labelled_anomalies": s.min_labelled_anomalies,
+                }
                 for s in self.stages
             ],
             "check": self.check,
@@ -110,8 +135,27 @@ class RolloutPlan:
         return result
 
 
+def _count(value: Any, default: int) -> int:
+    """A whole, non-negative count from YAML; ``None`` keeps the default."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise RolloutError(f"min_labelled_anomalies must be a whole number, not {value!r}")
+    return int(value)
+
+
 def _key(model_name: str) -> str:
     return f"rollout:{model_name}"
+
+
+def gate_refusal(ledger: Ledger, model_name: str, version: int) -> str | None:
+    """The reason the promotion gate gave, when its latest decision on ``version`` refused it."""
+    decisions = [
+        record for record in ledger.promotions(model_name) if record.candidate_version == version
+    ]
+    if not decisions or decisions[-1].promoted:
+        return None
+    return decisions[-1].reason
 
 
 def start_rollout(
@@ -123,14 +167,31 @@ def start_rollout(
     *,
     actor: str,
     reason: str,
+    override_reason: str | None = None,
 ) -> Rollout:
-    """Begin serving ``version`` to the canary slice; everyone else keeps the champion."""
+    """Begin serving ``version`` to the canary slice; everyone else keeps the champion.
+
+    A version the gate refused does not reach a canary by the back door: starting its rollout
+    takes an ``override_reason``, recorded with the refusal it overrides in the start's audit
+    entry.
+    """
     champion = ledger.get_alias(model_name, CHAMPION)
     if champion is not None and champion.version == version:
         raise RolloutError(f"{model_name} v{version} is already the champion")
+    refused = gate_refusal(ledger, model_name, version)
+    if refused is not None and not (override_reason or "").strip():
+        raise RolloutError(
+            f"the promotion gate refused {model_name} v{version} ({refused}); rolling it out "
+            "needs override_gate with an override_reason"
+        )
     slices = plan.slices(_key(model_name), services)
     stored_plan = {**plan.to_dict(), "services": sorted(set(services))}
     name, canary = slices[0]
+    override = (
+        None
+        if refused is None
+        else {"reason": str(override_reason).strip(), "refused_because": refused}
+    )
     return ledger.start_rollout(
         model_name,
         version,
@@ -140,15 +201,24 @@ def start_rollout(
         services=canary,
         actor=actor,
         reason=reason,
+        gate_override=override,
     )
 
 
 def advance(
-    ledger: Ledger, rollout_id: int, metrics: Mapping[str, float], *, actor: str
+    ledger: Ledger,
+    rollout_id: int,
+    metrics: Mapping[str, float],
+    *,
+    actor: str,
+    evaluated: str | None = None,
 ) -> Rollout:
-    """Judge the active stage's slice; open the next stage, finish (promote), or halt.
+    """Judge the active stage's slice; open the next stage, finish (promote), wait, or halt.
 
-    A failing (or unjudgeable: a metric missing) check rolls back only the active slice.
+    A failing (or unjudgeable: a metric missing) check rolls back only the active slice. A
+    passing one opens the next stage only once the stage's measurements (one per ``evaluated``
+    label: a re-evaluation of the same day replaces its count) hold the plan's minimum of
+    labelled anomalies; until then the stage stays active and says what it waits for.
     """
     rollout = ledger.get_rollout(rollout_id)
     if rollout is None:
@@ -171,6 +241,16 @@ def advance(
             {**evidence, "reason": f"check {plan.check!r} on stage {active.name}: {why}"},
             actor=actor,
         )
+    labelled = _labelled_evidence(plan, active, metrics, evaluated)
+    evidence = {**evidence, **labelled}
+    if not labelled["passed"]:
+        evidence["reason"] = (
+            f"waiting: {labelled['labelled_anomalies']} of "
+            f"{labelled['min_labelled_anomalies']} labelled anomalies"
+        )
+        return ledger.record_stage_evidence(
+            rollout_id, stage_index=active.index, evidence=evidence, actor=actor
+        )
     slices = plan.slices(_key(rollout.model_name), rollout.plan.get("services", ()))
     if active.index + 1 < len(slices):
         return ledger.update_rollout(
@@ -181,17 +261,33 @@ def advance(
             actor=actor,
             next_stage=slices[active.index + 1],
         )
-    return ledger.update_rollout(
+    # The last pass promotes, and each stage's verdict becomes a check of the new champion.
+    return ledger.complete_rollout(
         rollout_id,
         stage_index=active.index,
-        stage_status="passed",
         evidence=evidence,
         actor=actor,
-        rollout_status="completed",
         promote_reason=(
             f"staged rollout {rollout_id} completed: every stage passed {plan.check!r}"
         ),
     )
+
+
+def _labelled_evidence(
+    plan: RolloutPlan, active: RolloutStage, metrics: Mapping[str, float], evaluated: str | None
+) -> dict[str, Any]:
+    """The labelled anomalies the stage has seen so far, one count per measured evaluation."""
+    observed = {str(k): int(v) for k, v in (active.evidence.get("observed") or {}).items()}
+    label = evaluated or f"evaluation {len(observed) + 1}"
+    observed[label] = int(float(metrics.get(LABELLED_METRIC, 0.0)))
+    needed = plan.stages[active.index].min_labelled_anomalies
+    total = sum(observed.values())
+    return {
+        "observed": observed,
+        "labelled_anomalies": total,
+        "min_labelled_anomalies": needed,
+        "passed": total >= needed,
+    }
 
 
 def assignments(rollout: Rollout) -> dict[str, int | None]:
@@ -280,13 +376,16 @@ def serving_versions(
 
 
 __all__ = [
+    "DEFAULT_MIN_LABELLED_ANOMALIES",
     "DEFAULT_PLAN_PATH",
+    "LABELLED_METRIC",
     "MODEL_VERSION_COLUMN",
     "RolloutError",
     "RolloutPlan",
     "StageSpec",
     "advance",
     "assignments",
+    "gate_refusal",
     "halt",
     "running_rollout",
     "serving_versions",

@@ -119,14 +119,21 @@ class _StageJudge:
                 f"rollout {rollout.rollout_id}: stage {active.name} "
                 f"({', '.join(active.services)}) waits for a performance check of its slice"
             )
-        evaluation = measured[-1]
-        metrics = _slice_metrics(evaluation.metadata)
-        try:
-            after = advance(
-                registry, rollout.rollout_id, metrics, actor=f"sensor:{self.sensor.name}"
-            )
-        except RolloutError as error:
-            return tick.skip(str(error))
+        # Each measured day adds its labelled anomalies to a stage that waits for enough.
+        for evaluation in measured:
+            metrics = _slice_metrics(evaluation.metadata)
+            try:
+                after = advance(
+                    registry,
+                    rollout.rollout_id,
+                    metrics,
+                    actor=f"sensor:{self.sensor.name}",
+                    evaluated=evaluation.label,
+                )
+            except RolloutError as error:
+                return tick.skip(str(error))
+            if after.stages[active.index].status != "active":
+                break
         summary = _stage_summary(after, active.index, evaluation.label)
         observation = dg.AssetObservation(
             asset_key=dg.AssetKey(self.champion_asset),
@@ -196,6 +203,8 @@ def _stage_summary(rollout: Rollout, index: int, evaluated: str) -> str:
         )
     if rollout.status == "completed":
         return f"{head}; completed, v{rollout.to_version} is champion"
+    if stage.status == "active":
+        return f"{head}; {stage.evidence.get('reason', 'waiting')}"
     following = rollout.stages[index + 1]
     return f"{head}; next stage {following.name} adds {', '.join(following.services) or 'none'}"
 

@@ -12,6 +12,7 @@ import pytest
 from aiops_assets.cli import main
 from aiops_assets.core.features import FeatureSetSpec, Ratio
 from aiops_assets.core.ledger import Ledger
+from aiops_assets.reference.demo import DEMO_FEATURE_SET_CHANGES
 from aiops_assets.reference.settings import PipelineSettings
 
 CANDIDATE = FeatureSetSpec(
@@ -99,7 +100,10 @@ def test_a_candidate_is_refused_then_promoted_with_its_ablation(
 def test_flags_are_set_shown_and_kept_in_history(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    reference = FeatureSetSpec().version_id
+    # The set the demo promoted: the one it replaced is retired, and a flag cannot serve it.
+    reference = FeatureSetSpec.from_dict(
+        {**FeatureSetSpec().to_dict(), **DEMO_FEATURE_SET_CHANGES}
+    ).version_id
     assert _run(capsys, "featureset", "register", "--production")[0] == 0
     flags = tmp_path / "flags.yaml"
     flags.write_text(

@@ -30,7 +30,7 @@ PLAN = RolloutPlan.from_dict(
         "check": "f1>=0.6, false_alarm_rate<=0.05",
     }
 )
-GOOD = {"f1": 0.8, "false_alarm_rate": 0.01}
+GOOD = {"f1": 0.8, "false_alarm_rate": 0.01, "labeled_anomalies": 5.0}
 
 
 @pytest.fixture

@@ -148,8 +148,10 @@ def test_the_demo_promoted_a_feature_set_and_the_pipeline_serves_it(loop: Loop) 
     """Experimental -> candidate -> production with all four criteria as evidence; the flag
     switch then makes the features asset compute the new set for every served day."""
     sets = loop.result.registry["feature_sets"]
-    [(old, old_status), (new, new_status)] = sorted(sets.items())
-    assert (old_status, new_status) == ("production", "production")
+    # Promoting the new set retired the one it replaced (one production set per name).
+    assert sorted(sets.values()) == ["production", "retired"]
+    [new] = [version for version, status in sets.items() if status == "production"]
+    [old] = [version for version, status in sets.items() if status == "retired"]
     history = loop.ledger.feature_set_history(new)
     assert [(change.from_status, change.to_status) for change in history] == [
         (None, "experimental"),

@@ -105,37 +105,96 @@ class FeatureSetsPart(LedgerCore):
         with self._write() as conn:
             self._lock_head(conn)
             current = _require_status(conn, version_id, expected_from)
-            now = self._now()
-            conn.execute(
-                update(feature_sets)
-                .where(feature_sets.c.version_id == version_id)
-                .values(status=status, updated_at=now)
+            return self._move_feature_set(
+                conn, version_id, str(current), status, actor, reason, evidence_text, run_id
             )
-            change = FeatureSetStatusChange(
-                version_id=version_id,
-                from_status=str(current),
-                to_status=status,
-                actor=actor,
-                at=now,
-                reason=reason,
-                evidence=json.loads(evidence_text),
-                run_id=run_id,
-            )
-            _insert_status_change(conn, change, evidence_text)
-            self._append(
-                conn,
-                "feature_set_status",
-                actor=actor,
-                subject=f"feature_set:{version_id}",
-                details={
-                    "from_status": current,
-                    "to_status": status,
-                    "reason": reason,
-                    "evidence": json.loads(evidence_text),
-                },
-                run_id=run_id,
-                at=now,
-            )
+
+    def promote_to_production(
+        self,
+        version_id: str,
+        *,
+        actor: str,
+        reason: str,
+        evidence: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> list[FeatureSetStatusChange]:
+        """Move a candidate to production and retire the production set(s) of its name that it
+        replaces, in one audited transaction: a name never has two production sets at once.
+
+        Returns the changes in order: each retirement, then the promotion.
+        """
+        evidence_text = canonical_json(dict(evidence or {}))
+        with self._write() as conn:
+            self._lock_head(conn)
+            _require_status(conn, version_id, "candidate")
+            name = conn.execute(
+                select(feature_sets.c.name).where(feature_sets.c.version_id == version_id)
+            ).scalar_one()
+            replaced = conn.execute(
+                select(feature_sets.c.version_id)
+                .where(feature_sets.c.name == name, feature_sets.c.status == "production")
+                .order_by(feature_sets.c.version_id)
+            ).scalars()
+            moves = [
+                (
+                    str(old),
+                    "production",
+                    "retired",
+                    f"replaced in production by {version_id}",
+                    canonical_json({"replaced_by": version_id}),
+                )
+                for old in replaced
+            ]
+            moves.append((version_id, "candidate", "production", reason, evidence_text))
+            changes = []
+            for target, before, after, why, proof in moves:
+                changes.append(
+                    self._move_feature_set(conn, target, before, after, actor, why, proof, run_id)
+                )
+            return changes
+
+    def _move_feature_set(
+        self,
+        conn: Connection,
+        version_id: str,
+        from_status: str,
+        to_status: str,
+        actor: str,
+        reason: str,
+        evidence_text: str,
+        run_id: str | None,
+    ) -> FeatureSetStatusChange:
+        now = self._now()
+        conn.execute(
+            update(feature_sets)
+            .where(feature_sets.c.version_id == version_id)
+            .values(status=to_status, updated_at=now)
+        )
+        change = FeatureSetStatusChange(
+            version_id=version_id,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            at=now,
+            reason=reason,
+            evidence=json.loads(evidence_text),
+            run_id=run_id,
+        )
+        _insert_status_change(conn, change, evidence_text)
+        self._append(
+            conn,
+            "feature_set_status",
+            actor=actor,
+            subject=f"feature_set:{version_id}",
+            details={
+                "from_status": from_status,
+                "to_status": to_status,
+                "reason": reason,
+                "evidence": json.loads(evidence_text),
+            },
+            run_id=run_id,
+            at=now,
+        )
         return change
 
     def get_feature_set(self, version_id: str) -> FeatureSetRecord | None:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from aiops_assets.core.ledger.encoding import canonical_json, loads_json, utc
 from aiops_assets.core.ledger.records import LedgerError, Rollout, RolloutStage
-from aiops_assets.core.ledger.schema import rollout_stages, rollouts
+from aiops_assets.core.ledger.schema import rollout_stages, rollouts, version_checks
 from aiops_assets.core.ledger.versions import VersionsPart, version_row
 
 
@@ -34,8 +34,11 @@ class RolloutsPart(VersionsPart):
         services: Sequence[str],
         actor: str,
         reason: str,
+        gate_override: Mapping[str, Any] | None = None,
     ) -> Rollout:
-        """Open a rollout with its first (canary) stage active, in one audited transaction."""
+        """Open a rollout with its first (canary) stage active, in one audited transaction; a
+        rollout of a version the gate refused carries its override (the reason, and the refusal
+        it overrides) in the start's audit entry."""
         with self._write() as conn:
             self._lock_head(conn)
             _require_startable(conn, model_name, to_version)
@@ -64,6 +67,7 @@ class RolloutsPart(VersionsPart):
                     "from_version": from_version,
                     "plan": dict(plan),
                     "reason": reason,
+                    **({} if gate_override is None else {"gate_override": dict(gate_override)}),
                 },
                 run_id=None,
                 at=now,
@@ -144,6 +148,110 @@ class RolloutsPart(VersionsPart):
                 .order_by(rollouts.c.id)
             ).scalars()
             return [self._rollout(conn, int(rollout_id)) for rollout_id in ids]
+
+    def record_stage_evidence(
+        self, rollout_id: int, *, stage_index: int, evidence: Mapping[str, Any], actor: str
+    ) -> Rollout:
+        """Keep the active stage active with what it has seen so far (it waits for more)."""
+        with self._write() as conn:
+            self._lock_head(conn)
+            rollout = self._rollout(conn, rollout_id)
+            active = _active_stage(rollout, rollout_id, stage_index)
+            now = self._now()
+            _close_stage(conn, rollout_id, stage_index, "active", evidence, actor, now)
+            conn.execute(update(rollouts).where(rollouts.c.id == rollout_id).values(updated_at=now))
+            self._append(
+                conn,
+                "rollout_stage_waiting",
+                actor=actor,
+                subject=f"{rollout.model_name}:rollout:{rollout_id}",
+                details={
+                    "stage": stage_index,
+                    "name": active.name,
+                    "services": list(active.services),
+                    "status": "active",
+                    "evidence": json.loads(canonical_json(dict(evidence))),
+                },
+                run_id=None,
+                at=now,
+            )
+            return self._rollout(conn, rollout_id)
+
+    def complete_rollout(
+        self,
+        rollout_id: int,
+        *,
+        stage_index: int,
+        evidence: Mapping[str, Any],
+        actor: str,
+        promote_reason: str,
+    ) -> Rollout:
+        """Pass the last stage, move ``champion``, and record every stage's verdict as a check
+        of the new champion (``rollout_stage:<name>``), all in one audited transaction: a
+        version adopted by a rollout carries the evidence it was adopted on."""
+        with self._write() as conn:
+            self._lock_head(conn)
+            rollout = self._rollout(conn, rollout_id)
+            active = _active_stage(rollout, rollout_id, stage_index)
+            now = self._now()
+            _close_stage(conn, rollout_id, stage_index, "passed", evidence, actor, now)
+            conn.execute(
+                update(rollouts)
+                .where(rollouts.c.id == rollout_id)
+                .values(status="completed", updated_at=now)
+            )
+            self._append(
+                conn,
+                "rollout_stage",
+                actor=actor,
+                subject=f"{rollout.model_name}:rollout:{rollout_id}",
+                details={
+                    "stage": stage_index,
+                    "name": active.name,
+                    "services": list(active.services),
+                    "status": "passed",
+                    "rollout_status": "completed",
+                    "evidence": json.loads(canonical_json(dict(evidence))),
+                },
+                run_id=None,
+                at=now,
+            )
+            self._promote_rolled_out(conn, rollout, actor, promote_reason, now)
+            finished = self._rollout(conn, rollout_id)
+            self._record_stage_checks(conn, finished, actor, now)
+            return finished
+
+    def _record_stage_checks(
+        self, conn: Connection, rollout: Rollout, actor: str, at: datetime
+    ) -> None:
+        checks = [
+            {
+                "model_name": rollout.model_name,
+                "version": rollout.to_version,
+                "check_name": f"rollout_stage:{stage.name}",
+                "partition_key": None,
+                "passed": stage.status == "passed",
+                "severity": "ERROR",
+                "metrics": canonical_json(dict(stage.evidence)),
+                "run_id": None,
+                "at": at,
+            }
+            for stage in rollout.stages
+        ]
+        for values in checks:
+            conn.execute(insert(version_checks).values(**values))
+        self._append(
+            conn,
+            "rollout_checks",
+            actor=actor,
+            subject=f"{rollout.model_name}:v{rollout.to_version}",
+            details={
+                "rollout_id": rollout.rollout_id,
+                "checks": {str(values["check_name"]): bool(values["passed"]) for values in checks},
+            },
+            run_id=None,
+            at=at,
+        )
 
     def _add_stage(
         self,

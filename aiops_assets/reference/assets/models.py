@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
+from aiops_assets.audit_head import observe_audit_head
 from aiops_assets.capsules import package_version, record_capsule
-from aiops_assets.check_history import check_execution_pages
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.experiments import ExperimentRun, criterion_met
-from aiops_assets.core.features import LABEL, SERVICE, TIMESTAMP
+from aiops_assets.core.features import SERVICE, TIMESTAMP
 from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion, StaleChampionError
+from aiops_assets.core.lifecycle import LifecycleError, feature_set_mix
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -30,8 +30,8 @@ from aiops_assets.core.models import (
     evaluate_detector,
     train_detector,
 )
-from aiops_assets.core.policy import acting_identity, authorize
-from aiops_assets.core.promotion import GateConfig, GateDecision, ScoredRows, decide
+from aiops_assets.core.policy import authorize, identify
+from aiops_assets.core.promotion import GateConfig, decide
 from aiops_assets.core.registry import (
     CHALLENGER,
     CHAMPION,
@@ -54,6 +54,11 @@ from aiops_assets.metadata import (
     versioned_output,
 )
 from aiops_assets.reference.assets.features import FEATURES_CODE_VERSION
+from aiops_assets.reference.assets.gate_evidence import (
+    gate_numbers,
+    latest_check_outcomes,
+    scored_pair,
+)
 from aiops_assets.resources import (
     AccessPolicyResource,
     AlertSinkResource,
@@ -123,6 +128,9 @@ class ChampionModelConfig(dg.Config):
     version: int = 0
     reason: str = ""
     rollout_plan: str = ""
+    # A rollout of a version the gate refused: allowed only with both, audited with the refusal.
+    override_gate: bool = False
+    override_reason: str = ""
     metric: str = _GATE_DEFAULTS.metric
     margin: float = _GATE_DEFAULTS.margin
     bootstrap_samples: int = _GATE_DEFAULTS.bootstrap_samples
@@ -168,6 +176,10 @@ def training_set(
         raise dg.Failure(
             description=f"no feature partition exists up to {config.until!r}; nothing to train on"
         )
+    feature_metadata = _latest_feature_metadata(context, used)
+    mix = _feature_set_mix(feature_metadata, ledger.get_ledger())
+    if mix:
+        context.log.warning(mix)
     frame = assemble_training_set(
         {key: features[key] for key in used},
         TrainingSetConfig(
@@ -176,7 +188,6 @@ def training_set(
     )
     store = artifact_store.get_store()
     ref = store.put_frame(frame)
-    feature_metadata = _latest_feature_metadata(context, used)
     capsule_inputs, features_config = _features_capsule_parts(store, used, feature_metadata)
     capsule = build_capsule(
         kind="training_set",
@@ -210,6 +221,7 @@ def training_set(
         "partitions": dg.MetadataValue.text(", ".join(used)),
         "until": dg.MetadataValue.text(config.until or used[-1]),
         "feature_set_version": dg.MetadataValue.text(", ".join(feature_set_versions)),
+        "feature_set_mix": dg.MetadataValue.text(mix or "none: one feature-set version"),
         "missing_feature_partitions": dg.MetadataValue.text(
             ", ".join(
                 sorted(
@@ -228,6 +240,19 @@ def training_set(
         metadata[f"{split}_start"] = dg.MetadataValue.text(str(part[TIMESTAMP].min()))
         metadata[f"{split}_end"] = dg.MetadataValue.text(str(part[TIMESTAMP].max()))
     return versioned_output(ref, metadata)
+
+
+def _feature_set_mix(feature_metadata: dict[str, dict[str, Any]], registry: Ledger) -> str | None:
+    """None, or the lifecycle's own switch said in words; any other mix is refused."""
+    versions = {
+        day: str(facts["feature_set_version"])
+        for day, facts in feature_metadata.items()
+        if facts.get("feature_set_version")
+    }
+    try:
+        return feature_set_mix(registry, versions)
+    except LifecycleError as error:
+        raise dg.Failure(description=str(error)) from error
 
 
 def _features_data_version(store: ArtifactStore, partition: str) -> str:
@@ -321,7 +346,13 @@ def candidate_model(
         context.instance, dg.AssetKey("training_set")
     )
     registry = ledger.get_ledger()
-    actor = acting_identity(context.run.tags)
+    actor = identify(
+        registry,
+        action="register",
+        subject=MODEL_NAME,
+        tags=context.run.tags,
+        run_id=context.run.run_id,
+    )
     capsule = _model_capsule(context, registry, config, training_set, ref, metrics)
     capsule_metadata = record_capsule(registry, store, capsule)
     version = registry.register_model_version(
@@ -367,6 +398,7 @@ def candidate_model(
             reason=f"trained in run {context.run.run_id}",
             run_id=context.run.run_id,
         )
+    observe_audit_head(context, registry)
     return versioned_output(
         ref,
         {
@@ -460,34 +492,44 @@ def champion_model(
     training_set: ArtifactRef,
 ) -> dg.Output[ArtifactRef]:
     registry = ledger.get_ledger()
-    actor = acting_identity(context.run.tags)
+    actor = identify(
+        registry,
+        action=config.action,
+        subject=f"{MODEL_NAME}:champion",
+        tags=context.run.tags,
+        run_id=context.run.run_id,
+    )
     change = _ChampionChange(context, registry, artifact_store.get_store(), alert_sink, actor)
-    if config.action == "gate":
-        return change.gate(
-            config, candidate_model, training_set, access_policy, promotion_gate.check_keys()
-        )
-    if config.action == "adopt":
-        return change.adopt()
-    policy = access_policy.get_policy()
-    subject = f"{MODEL_NAME}:{CHAMPION}"
+    # Whatever happened (a move, a refusal), the head it left is witnessed outside the ledger.
     try:
-        authorize(
-            policy,
-            registry,
-            actor=actor,
-            # A rollout ends in a promotion: whoever may start one must be allowed to promote.
-            action="promote" if config.action == "rollout" else config.action,
-            subject=subject,
-            run_id=context.run.run_id,
-        )
-    except PermissionError as error:
-        change.alert("access_denied", "WARN", str(error))
-        raise dg.Failure(description=str(error)) from error
-    if config.action == "promote":
-        return change.promote(config)
-    if config.action == "rollout":
-        return change.start_rollout(config, training_set)
-    return change.rollback(config)
+        if config.action == "gate":
+            return change.gate(
+                config, candidate_model, training_set, access_policy, promotion_gate.check_keys()
+            )
+        if config.action == "adopt":
+            return change.adopt()
+        policy = access_policy.get_policy()
+        subject = f"{MODEL_NAME}:{CHAMPION}"
+        try:
+            authorize(
+                policy,
+                registry,
+                actor=actor,
+                # A rollout ends in a promotion: whoever may start one must be allowed to promote.
+                action="promote" if config.action == "rollout" else config.action,
+                subject=subject,
+                run_id=context.run.run_id,
+            )
+        except PermissionError as error:
+            change.alert("access_denied", "WARN", str(error))
+            raise dg.Failure(description=str(error)) from error
+        if config.action == "promote":
+            return change.promote(config)
+        if config.action == "rollout":
+            return change.start_rollout(config, training_set)
+        return change.rollback(config)
+    finally:
+        observe_audit_head(context, registry)
 
 
 class _ChampionChange:
@@ -599,7 +641,7 @@ class _ChampionChange:
         champion_model_obj: AnomalyDetector | None = None
         if champion is not None:
             champion_model_obj = load_model(self.store, champion)
-        holdout_pair = _scored_pair(candidate_model_obj, champion_model_obj, holdout)
+        holdout_pair = scored_pair(candidate_model_obj, champion_model_obj, holdout)
         shadow_keys = self._shadow_partitions(config.shadow_partitions, trained_days[-1])
         shadow_frame = (
             pd.concat(
@@ -610,7 +652,7 @@ class _ChampionChange:
             else None
         )
         shadow_pair = (
-            _scored_pair(candidate_model_obj, champion_model_obj, shadow_frame)
+            scored_pair(candidate_model_obj, champion_model_obj, shadow_frame)
             if shadow_frame is not None
             else None
         )
@@ -665,7 +707,7 @@ class _ChampionChange:
                     0 if champion is None else champion.version
                 ),
                 "gate_report": dg.MetadataValue.md(decision.markdown()),
-                **_gate_numbers(decision),
+                **gate_numbers(decision),
                 **float_metrics(candidate.metrics, prefix="candidate_"),
             },
         )
@@ -716,6 +758,10 @@ class _ChampionChange:
             str(service) for service in self.store.get_frame(training_set_ref)[SERVICE].unique()
         )
         reason = config.reason or f"staged rollout of {describe(target)} by {self.actor}"
+        if config.override_gate and not config.override_reason.strip():
+            raise dg.Failure(
+                description="override_gate needs an override_reason; it is recorded in the audit log"
+            )
         try:
             plan = RolloutPlan.load(config.rollout_plan or None)
             rollout = start_rollout(
@@ -726,6 +772,7 @@ class _ChampionChange:
                 services,
                 actor=self.actor,
                 reason=reason,
+                override_reason=config.override_reason if config.override_gate else None,
             )
         except (RolloutError, LedgerError) as error:
             raise dg.Failure(description=f"cannot start the rollout: {error}") from error
@@ -825,7 +872,7 @@ class _ChampionChange:
         """
         outcomes: dict[str, bool] = {}
         for check_key in check_keys:
-            latest = _latest_check_outcomes(self.context.instance, check_key, set(partitions))
+            latest = latest_check_outcomes(self.context.instance, check_key, set(partitions))
             # The run's own graph may not include the checked asset, so its history says
             # whether the check is per partition.
             partitioned = any(partition is not None for partition in latest)
@@ -834,56 +881,3 @@ class _ChampionChange:
                 label = check_key.to_user_string() + (f"[{partition}]" if partition else "")
                 outcomes[label] = latest.get(partition, False)
         return outcomes
-
-
-def _latest_check_outcomes(
-    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, wanted: set[str]
-) -> dict[str | None, bool]:
-    """The latest completed outcome per partition, paging back until every wanted one is found."""
-    latest: dict[str | None, bool] = {}
-    for records in check_execution_pages(instance, check_key, page_size=500):
-        for record in records:  # newest first
-            if record.partition in latest or record.status.value not in ("SUCCEEDED", "FAILED"):
-                continue
-            latest[record.partition] = record.status.value == "SUCCEEDED"
-        if None in latest or wanted <= set(latest):
-            break
-    return latest
-
-
-def _scored_pair(
-    candidate: AnomalyDetector, champion: AnomalyDetector | None, frame: pd.DataFrame
-) -> tuple[ScoredRows, ScoredRows] | None:
-    """Both models on the same rows, in time order (the bootstrap resamples blocks of time)."""
-    if champion is None or frame.empty:
-        return None
-    ordered = frame.sort_values([TIMESTAMP], kind="mergesort")
-    labels = (
-        ordered[LABEL].to_numpy().astype("int8")
-        if LABEL in ordered
-        else np.zeros(len(ordered), "int8")
-    )
-    try:
-        champion_scores = champion.score(ordered)
-    except ValueError:
-        # A champion trained on another feature set cannot score these rows: no paired
-        # comparison is possible, and the gate says so rather than guessing.
-        return None
-    return (
-        ScoredRows(labels=labels, scores=candidate.score(ordered), threshold=candidate.threshold),
-        ScoredRows(labels=labels, scores=champion_scores, threshold=champion.threshold),
-    )
-
-
-def _gate_numbers(decision: GateDecision) -> dict[str, dg.MetadataValue]:
-    """The bootstrap's interval and the shadow metrics as floats, so the UI plots them."""
-    numbers: dict[str, dg.MetadataValue] = {}
-    bootstrap = decision.evidence.get("bootstrap") or {}
-    for name in ("observed_difference", "ci_low", "ci_high", "probability_not_better"):
-        if isinstance(bootstrap.get(name), int | float):
-            numbers[f"gate_{name}"] = dg.MetadataValue.float(float(bootstrap[name]))
-    shadow = decision.evidence.get("shadow") or {}
-    for name in ("candidate", "champion", "candidate_alert_rate", "champion_alert_rate"):
-        if isinstance(shadow.get(name), int | float):
-            numbers[f"shadow_{name}"] = dg.MetadataValue.float(float(shadow[name]))
-    return numbers

@@ -54,6 +54,10 @@ FIRE_DRILL_RUN_CONFIG: dict[str, Any] = {
 
 StepKind = Literal["ingest", "train", "score", "lifecycle", "sensors", "fire_drill", "rollout"]
 
+# The packaged plan with the demo's one concession (no minimum of labelled anomalies: its canary
+# service has none); the file says why.
+DEMO_ROLLOUT_PLAN = Path(__file__).with_name("rollout_plan.yaml")
+
 
 def validate_demo_settings(settings: PipelineSettings) -> None:
     """Refuse, in one line that says what to change, settings no demo can run on.
@@ -168,7 +172,7 @@ def _run(
     plan = plan_demo(
         daily_partition_keys(definitions),
         TrainingSetRunConfig().holdout_days,
-        rollout_stages=len(RolloutPlan.load().stages),
+        rollout_stages=len(RolloutPlan.load(DEMO_ROLLOUT_PLAN).stages),
     )
     result = DemoResult(dagster_home=str(instance.root_directory), store_root=settings.store_root)
     steps = DemoSteps(definitions, instance, result, progress, clock, verbose=verbose)
@@ -294,7 +298,16 @@ class _Demo:
             run_config={
                 "ops": {
                     "champion_model": {
-                        "config": {"action": "rollout", "version": candidate, "reason": reason}
+                        "config": {
+                            "action": "rollout",
+                            "version": candidate,
+                            "reason": reason,
+                            # The gate refused it: going out anyway is an explicit, audited
+                            # override, and each stage still waits for labelled evidence.
+                            "override_gate": True,
+                            "override_reason": reason,
+                            "rollout_plan": str(DEMO_ROLLOUT_PLAN),
+                        }
                     }
                 }
             },
