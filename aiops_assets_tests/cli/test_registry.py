@@ -16,9 +16,7 @@ from aiops_assets_tests.cli.process import aiops_process as _aiops
 
 
 def _ledger(home: Path) -> Ledger:
-    return Ledger.from_env(
-        f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key"
-    )
+    return Ledger.from_env(f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key")
 
 
 @pytest.mark.slow
@@ -129,9 +127,7 @@ def test_registry_commands_and_a_refused_promotion(tmp_path: Path) -> None:
     assert verify.returncode == 0 and report["ok"], report
     text = _aiops("audit", "verify", "--home", str(home), cwd=tmp_path).stdout
     assert text.startswith("audit log verified")
-    ledger = Ledger.from_env(
-        f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key"
-    )
+    ledger = Ledger.from_env(f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key")
     denied = [entry for entry in ledger.audit_entries() if entry.action == "access_denied"]
     ledger.dispose()
     assert [(entry.actor, entry.details["action"]) for entry in denied] == [

@@ -39,9 +39,7 @@ def test_reproduce_fails_with_a_diff_after_the_seed_is_altered(
     trained_home: PipelineSettings, tmp_path: Path
 ) -> None:
     home = _copy_home(trained_home, tmp_path / "home")
-    ledger = Ledger.from_env(
-        f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key"
-    )
+    ledger = Ledger.from_env(f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key")
     champion = ledger.get_alias(MODEL_NAME, CHAMPION)
     assert champion is not None and champion.capsule_ref
     capsule = ledger.get_capsule(champion.capsule_ref)
@@ -65,9 +63,7 @@ def test_reproduce_fails_after_a_snapshot_byte_is_altered(
     home = _copy_home(trained_home, tmp_path / "home")
     objects = home / "store" / "objects"
     # Features are recomputed from snapshots: alter one byte of a snapshot the capsule names.
-    ledger = Ledger.from_env(
-        f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key"
-    )
+    ledger = Ledger.from_env(f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key")
     champion = ledger.get_alias(MODEL_NAME, CHAMPION)
     assert champion is not None and champion.capsule_ref
     capsule = ledger.get_capsule(champion.capsule_ref)
@@ -192,9 +188,7 @@ def test_reproduce_refuses_a_corrupt_or_missing_stored_champion(
     # A re-run that matches the recorded hashes proves nothing about the bytes the registry
     # serves: the verdict must also cover the stored champion object, and name it.
     home = _copy_home(trained_home, tmp_path / "home")
-    ledger = Ledger.from_env(
-        f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key"
-    )
+    ledger = Ledger.from_env(f"sqlite:///{home / 'ledger.db'}", default_key_file=home / "audit.key")
     champion = ledger.get_alias(MODEL_NAME, CHAMPION)
     ledger.dispose()
     assert champion is not None
