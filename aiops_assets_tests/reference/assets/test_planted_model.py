@@ -11,7 +11,6 @@ from __future__ import annotations
 import pickle
 import shutil
 import sqlite3
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,7 +40,10 @@ class _Payload:
 def home(trained_home: PipelineSettings, tmp_path: Path) -> PipelineSettings:
     copy = tmp_path / "aiops"
     shutil.copytree(trained_home.home, copy)
-    return replace(trained_home, home=copy)
+    # with_overrides, not dataclasses.replace: the ledger URL and store root follow the home.
+    copied = trained_home.with_overrides(home=copy)
+    assert str(copy) in copied.ledger_url and str(copy) in copied.store_root
+    return copied
 
 
 def _plant(settings: PipelineSettings, marker: Path) -> ArtifactRef:
