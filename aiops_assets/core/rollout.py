@@ -262,11 +262,13 @@ def advance(
             next_stage=slices[active.index + 1],
         )
     # The last pass promotes, and each stage's verdict becomes a check of the new champion.
-    return ledger.complete_rollout(
+    return ledger.update_rollout(
         rollout_id,
         stage_index=active.index,
+        stage_status="passed",
         evidence=evidence,
         actor=actor,
+        rollout_status="completed",
         promote_reason=(
             f"staged rollout {rollout_id} completed: every stage passed {plan.check!r}"
         ),

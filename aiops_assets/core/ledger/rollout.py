@@ -93,31 +93,15 @@ class RolloutsPart(VersionsPart):
         transaction: the alias and the rollout never disagree about what was promoted.
         """
         with self._write() as conn:
-            self._lock_head(conn)
-            rollout = self._rollout(conn, rollout_id)
-            active = _active_stage(rollout, rollout_id, stage_index)
-            now = self._now()
-            _close_stage(conn, rollout_id, stage_index, stage_status, evidence, actor, now)
-            conn.execute(
-                update(rollouts)
-                .where(rollouts.c.id == rollout_id)
-                .values(status=rollout_status, updated_at=now)
-            )
-            self._append(
+            rollout, now = self._close_active_stage(
                 conn,
-                "rollout_stage",
-                actor=actor,
-                subject=f"{rollout.model_name}:rollout:{rollout_id}",
-                details={
-                    "stage": stage_index,
-                    "name": active.name,
-                    "services": list(active.services),
-                    "status": stage_status,
-                    "rollout_status": rollout_status,
-                    "evidence": json.loads(canonical_json(dict(evidence))),
-                },
-                run_id=None,
-                at=now,
+                rollout_id,
+                stage_index,
+                evidence,
+                actor,
+                action="rollout_stage",
+                stage_status=stage_status,
+                rollout_status=rollout_status,
             )
             if next_stage is not None:
                 name, services = next_stage
@@ -131,9 +115,56 @@ class RolloutsPart(VersionsPart):
                     actor,
                     now,
                 )
-            if promote_reason is not None:
-                self._promote_rolled_out(conn, rollout, actor, promote_reason, now)
-            return self._rollout(conn, rollout_id)
+            if promote_reason is None:
+                return self._rollout(conn, rollout_id)
+            # The last pass promotes, and each stage's verdict becomes a check of the new
+            # champion: a version adopted by a rollout carries the evidence it was adopted on.
+            self._promote_rolled_out(conn, rollout, actor, promote_reason, now)
+            finished = self._rollout(conn, rollout_id)
+            self._record_stage_checks(conn, finished, actor, now)
+            return finished
+
+    def _close_active_stage(
+        self,
+        conn: Connection,
+        rollout_id: int,
+        stage_index: int,
+        evidence: Mapping[str, Any],
+        actor: str,
+        *,
+        action: str,
+        stage_status: str,
+        rollout_status: str | None,
+    ) -> tuple[Rollout, datetime]:
+        """Give the active stage its status and evidence (and the rollout its status), audited;
+        ``rollout_status`` None leaves the rollout as it is (a stage that waits)."""
+        self._lock_head(conn)
+        rollout = self._rollout(conn, rollout_id)
+        active = _active_stage(rollout, rollout_id, stage_index)
+        now = self._now()
+        _close_stage(conn, rollout_id, stage_index, stage_status, evidence, actor, now)
+        values: dict[str, Any] = {"updated_at": now}
+        if rollout_status is not None:
+            values["status"] = rollout_status
+        conn.execute(update(rollouts).where(rollouts.c.id == rollout_id).values(**values))
+        details = {
+            "stage": stage_index,
+            "name": active.name,
+            "services": list(active.services),
+            "status": stage_status,
+            **({} if rollout_status is None else {"rollout_status": rollout_status}),
+            "evidence": json.loads(canonical_json(dict(evidence))),
+        }
+        self._append(
+            conn,
+            action,
+            actor=actor,
+            subject=f"{rollout.model_name}:rollout:{rollout_id}",
+            details=details,
+            run_id=None,
+            at=now,
+        )
+        return rollout, now
 
     def get_rollout(self, rollout_id: int) -> Rollout | None:
         with self._read() as conn:
@@ -154,72 +185,17 @@ class RolloutsPart(VersionsPart):
     ) -> Rollout:
         """Keep the active stage active with what it has seen so far (it waits for more)."""
         with self._write() as conn:
-            self._lock_head(conn)
-            rollout = self._rollout(conn, rollout_id)
-            active = _active_stage(rollout, rollout_id, stage_index)
-            now = self._now()
-            _close_stage(conn, rollout_id, stage_index, "active", evidence, actor, now)
-            conn.execute(update(rollouts).where(rollouts.c.id == rollout_id).values(updated_at=now))
-            self._append(
+            self._close_active_stage(
                 conn,
-                "rollout_stage_waiting",
-                actor=actor,
-                subject=f"{rollout.model_name}:rollout:{rollout_id}",
-                details={
-                    "stage": stage_index,
-                    "name": active.name,
-                    "services": list(active.services),
-                    "status": "active",
-                    "evidence": json.loads(canonical_json(dict(evidence))),
-                },
-                run_id=None,
-                at=now,
+                rollout_id,
+                stage_index,
+                evidence,
+                actor,
+                action="rollout_stage_waiting",
+                stage_status="active",
+                rollout_status=None,
             )
             return self._rollout(conn, rollout_id)
-
-    def complete_rollout(
-        self,
-        rollout_id: int,
-        *,
-        stage_index: int,
-        evidence: Mapping[str, Any],
-        actor: str,
-        promote_reason: str,
-    ) -> Rollout:
-        """Pass the last stage, move ``champion``, and record every stage's verdict as a check
-        of the new champion (``rollout_stage:<name>``), all in one audited transaction: a
-        version adopted by a rollout carries the evidence it was adopted on."""
-        with self._write() as conn:
-            self._lock_head(conn)
-            rollout = self._rollout(conn, rollout_id)
-            active = _active_stage(rollout, rollout_id, stage_index)
-            now = self._now()
-            _close_stage(conn, rollout_id, stage_index, "passed", evidence, actor, now)
-            conn.execute(
-                update(rollouts)
-                .where(rollouts.c.id == rollout_id)
-                .values(status="completed", updated_at=now)
-            )
-            self._append(
-                conn,
-                "rollout_stage",
-                actor=actor,
-                subject=f"{rollout.model_name}:rollout:{rollout_id}",
-                details={
-                    "stage": stage_index,
-                    "name": active.name,
-                    "services": list(active.services),
-                    "status": "passed",
-                    "rollout_status": "completed",
-                    "evidence": json.loads(canonical_json(dict(evidence))),
-                },
-                run_id=None,
-                at=now,
-            )
-            self._promote_rolled_out(conn, rollout, actor, promote_reason, now)
-            finished = self._rollout(conn, rollout_id)
-            self._record_stage_checks(conn, finished, actor, now)
-            return finished
 
     def _record_stage_checks(
         self, conn: Connection, rollout: Rollout, actor: str, at: datetime

@@ -146,6 +146,12 @@ def _short_repr(value: object) -> str:
     return text if len(text) <= _MAX_REPR_CHARS else text[: _MAX_REPR_CHARS - 3] + "..."
 
 
+def beyond_shown(total: int) -> str:
+    """`` (and N more)`` for a list cut to `MAX_REPORTED_ROWS` examples, else nothing."""
+    hidden = total - MAX_REPORTED_ROWS
+    return f" (and {hidden} more)" if hidden > 0 else ""
+
+
 def _bad_rows_error(
     source: str,
     column: str,
@@ -160,8 +166,7 @@ def _bad_rows_error(
         f"{where}: {_short_repr(raw_values[position])}"
         for where, position in zip(describe_rows(shown), shown, strict=True)
     )
-    hidden = len(positions) - len(shown)
-    more = f" (and {hidden} more)" if hidden else ""
+    more = beyond_shown(len(positions))
     return TelemetryFormatError(
         f"{source}: column {column!r}: {problem} in {len(positions)} row(s): {examples}{more}"
     )
@@ -331,8 +336,7 @@ def _raise_on_duplicate_keys(
         places = " and ".join(describe_rows(clash_positions[:2]))
         also = f" (+{len(clash_positions) - 2} more rows)" if len(clash_positions) > 2 else ""
         examples.append(f"{places}{also} ({service!r}, {timestamp!s})")
-    hidden = len(groups) - len(examples)
-    more = f" (and {hidden} more)" if hidden else ""
+    more = beyond_shown(len(groups))
     raise TelemetryFormatError(
         f"{source}: columns {SERVICE!r}, {TIMESTAMP!r}: duplicate (service, timestamp) in "
         f"{len(groups)} case(s): {'; '.join(examples)}{more}"

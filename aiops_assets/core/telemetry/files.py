@@ -47,6 +47,7 @@ from aiops_assets.core.telemetry.contract import (
     _finalize,
     _service_name,
     _typed_frame,
+    beyond_shown,
     metric_columns,
     naive_utc,
     replayed_services,
@@ -299,8 +300,7 @@ def _raise_on_short_rows(
         f"{where} ({int(field_counts[position])} field(s))"
         for where, position in zip(describe_rows(shown), shown, strict=True)
     )
-    hidden = len(positions) - len(shown)
-    more = f" (and {hidden} more)" if hidden else ""
+    more = beyond_shown(len(positions))
     raise TelemetryFormatError(
         f"{path}: cannot read CSV: fewer fields than the header's {header_fields} (a "
         f"truncated or hand-edited line) in {len(positions)} row(s): {examples}{more}"
@@ -508,8 +508,7 @@ def _raise_on_stray_rows(
             f"service {service!r} at {frame[TIMESTAMP].iloc[position]} ({nearest.iloc[position]} "
             f"from its nearest row; {', '.join(files_of.get(service, []))})"
         )
-    hidden = len(positions) - len(examples)
-    more = f" (and {hidden} more)" if hidden else ""
+    more = beyond_shown(len(positions))
     raise TelemetryFormatError(
         f"{source}: column {TIMESTAMP!r}: {len(positions)} row(s) more than "
         f"{_STRAY_GAP.days} days from every other row of their service (a mistyped date that "
@@ -555,9 +554,7 @@ def _raise_on_thin_coverage(
             )
     if thin:
         shown = "; ".join(thin[:MAX_REPORTED_ROWS])
-        more = (
-            f" (and {len(thin) - MAX_REPORTED_ROWS} more)" if len(thin) > MAX_REPORTED_ROWS else ""
-        )
+        more = beyond_shown(len(thin))
         raise TelemetryFormatError(
             f"{source}: too few rows in [{start}, {end}) (fewer than half of what each "
             f"service's median reporting step implies: a partial or truncated export): "
@@ -640,8 +637,7 @@ def _raise_on_out_of_order(loaded: _LoadedFile) -> None:
             later_rows[:shown], earlier_rows[:shown], later_places, earlier_places, strict=True
         )
     ]
-    hidden = len(later_rows) - shown
-    more = f" (and {hidden} more)" if hidden else ""
+    more = beyond_shown(len(later_rows))
     raise TelemetryFormatError(
         f"{loaded.path}: column {TIMESTAMP!r}: timestamps out of order within a service in "
         f"{len(later_rows)} place(s) (each service's rows must be in time order, as recorded): "
