@@ -98,7 +98,7 @@ def diagnose(
         if store is not None
         else DataEvidence(failing=[window.first_bad.partition], references=[])
     )
-    changes = characterized_changes(changes, data)
+    changes = characterized_changes(changes, data, window.first_bad.implicated)
     prior = score_suspects(
         changes, performance, drift, window, metric=metric, lookback=options.lookback
     )

@@ -151,9 +151,14 @@ def _label_health(
     )
 
 
-def characterized_changes(changes: Sequence[Change], evidence: DataEvidence) -> list[Change]:
+def characterized_changes(
+    changes: Sequence[Change], evidence: DataEvidence, implicated: Sequence[str] = ()
+) -> list[Change]:
     """The change log with each failing snapshot refresh split into the services that moved
-    (what, where, by how much, in words) and the routine rest; broken labels added."""
+    (what, where, by how much, in words), the services the failed check ``implicated`` whose
+    columns did not move beyond their noise (still worth a replay: a drift too slow or too
+    sparse to show in a day's distribution can still page), and the routine rest; broken
+    labels added."""
     out: list[Change] = []
     for change in changes:
         found = (
@@ -163,25 +168,40 @@ def characterized_changes(changes: Sequence[Change], evidence: DataEvidence) -> 
             and change.partition
             else None
         )
-        if found is None or not found.findings:
+        quiet = _quiet_implicated(found, implicated, evidence)
+        if found is None or not (found.findings or quiet):
             out.append(change)
             continue
-        out += _per_service(change, found)
+        out += _per_service(change, found, quiet)
     labels = _labels_change(changes, evidence)
     if labels is not None:
         out.append(labels)
     return sorted(out, key=lambda c: (c.at, c.kind, c.subject, str(c.details.get("service", ""))))
 
 
-def _per_service(change: Change, found: DataCharacterization) -> list[Change]:
+def _quiet_implicated(
+    found: DataCharacterization | None, implicated: Sequence[str], evidence: DataEvidence
+) -> list[str]:
+    """The implicated services of the first failing partition in which nothing moved."""
+    if found is None or not evidence.failing or found.partition != evidence.failing[-1]:
+        return []
+    moved = set(found.services())
+    return [service for service in dict.fromkeys(implicated) if service not in moved]
+
+
+def _per_service(
+    change: Change, found: DataCharacterization, quiet: Sequence[str] = ()
+) -> list[Change]:
     """One change per service that moved; services that moved alike (the same kinds of change
     on the same columns: one collector upgrade reaching several) are one change, replayed
-    together, since reverting one of them alone cannot show what the change did."""
+    together, since reverting one of them alone cannot show what the change did. Each quiet
+    implicated service is a change of its own, without findings."""
     groups: dict[tuple[tuple[str, str | None], ...], list[str]] = {}
     for service in found.services():
         signature = tuple(sorted({(f.kind, f.column) for f in found.for_service(service)}))
         groups.setdefault(signature, []).append(service)
     split = [_service_change(change, found, services) for services in groups.values()]
+    split += [_implicated_change(change, found, service) for service in quiet]
     wide = [f for f in found.findings if f.service is None]
     rest_details = {**change.details, "findings": [f.to_dict() for f in wide]}
     if wide:
@@ -209,6 +229,26 @@ def _service_change(change: Change, found: DataCharacterization, services: list[
             # The partition the service's data is compared with, and replaced by in a replay.
             "donor": max(found.references),
             "findings": [f.to_dict() for f in findings],
+            "headline": headline,
+        },
+    )
+
+
+def _implicated_change(change: Change, found: DataCharacterization, service: str) -> Change:
+    headline = (
+        f"{service}: the failed check implicates it; none of its columns moved beyond their "
+        f"day-to-day noise since {found.partition}"
+    )
+    return replace(
+        change,
+        summary=f"{change.subject}[{change.partition}] {headline}",
+        details={
+            **change.details,
+            "service": service,
+            "services": [service],
+            "donor": max(found.references),
+            "findings": [],
+            "implicated": True,
             "headline": headline,
         },
     )

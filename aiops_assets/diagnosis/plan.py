@@ -79,7 +79,7 @@ def _spec(
     change = suspect.change
     details = change.details if isinstance(change.details, Mapping) else {}
     if change.kind == "data" and change.subject == _SNAPSHOT and details.get("service"):
-        if not findings_of(change):
+        if not findings_of(change) and not details.get("implicated"):
             return None
         services = tuple(str(s) for s in details.get("services") or [details["service"]])
         donor = str(details.get("donor") or good)

@@ -17,7 +17,7 @@ Timing and lineage (``scoring.py``) break ties only among suspects with equal ev
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,11 @@ DECOY_EFFECT = 0.1
 EVIDENCE_RESOLUTION = 0.05
 # Label evidence at or above this makes the metric itself suspect (see the module docstring).
 STRONG_LABEL_EVIDENCE = 0.9
+# A replay that makes the check pass with today's labels, recovering at least this share of the
+# drop, shows the labels still grade the model (``_refuting_replay``).
+REFUTING_EFFECT = 0.5
+# Metrics that need labeled positives to be good (the false-alarm rate does not).
+POSITIVE_METRICS = frozenset({"f1", "recall", "precision"})
 # A data change characterized but not replayed counts at most this much.
 UNREPLAYED_DATA_WEIGHT = 0.5
 # Findings whose kind is a fault of the feed, not a change in the world the model watches.
@@ -275,9 +280,77 @@ def evidence_for(changes: Sequence[Change], inputs: EvidenceInputs) -> dict[str,
                 evidence.decoy,
             )
         out[key] = evidence
-    if any(e.source == "labels" and e.value >= STRONG_LABEL_EVIDENCE for e in out.values()):
+    refuting = _refuting_replay(inputs.replays.values(), measured)
+    if refuting is not None:
+        out = {key: _refuted_labels(e, refuting) for key, e in out.items()}
+    doubt = max((e.value for e in out.values() if e.source == "labels"), default=0.0)
+    if doubt > 0:
+        out = {
+            key: _on_doubtful_labels(e, inputs.replays.get(key), doubt) for key, e in out.items()
+        }
+    if refuting is None and doubt >= STRONG_LABEL_EVIDENCE:
         out = {key: _under_suspect_labels(e) for key, e in out.items()}
     return out
+
+
+def _on_doubtful_labels(evidence: Evidence, replay: Replay | None, doubt: float) -> Evidence:
+    """A replay graded by the false-alarm rate counts only as far as the labels are trusted.
+
+    With positives gone from the labels, alerts on real incidents count as false alarms, so any
+    revert that silences them (replacing a busy service's rows by a quiet day's) "recovers" the
+    rate. ``doubt`` is the label suspect's own evidence."""
+    if evidence.source != "replay" or replay is None or replay.metric in POSITIVE_METRICS:
+        return evidence
+    return Evidence(
+        evidence.value * (1.0 - doubt),
+        (
+            *evidence.reasons,
+            f"discounted by the label evidence ({doubt:.2f}): graded by the false-alarm rate "
+            "of labels that may have lost their positives",
+        ),
+        evidence.source,
+        evidence.decoy,
+    )
+
+
+def _refuting_replay(
+    replays: Iterable[Replay], measured: Mapping[str, tuple[Change, Evidence]]
+) -> tuple[Replay, Change] | None:
+    """The strongest replay that made the check pass with today's labels, if any.
+
+    Labels that lost their positives cannot grade any input as good on a metric built on
+    them: with no positive matched, F1 stays near 0 whatever the input, so no revert brings it
+    back. A revert that makes the check pass on F1 with the very same labels shows they still
+    tell a good model from a bad one. The false-alarm rate refutes nothing: with every label 0,
+    a revert that merely silences alerts on real (now unlabeled) incidents lowers it too.
+    """
+    passing = [
+        (replay, measured[replay.change][0])
+        for replay in replays
+        if replay.error is None
+        and not replay.decoy
+        and replay.passed is True
+        and replay.metric in POSITIVE_METRICS
+        and replay.effect >= REFUTING_EFFECT
+        and replay.change in measured
+    ]
+    return max(passing, key=lambda pair: pair[0].effect, default=None)
+
+
+def _refuted_labels(evidence: Evidence, refuting: tuple[Replay, Change]) -> Evidence:
+    if evidence.source != "labels":
+        return evidence
+    replay, change = refuting
+    return Evidence(
+        min(evidence.value, 1.0 - replay.effect),
+        (
+            *evidence.reasons,
+            f"refuted: with these same labels the check passes once {change.summary} is "
+            f"reverted ({replay.effect:.0%} of the drop), so they still grade the model",
+        ),
+        evidence.source,
+        evidence.decoy,
+    )
 
 
 def _under_suspect_labels(evidence: Evidence) -> Evidence:

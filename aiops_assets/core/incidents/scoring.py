@@ -28,6 +28,8 @@ from aiops_assets.core.incidents.records import (
 _DATA_PATH_KINDS = frozenset({"data", "feature_set", "code", "config", "environment"})
 _COMPONENTS = ("effect", "proximity", "lineage", "correlation")
 _MIN_ALIGNED_POINTS = 4
+# A derived asset's refresh computed from new upstream data counts half (``_upstream_refresh``).
+DERIVED_REFRESH_FACTOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -445,8 +447,37 @@ def score_suspects(
         components = {name: min(1.0, max(0.0, e.value)) for name, e in evidence.items()}
         score = sum(getattr(weights, name) * components[name] for name in _COMPONENTS)
         explanation = "; ".join(e.why for e in evidence.values()) + "."
+        upstream = _upstream_refresh(change, candidates, decided)
+        if upstream is not None:
+            score *= DERIVED_REFRESH_FACTOR
+            explanation += (
+                f" Halved: its new data was computed, by unchanged code, from {upstream.summary}."
+            )
         suspects.append(Suspect(change, score, components, explanation))
     return sorted(suspects, key=_sort_key)
+
+
+def _upstream_refresh(
+    change: Change, candidates: Sequence[Change], decided: Mapping[tuple[str | None, str], str]
+) -> Change | None:
+    """The new data further upstream, in the same partition, that a refresh was computed from.
+
+    A derived asset that got new data while its own code, config and flags stayed the same only
+    passed its upstream's change on: blaming it would send the person on call to the wrong
+    place, however close to the model it sits."""
+    if change.kind != "data" or change.partition is None or change.lineage_distance is None:
+        return None
+    if (change.run_id, change.subject) in decided:
+        return None
+    upstream = [
+        other
+        for other in candidates
+        if other.kind == "data"
+        and other.partition == change.partition
+        and other.lineage_distance is not None
+        and other.lineage_distance > change.lineage_distance
+    ]
+    return max(upstream, key=lambda other: other.lineage_distance or 0, default=None)
 
 
 def correlation_ranker_baseline(

@@ -1,0 +1,105 @@
+"""The evidence rules that order suspects: labels refuted by a passing replay, false-alarm replays
+discounted by doubtful labels, and derived refreshes below the upstream change they pass on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aiops_assets.core.incidents import (
+    Change,
+    IncidentWindow,
+    PerformancePoint,
+    score_suspects,
+)
+from aiops_assets.core.incidents.evidence import (
+    STRONG_LABEL_EVIDENCE,
+    EvidenceInputs,
+    Replay,
+    change_key,
+    evidence_for,
+)
+
+DAY = datetime(2026, 1, 12, 1, tzinfo=UTC)
+
+
+def _data(service: str, *, partition: str = "2026-01-12", subject: str = "telemetry_snapshot"):
+    return Change(
+        kind="data",
+        subject=subject,
+        at=DAY,
+        summary=f"{subject}[{partition}] {service} latency moved",
+        partition=partition,
+        lineage_distance=3 if subject == "telemetry_snapshot" else 1,
+        details={"service": service} if service else {},
+    )
+
+
+def _labels(evidence: float) -> Change:
+    return Change(
+        kind="labels",
+        subject="telemetry_snapshot",
+        at=DAY,
+        summary="labels of 2026-01-12: 5 of 25 alerts labeled positive",
+        partition="2026-01-12",
+        details={"evidence": evidence, "words": "5 of 25 alerts labeled positive"},
+    )
+
+
+def _replay(change: Change, *, metric: str, effect: float, passed: bool) -> Replay:
+    return Replay(
+        change=change_key(change),
+        action="revert",
+        direction="revert",
+        partition="2026-01-12",
+        metric=metric,
+        observed=0.2,
+        replayed=0.2 + 0.5 * effect,
+        target=0.7,
+        passed=passed,
+        changed_output=True,
+        effect=effect,
+        key="k-" + change.summary,
+    )
+
+
+def _evidence(changes: list[Change], replays: list[Replay]) -> dict[str, float]:
+    inputs = EvidenceInputs(replays={r.change: r for r in replays})
+    return {key: e.value for key, e in evidence_for(changes, inputs).items()}
+
+
+def test_a_replay_passing_on_f1_with_the_same_labels_refutes_label_breakage() -> None:
+    spikes, labels = _data("auth"), _labels(1.0)
+    found = _evidence([spikes, labels], [_replay(spikes, metric="f1", effect=0.8, passed=True)])
+    assert found[change_key(spikes)] == pytest.approx(0.8)  # not capped under suspect labels
+    assert found[change_key(labels)] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(("metric", "passed"), [("f1", False), ("false_alarm_rate", True)])
+def test_strong_labels_stand_without_a_replay_passing_on_f1(metric: str, passed: bool) -> None:
+    spikes, labels = _data("auth"), _labels(1.0)
+    found = _evidence([spikes, labels], [_replay(spikes, metric=metric, effect=0.8, passed=passed)])
+    assert found[change_key(labels)] == 1.0
+    assert found[change_key(spikes)] < STRONG_LABEL_EVIDENCE
+
+
+def test_a_false_alarm_replay_counts_only_as_far_as_the_labels_are_trusted() -> None:
+    busy, labels = _data("catalog"), _labels(0.5)
+    replay = _replay(busy, metric="false_alarm_rate", effect=0.7, passed=True)
+    found = _evidence([busy, labels], [replay])
+    assert found[change_key(busy)] == pytest.approx(0.35)
+    assert found[change_key(labels)] > found[change_key(busy)]
+    # With healthy labels (no label suspect) the same replay keeps its full effect.
+    assert _evidence([busy], [replay])[change_key(busy)] == pytest.approx(0.7)
+
+
+def test_a_derived_refresh_ranks_below_the_upstream_data_it_was_computed_from() -> None:
+    snapshot, features = _data(""), _data("", subject="features")
+    good = PerformancePoint("2026-01-11", DAY - timedelta(days=1), True, {"f1": 0.7})
+    bad = PerformancePoint("2026-01-12", DAY + timedelta(hours=1), False, {"f1": 0.2})
+    ranked = score_suspects(
+        [snapshot, features], [good, bad], [], IncidentWindow(last_good=good, first_bad=bad)
+    )
+    assert [s.change.subject for s in ranked] == ["telemetry_snapshot", "features"]
+    assert "computed, by unchanged code, from" in ranked[1].explanation
