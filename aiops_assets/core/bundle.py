@@ -19,7 +19,8 @@ from typing import Any
 
 from aiops_assets.core.capsule import Capsule, CapsuleError, find_project_root
 from aiops_assets.core.ledger import Ledger
-from aiops_assets.core.store import PARQUET, PICKLE, ArtifactStore, sha256_hex
+from aiops_assets.core.model_codec import media_type_of
+from aiops_assets.core.store import PARQUET, ArtifactStore, sha256_hex
 
 BUNDLE_FORMAT = "aiops-capsule-bundle"
 BUNDLE_VERSION = 1
@@ -40,8 +41,11 @@ class BundleSummary:
     has_lock_file: bool
 
 
-def _media_type(name: str) -> str:
-    return PICKLE if name == "candidate_model" else PARQUET
+def _media_type(store: ArtifactStore, name: str, digest: str) -> str:
+    """Told by the bytes for a model: stores from older releases hold pickles, newer ones skops."""
+    if name != "candidate_model":
+        return PARQUET
+    return media_type_of(store.get_bytes(digest))
 
 
 def _capsule_chain(ledger: Ledger, capsule_id: str) -> list[Capsule]:
@@ -69,7 +73,8 @@ def export_bundle(
     objects: dict[str, str] = {}
     for capsule in chain:
         for name, digest in {**capsule.inputs, **capsule.outputs}.items():
-            objects.setdefault(digest, _media_type(name))
+            if digest not in objects:
+                objects[digest] = _media_type(store, name, digest)
     if lock_file is None:
         root = find_project_root()
         lock_file = root / LOCK_FILE if root is not None else None

@@ -1,7 +1,7 @@
 """Training sets, anomaly-detector training, scoring and evaluation (scikit-learn), all seeded.
 
 Reproducibility is the contract here: the same training set, config and seed must give a model whose
-pickled bytes, and so whose SHA-256, are identical, and the same metrics. That is why every random
+stored bytes (``core.model_codec``), and so whose SHA-256, are identical, and the same metrics. That is why every random
 choice takes the config's seed, training is single-threaded, and the training set is split by time
 (never shuffled across time), so the holdout is always the future relative to what the model saw.
 """

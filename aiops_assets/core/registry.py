@@ -2,22 +2,28 @@
 
 The ledger records *which* bytes a version is (their SHA-256); the store holds the bytes. Loading
 goes through both so that a model file swapped or edited on disk is refused before it is
-unpickled, with an error that says which version is affected and what to do, instead of a model
-that silently scores differently from the one that was evaluated and promoted.
+deserialized, with an error that says which version is affected and what to do, instead of a model
+that silently scores differently from the one that was evaluated and promoted. There is no way to
+load a model from a store ref alone: ``load_model`` takes a ledger version.
+
+Models are stored with skops (``core.model_codec``), which constructs only trusted types. A
+version stored as a pickle by an older release is refused, not unpickled, even when its bytes
+verify: the fix is to retrain, which stores the new version in the skops format.
 """
 
 from __future__ import annotations
 
-import pickle
-from typing import Any
-
 from aiops_assets.core.ledger import ModelVersion
+from aiops_assets.core.model_codec import ModelFormatError, load_detector, media_type_of
+from aiops_assets.core.models import AnomalyDetector
 from aiops_assets.core.store import (
     PICKLE,
+    SKOPS,
     ArtifactNotFoundError,
     ArtifactRef,
     ArtifactStore,
     IntegrityError,
+    StoreError,
 )
 
 MODEL_NAME = "anomaly_detector"
@@ -37,6 +43,10 @@ class TamperedModelError(IntegrityError):
 
 class MissingModelError(ArtifactNotFoundError):
     """A registered model's artifact is not in the store (deleted, or another store)."""
+
+
+class UnloadableModelError(StoreError):
+    """A registered model's bytes verify but are not a format that can be loaded safely."""
 
 
 def artifact_tags(ref: ArtifactRef) -> dict[str, str]:
@@ -61,10 +71,32 @@ def verify_model(store: ArtifactStore, version: ModelVersion) -> ArtifactRef:
     return _verified_bytes(store, version)[0]
 
 
-def load_model(store: ArtifactStore, version: ModelVersion) -> Any:
-    """Unpickle a registered model only after its bytes verified against the ledger's hash."""
+def load_model(store: ArtifactStore, version: ModelVersion) -> AnomalyDetector:
+    """Decode a registered model only after its bytes verified against the ledger's hash.
+
+    Callers that serve a model pass a version the audit chain vouches for
+    (``Ledger.vouched_version``), so a rewritten version row cannot point here either.
+    """
     _, data = _verified_bytes(store, version)
-    return pickle.loads(data)
+    # A version registered without the tag (the sandbox's, before it recorded one) is told by
+    # its bytes; the tag, when present, is what the ledger recorded. The codec checks the bytes
+    # either way.
+    media_type = version.tags.get(MEDIA_TYPE_TAG) or media_type_of(data)
+    if media_type == PICKLE:
+        raise UnloadableModelError(
+            f"refusing to load {describe(version)}: it was stored as a Python pickle by an older "
+            "aiops_assets, and pickles are no longer loaded (they can run code); retrain "
+            "(materialize candidate_model) and promote the new version"
+        )
+    if media_type != SKOPS:
+        raise UnloadableModelError(
+            f"refusing to load {describe(version)}: its media type {media_type!r} is not a "
+            "model format"
+        )
+    try:
+        return load_detector(data)
+    except ModelFormatError as error:
+        raise UnloadableModelError(f"refusing to load {describe(version)}: {error}") from error
 
 
 def _verified_bytes(store: ArtifactStore, version: ModelVersion) -> tuple[ArtifactRef, bytes]:

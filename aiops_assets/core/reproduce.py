@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import math
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import pandas as pd
 
 from aiops_assets.core.capsule import Capsule, capture_environment, diff_environments
 from aiops_assets.core.features import FeatureSetSpec, compute_features
+from aiops_assets.core.model_codec import dump_detector
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -214,7 +214,8 @@ def reproduce_model_capsule(
             alert_quantile=None if alert_quantile is None else float(alert_quantile),
         ),
     )
-    model_sha = hashlib.sha256(pickle.dumps(detector, protocol=5)).hexdigest()
+    # The same encoding candidate_model stores, so equal models give equal hashes.
+    model_sha = hashlib.sha256(dump_detector(detector)).hexdigest()
     result.comparisons.append(_same("model sha256", outputs.get(CANDIDATE_MODEL), model_sha))
     metrics = evaluate_detector(detector, frame[frame[SPLIT] == HOLDOUT])
     for name, recorded in sorted(capsule.metrics.items()):

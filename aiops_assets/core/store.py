@@ -22,7 +22,6 @@ import io
 import json
 import os
 import pathlib
-import pickle
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -36,7 +35,10 @@ from upath import UPath
 
 PARQUET = "application/vnd.apache.parquet"
 JSON = "application/json"
+SKOPS = "application/x-skops"
+# Only a name now: models stored by older releases carry it, and nothing here unpickles them.
 PICKLE = "application/x-python-pickle"
+MODEL_MEDIA_TYPES = (SKOPS, PICKLE)
 
 _SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _REF_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*$")
@@ -230,23 +232,23 @@ class ArtifactStore:
     def get_json(self, ref: ArtifactRef | str) -> Any:
         return json.loads(self.get_bytes(ref))
 
-    def put_pickle(self, obj: Any) -> ArtifactRef:
-        """Pickle with a pinned protocol; callers are responsible for the object being deterministic."""
-        return self.put_bytes(pickle.dumps(obj, protocol=5), PICKLE)
-
-    def get_pickle(self, ref: ArtifactRef | str) -> Any:
-        # The hash check in get_bytes guarantees these are the bytes this store wrote, which is
-        # what makes unpickling acceptable here: the store never loads foreign bytes.
-        return pickle.loads(self.get_bytes(ref))
-
     def load(self, ref: ArtifactRef) -> Any:
-        """Decode an object by its media type."""
+        """Decode a data object by its media type; models are refused here.
+
+        A ref is a mutable pointer anyone with write access to the store can repoint, and a hash
+        match only proves the bytes are the ones stored under that name, not that anyone vouched
+        for them. Models therefore load only through a ledger version
+        (``core.registry.load_model``), never from a ref.
+        """
         if ref.media_type == PARQUET:
             return self.get_frame(ref)
         if ref.media_type == JSON:
             return self.get_json(ref)
-        if ref.media_type == PICKLE:
-            return self.get_pickle(ref)
+        if ref.media_type in MODEL_MEDIA_TYPES:
+            raise StoreError(
+                f"object {ref.sha256[:12]} is a model; models load only through a registered "
+                "version (core.registry.load_model), never from a ref"
+            )
         return self.get_bytes(ref)
 
     # -- refs ------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from aiops_assets.core.lifecycle import (
     register_feature_set,
     run_ablation,
 )
+from aiops_assets.core.model_codec import put_detector
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -50,6 +51,7 @@ from aiops_assets.core.models import (
     evaluate_detector,
     train_detector,
 )
+from aiops_assets.core.registry import artifact_tags
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.reference.settings import PipelineSettings
 
@@ -245,7 +247,7 @@ class Sandbox:
             training_set[training_set[SPLIT] == TRAIN], detector or DetectorConfig()
         )
         metrics = evaluate_detector(model, training_set[training_set[SPLIT] == HOLDOUT])
-        ref = self.store.put_pickle(model)
+        ref = put_detector(self.store, model)
         version = self.ledger.register_model_version(
             "anomaly_detector",
             ref.sha256,
@@ -253,7 +255,7 @@ class Sandbox:
             training_set_version=f"sandbox:{','.join(sorted(days))}",
             feature_set_version=spec.version_id,
             actor=SANDBOX_ACTOR,
-            tags={ORIGIN_TAG: SANDBOX_ORIGIN},
+            tags={ORIGIN_TAG: SANDBOX_ORIGIN, **artifact_tags(ref)},
         )
         return SandboxEvaluation(
             feature_set_version=spec.version_id,

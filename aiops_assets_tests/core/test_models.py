@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from aiops_assets.core.features import FeatureSetSpec, compute_features
+from aiops_assets.core.model_codec import dump_detector
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -75,9 +74,9 @@ def test_training_is_reproducible_to_the_byte() -> None:
     training = build_training_set(_labeled_features(), TrainingSetConfig(holdout_days=2))
     config = DetectorConfig(n_estimators=50, seed=11)
     first, second = train_detector(training, config), train_detector(training, config)
-    assert pickle.dumps(first, protocol=5) == pickle.dumps(second, protocol=5)
+    assert dump_detector(first) == dump_detector(second)
     different_seed = train_detector(training, DetectorConfig(n_estimators=50, seed=12))
-    assert pickle.dumps(different_seed, protocol=5) != pickle.dumps(first, protocol=5)
+    assert dump_detector(different_seed) != dump_detector(first)
 
 
 def test_the_detector_finds_the_injected_anomalies_on_the_holdout() -> None:

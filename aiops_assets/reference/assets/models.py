@@ -19,6 +19,7 @@ from aiops_assets.core.experiments import ExperimentRun, criterion_met
 from aiops_assets.core.features import SERVICE, TIMESTAMP
 from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion, StaleChampionError
 from aiops_assets.core.lifecycle import LifecycleError, feature_set_mix
+from aiops_assets.core.model_codec import put_detector
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -68,7 +69,8 @@ from aiops_assets.resources import (
 )
 
 TRAINING_SET_CODE_VERSION = "training_set-2"
-CANDIDATE_MODEL_CODE_VERSION = "candidate_model-2"
+# -3: stored with skops instead of pickle, so the same training gives new bytes.
+CANDIDATE_MODEL_CODE_VERSION = "candidate_model-3"
 CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
 # A gate that lost a race with another gate decides again against the new champion; more
 # losses in a row than this mean something keeps moving the champion, which a person should see.
@@ -341,7 +343,7 @@ def candidate_model(
     )
     detector = train_detector(frame, detector_config)
     metrics = evaluate_detector(detector, frame[frame[SPLIT] == HOLDOUT])
-    ref = store.put_pickle(detector)
+    ref = put_detector(store, detector)
     training_metadata = latest_materialization_metadata(
         context.instance, dg.AssetKey("training_set")
     )

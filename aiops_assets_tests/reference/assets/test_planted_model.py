@@ -2,38 +2,36 @@
 a rewritten version row says.
 
 The attacker can write the store and the ledger database but holds no audit key. The planted
-object is a pickle that, when unpickled, writes a marker file; each case then runs the asset that
-loads the champion and expects a refusal naming why, with no marker written.
+object is a pickle, or a skops file naming ``os.system``, that writes a marker file when it is
+built; each case then runs the asset that loads the champion and expects a refusal naming why,
+with no marker written. (A planted file whose hash a *vouched* version records is refused by the
+codec: ``core/test_registry.py``.)
 """
 
 from __future__ import annotations
 
-import pickle
 import shutil
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from aiops_assets.core.store import PICKLE, ArtifactRef, ArtifactStore
+from aiops_assets.core.store import PICKLE, SKOPS, ArtifactRef, ArtifactStore
 from aiops_assets.io import asset_ref_name
 from aiops_assets.keys import CHAMPION_KEY, SCORES_KEY
 from aiops_assets.reference.definitions import build_definitions
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import close_ledgers
 from aiops_assets.runner import materialize_selection, quiet
+from aiops_assets_tests.core.planted_models import planted_os_system, planted_pickle
 
-
-class _Payload:
-    """Unpickling calls ``os.system``-like code: here, it only touches a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (Path.write_text, (self.marker, "executed"))  # type: ignore[return-value]
+PLANTS: dict[str, tuple[Callable[[Path], bytes], str]] = {
+    "pickle": (planted_pickle, PICKLE),
+    "skops-os.system": (planted_os_system, SKOPS),
+}
 
 
 @pytest.fixture
@@ -46,10 +44,10 @@ def home(trained_home: PipelineSettings, tmp_path: Path) -> PipelineSettings:
     return copied
 
 
-def _plant(settings: PipelineSettings, marker: Path) -> ArtifactRef:
+def _plant(settings: PipelineSettings, marker: Path, kind: str) -> ArtifactRef:
     """An object whose name is its own hash, as the store's integrity check wants."""
-    store = ArtifactStore(settings.store_root)
-    return store.put_bytes(pickle.dumps(_Payload(marker)), PICKLE)
+    build, media_type = PLANTS[kind]
+    return ArtifactStore(settings.store_root).put_bytes(build(marker), media_type)
 
 
 def _repoint_champion(settings: PipelineSettings, planted: ArtifactRef) -> None:
@@ -82,11 +80,12 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     return " ".join(str(e.event_specific_data) for e in failures)
 
 
+@pytest.mark.parametrize("kind", sorted(PLANTS))
 def test_a_champion_ref_repointed_at_a_planted_object_is_refused_unexecuted(
-    home: PipelineSettings, tmp_path: Path
+    home: PipelineSettings, tmp_path: Path, kind: str
 ) -> None:
     marker = tmp_path / "pwned"
-    planted = _plant(home, marker)
+    planted = _plant(home, marker, kind)
     _repoint_champion(home, planted)
     for key, partition in ((SCORES_KEY, _last_day(home)), (dg.AssetKey("score_baseline"), None)):
         message = _run(home, key, partition)
@@ -94,11 +93,12 @@ def test_a_champion_ref_repointed_at_a_planted_object_is_refused_unexecuted(
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("kind", sorted(PLANTS))
 def test_a_version_row_pointed_at_a_planted_object_is_refused_unexecuted(
-    home: PipelineSettings, tmp_path: Path
+    home: PipelineSettings, tmp_path: Path, kind: str
 ) -> None:
     marker = tmp_path / "pwned"
-    planted = _plant(home, marker)
+    planted = _plant(home, marker, kind)
     ledger_file = Path(home.ledger_url.removeprefix("sqlite:///"))
     with sqlite3.connect(ledger_file) as conn:
         conn.execute(
