@@ -14,7 +14,7 @@ import click
 from aiops_assets.cli._common import Group, common_options, emit, ledger_of, load_settings
 
 if TYPE_CHECKING:
-    from aiops_assets.core.ledger import WitnessedHead
+    from aiops_assets.core.ledger import AuditVerification, Ledger, WitnessedHead
     from aiops_assets.reference.settings import PipelineSettings
 
 
@@ -31,6 +31,7 @@ def verify(home: Path | None, as_json: bool) -> int:
     settings = load_settings(home)
     with ledger_of(settings, read_only=True) as ledger:
         verification = ledger.verify_audit(_observed_heads(settings, home_given=home is not None))
+        verification = _with_signers(settings, ledger, verification)
     payload = {
         "ok": verification.ok,
         "entries": verification.entries,
@@ -76,6 +77,20 @@ def rotate_key(home: Path | None, as_json: bool) -> int:
         text += f"; the old key is now in the key folder too: delete {legacy}"
     emit({"from_key_id": old_id, "to_key_id": new_id}, text, as_json=as_json)
     return 0
+
+
+def _with_signers(
+    settings: PipelineSettings, ledger: Ledger, verification: AuditVerification
+) -> AuditVerification:
+    """Each critical entry's signer judged against the access policy's keys (``core/policy``)."""
+    from aiops_assets.cli._common import CliError
+    from aiops_assets.core.policy import AccessPolicy, PolicyError, verify_signers
+
+    try:
+        policy = AccessPolicy.load(settings.access_policy or None)
+    except PolicyError as error:
+        raise CliError(str(error)) from error
+    return verify_signers(policy, ledger.audit_entries(), verification)
 
 
 def _observed_heads(settings: PipelineSettings, *, home_given: bool) -> list[WitnessedHead]:

@@ -10,6 +10,14 @@ An identity is also a value written into the ledger: a name that is over-long or
 characters would break the audit insert (the actor column is bounded) or forge lines in a report,
 so a malformed one is refused as soon as it is resolved, before anything is written, and the
 refusal is audited under a bounded, escaped form of it.
+
+An identity is a name anyone can assert (a run tag, ``$AIOPS_ACTOR``), so a member may also pin
+its identities to Ed25519 public keys (``public_keys``): ``authorize`` then needs the private key
+of one of them (the daemon's for ``sensor:*``, the person's own in the key folder) and refuses,
+audited, an action it cannot sign. The key it checked signs the action's audit entry
+(``core/ledger/signatures.py``), and ``verify_signers`` re-checks each critical entry against
+the policy's keys. A member without keys (the laptop default) is vouched for by the local user's
+own key, made on first use outside the home.
 """
 
 from __future__ import annotations
@@ -19,12 +27,28 @@ import getpass
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiops_assets.core.environments import EnvironmentRefusal, current_environment
+from aiops_assets.core.ledger.records import AuditEntry, AuditProblem, AuditVerification
+from aiops_assets.core.ledger.signatures import (
+    SENSOR_PREFIX,
+    SIGNATURE_DETAIL,
+    Signer,
+    SigningError,
+    activate,
+    create_signer,
+    daemon_key_path,
+    daemon_signer,
+    identity_key_path,
+    is_critical,
+    key_id_of,
+    load_signer,
+    parse_public_key,
+)
 from aiops_assets.core.yaml_mapping import parse_yaml_mapping
 
 if TYPE_CHECKING:
@@ -115,10 +139,23 @@ def check_actor(actor: str, *, source: str = "the caller") -> str:
     return actor
 
 
+class SignatureRefused(AccessDenied):
+    """An allowed action that cannot be signed as the policy requires: ``reason`` is
+    ``unsigned`` (no private key for the identity) or ``bad_signature`` (a key it does not pin)."""
+
+    def __init__(
+        self, actor: str, role: str | None, action: str, subject: str, reason: str, why: str
+    ):
+        PermissionError.__init__(self, f"{actor} may not {action} {subject}: {why}")
+        self.actor, self.role, self.action, self.subject = actor, role, action, subject
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Member:
     identity: str
     role: str
+    public_keys: tuple[str, ...] = ()  # base64 raw Ed25519 keys; empty: not pinned
 
 
 @dataclass(frozen=True)
@@ -181,7 +218,15 @@ class AccessPolicy:
                     f"access policy {source}: members[{index}] names undefined role "
                     f"{item['role']!r}; defined roles: {', '.join(sorted(roles))}"
                 )
-            members.append(Member(identity=str(item["identity"]), role=str(item["role"])))
+            members.append(
+                Member(
+                    identity=str(item["identity"]),
+                    role=str(item["role"]),
+                    public_keys=_public_keys(
+                        item.get("public_keys"), f"{source}: members[{index}]"
+                    ),
+                )
+            )
         return cls(
             roles=roles,
             members=tuple(members),
@@ -189,12 +234,16 @@ class AccessPolicy:
             sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         )
 
-    def role_of(self, actor: str) -> str | None:
-        """The role of the first member pattern matching ``actor`` (case-sensitive globs)."""
+    def member_of(self, actor: str) -> Member | None:
+        """The first member pattern matching ``actor`` (case-sensitive globs)."""
         for member in self.members:
             if fnmatch.fnmatchcase(actor, member.identity):
-                return member.role
+                return member
         return None
+
+    def role_of(self, actor: str) -> str | None:
+        member = self.member_of(actor)
+        return None if member is None else member.role
 
     def allows(self, actor: str, action: str) -> bool:
         if action not in ACTIONS:
@@ -213,6 +262,21 @@ class AccessPolicy:
             source=self.source,
             allowed_roles=sorted(role for role, actions in self.roles.items() if action in actions),
         )
+
+
+def _public_keys(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise PolicyError(f"access policy {where}: `public_keys` must list base64 Ed25519 keys")
+    for text in raw:
+        try:
+            parse_public_key(str(text))
+        except ValueError as error:
+            raise PolicyError(
+                f"access policy {where}: a public key is not a raw Ed25519 key: {error}"
+            ) from error
+    return tuple(str(text).strip() for text in raw)
 
 
 def acting_identity(
@@ -286,12 +350,14 @@ def authorize(
     action: str,
     subject: str,
     run_id: str | None = None,
-) -> None:
+) -> Signer:
     """Raise ``AccessDenied`` unless allowed; a refusal is audited first, so it cannot go unseen.
 
     A deployment whose environment cannot promote (the sandbox) refuses ``promote`` whatever the
     policy says, with ``EnvironmentRefusal``, audited the same way; so is an ``actor`` that is
-    not a well-formed identity (``ActorError``), whoever resolved it.
+    not a well-formed identity (``ActorError``), whoever resolved it. An allowed action must
+    also be signable (``resolve_signer``; else ``SignatureRefused``, audited): the signer is
+    returned and signs ``actor``'s critical entries in ``ledger`` from here on, in this context.
     """
     try:
         check_actor(actor)
@@ -320,3 +386,144 @@ def authorize(
         }
         ledger.audit("access_denied", actor=actor, subject=subject, details=details, run_id=run_id)
         raise
+    try:
+        signer = resolve_signer(policy, actor, action=action, subject=subject)
+    except SignatureRefused as refused:
+        details = {
+            "action": action,
+            "reason": refused.reason,
+            "role": refused.role,
+            "policy": policy.source,
+            "policy_sha256": policy.sha256,
+            "message": str(refused),
+        }
+        ledger.audit("access_denied", actor=actor, subject=subject, details=details, run_id=run_id)
+        raise
+    activate(ledger.url, actor, signer)
+    return signer
+
+
+def resolve_signer(
+    policy: AccessPolicy,
+    actor: str,
+    *,
+    action: str = "act",
+    subject: str = "",
+    environ: Mapping[str, str] | None = None,
+) -> Signer:
+    """The key that signs ``actor``'s actions, or ``SignatureRefused``.
+
+    A sensor signs with the daemon's key (``$AIOPS_DAEMON_KEY``, else the key folder's); anyone
+    else with their own key in the key folder, which is made on first use for the local user
+    only. Where the member ``actor`` matches pins public keys, the key must be one of them, and
+    nothing else will do; where it pins none (the laptop default), an asserted identity without
+    a key of its own is vouched for by the local user's key: the same person at the same desk.
+    """
+    member = policy.member_of(actor)
+    role = None if member is None else member.role
+    pinned = () if member is None else member.public_keys
+    try:
+        signer, looked = _find_signer(actor, pinned=bool(pinned), environ=environ)
+    except SigningError as error:
+        raise SignatureRefused(actor, role, action, subject, "unsigned", str(error)) from error
+    if signer is None:
+        why = (
+            f"the access policy {policy.source} pins {member.identity if member else actor} to "
+            f"signing keys and no private key for {actor} was found (looked at "
+            f"{', '.join(map(str, looked))})"
+        )
+        raise SignatureRefused(actor, role, action, subject, "unsigned", why)
+    if pinned and signer.public_key not in pinned:
+        why = (
+            f"the key {signer.source} (public key {signer.public_key}) is not one the access "
+            f"policy {policy.source} names for {member.identity if member else actor}"
+        )
+        raise SignatureRefused(actor, role, action, subject, "bad_signature", why)
+    return signer
+
+
+def _find_signer(
+    actor: str, *, pinned: bool, environ: Mapping[str, str] | None
+) -> tuple[Signer | None, list[Path]]:
+    if actor.startswith(SENSOR_PREFIX):
+        return daemon_signer(create=not pinned, environ=environ), [daemon_key_path(environ)]
+    own = identity_key_path(actor)
+    local = _local_user()
+    found = load_signer(own, actor)
+    if found is not None:
+        return found, [own]
+    if actor == local:
+        return create_signer(own, actor), [own]
+    if pinned:
+        return None, [own]
+    mine = identity_key_path(local)
+    return load_signer(mine, local) or create_signer(mine, local), [own, mine]
+
+
+def verify_signers(
+    policy: AccessPolicy, entries: Iterable[AuditEntry], verification: AuditVerification
+) -> AuditVerification:
+    """``verification`` with every critical entry's signer judged against the policy's keys.
+
+    A critical entry signed by a key the policy does not pin for its actor's member is ``bad
+    signature``; an unsigned one is ``unsigned`` when the member pins keys. Unsigned entries
+    before the first signed one (written before signing) and those of members that pin no keys
+    are counted in a note: not tampering. (Whether each signature signs its entry is the
+    chain's own check: ``verify_chain``.)
+    """
+    problems: list[AuditProblem] = []
+    before, unpinned, signed = 0, 0, False
+    for entry in entries:
+        details = entry.details if isinstance(entry.details, dict) else {}
+        if not is_critical(entry.action, entry.subject, details):
+            continue
+        signature = details.get(SIGNATURE_DETAIL)
+        member = policy.member_of(entry.actor)
+        pinned = () if member is None else member.public_keys
+        if signature is None:
+            if not signed:
+                before += 1
+            elif pinned:
+                problems.append(_unsigned_problem(entry, policy))
+            else:
+                unpinned += 1
+            continue
+        signed = True
+        key = signature.get("public_key") if isinstance(signature, dict) else None
+        if pinned and key not in pinned:
+            problems.append(_unpinned_key_problem(entry, policy, str(key)))
+    notes = list(verification.notes)
+    if before:
+        notes.append(
+            f"{before} critical entries written before signing began are unsigned "
+            "(unsigned (before signing): not tampering)"
+        )
+    if unpinned:
+        notes.append(
+            f"{unpinned} critical entries are unsigned, by identities the access policy "
+            f"{policy.source} pins to no key (trusted code, such as the demo): not tampering"
+        )
+    return AuditVerification(
+        ok=verification.ok and not problems,
+        entries=verification.entries,
+        problems=[*verification.problems, *problems],
+        notes=notes,
+    )
+
+
+def _unsigned_problem(entry: AuditEntry, policy: AccessPolicy) -> AuditProblem:
+    return AuditProblem(
+        entry.seq,
+        "unsigned",
+        f"entry {entry.seq} ({entry.action} of {entry.subject} by {entry.actor}) is not signed, "
+        f"but the access policy {policy.source} pins its identity to signing keys",
+    )
+
+
+def _unpinned_key_problem(entry: AuditEntry, policy: AccessPolicy, key: str) -> AuditProblem:
+    return AuditProblem(
+        entry.seq,
+        "bad signature",
+        f"entry {entry.seq} ({entry.action} of {entry.subject} by {entry.actor}) is signed by "
+        f"key {key_id_of(key)}, which the access policy {policy.source} does not name for it",
+    )

@@ -30,6 +30,14 @@ from aiops_assets.core.ledger.records import (
     LedgerError,
 )
 from aiops_assets.core.ledger.schema import audit_head, audit_log
+from aiops_assets.core.ledger.signatures import (
+    Signer,
+    is_critical,
+    signature_problem,
+    signer_at_append,
+    split_signature,
+    with_signature,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -120,16 +128,25 @@ def append_entry(
     last_seq, last_hash = lock_head(conn)
     seq = last_seq + 1
     details_text = canonical_json(dict(details or {}))
-    digest = entry_hash(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        details=details_text,
-        run_id=run_id,
-        prev_hash=last_hash,
-    )
+
+    def digest_of(text: str) -> str:
+        return entry_hash(
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            details=text,
+            run_id=run_id,
+            prev_hash=last_hash,
+        )
+
+    digest = digest_of(details_text)
+    signer = _signer_for(conn, actor, action, subject, json.loads(details_text))
+    if signer is not None:
+        # Signed: the entry's hash without the signature, so the signature names its place.
+        details_text = canonical_json(with_signature(json.loads(details_text), signer.sign(digest)))
+        digest = digest_of(details_text)
     entry = AuditEntry(
         seq=seq,
         at=at,
@@ -144,6 +161,15 @@ def append_entry(
     )
     _store_entry(conn, entry, details_text, as_audit_key(key).key_id)
     return entry
+
+
+def _signer_for(
+    conn: Connection, actor: str, action: str, subject: str, details: Any
+) -> Signer | None:
+    """Who signs a critical entry (``signatures.py``); None for every other entry."""
+    if not isinstance(details, dict) or not is_critical(action, subject, details):
+        return None
+    return signer_at_append(conn.engine.url.render_as_string(hide_password=True), actor)
 
 
 def _store_entry(conn: Connection, entry: AuditEntry, details_text: str, key_id: str) -> None:
@@ -236,6 +262,7 @@ def verify_chain(
     findings = _Findings()
     max_seq = max([head_seq, *(int(row.seq) for row in rows)])
     _ChainWalk(findings, head_seq=head_seq, max_seq=max_seq).run(rows, checks)
+    _check_signatures(rows, findings)
     if head is not None:
         _compare_with_head(rows, checks, head, findings)
     missing_head = [] if head is not None else [_missing_head_problem()]
@@ -268,6 +295,34 @@ def _row_hash(row: Row[Any], seq: int) -> str | None:
     except (TypeError, ValueError, AttributeError):
         # A value rewritten into something that is not even the right type is an edit too.
         return None
+
+
+def _check_signatures(rows: Sequence[Row[Any]], findings: _Findings) -> None:
+    """A signature that no longer signs its entry (``signatures.py``), where the chain alone saw
+    nothing: an edit by someone who holds the audit key, or a signature copied from elsewhere.
+    Whether the signer was entitled is the access policy's question (``policy.verify_signers``).
+    """
+    for row in rows:
+        seq = int(row.seq)
+        rest, signature = split_signature(loads_json(row.details))
+        if signature is None or seq in findings:
+            continue
+        try:
+            digest = entry_hash(
+                seq=seq,
+                at=row.at,
+                actor=row.actor,
+                action=row.action,
+                subject=row.subject,
+                details=canonical_json(rest),
+                run_id=row.run_id,
+                prev_hash=row.prev_hash,
+            )
+        except (TypeError, ValueError, AttributeError):
+            continue  # not even the right types: the chain walk reported the edit
+        problem = signature_problem(signature, digest)
+        if problem is not None:
+            findings.report(seq, "bad signature", f"entry {seq}: {problem}")
 
 
 def _signed_with_another_key(rows: Sequence[Row[Any]], checks: Sequence[_Authenticity]) -> bool:
