@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, inspect, select
+from sqlalchemy import Connection, Integer, Table, func, inspect, literal_column, select
+from sqlalchemy.exc import OperationalError
 
 from aiops_assets.core.ledger.encoding import canonical_json, utc
 from aiops_assets.core.ledger.schema import (
@@ -32,6 +33,7 @@ from aiops_assets.core.ledger.schema import (
     promotions,
     rollout_stages,
     rollouts,
+    version_checks,
 )
 
 REGISTRY_DETAIL = "registry"
@@ -39,6 +41,8 @@ BOUND_TABLES: tuple[Table, ...] = (
     model_versions,
     model_aliases,
     alias_history,
+    # A version's check results decide what "last known good" is, so a rollback's target.
+    version_checks,
     promotions,
     feature_sets,
     feature_set_status_history,
@@ -94,10 +98,42 @@ def present_tables(conn: Connection) -> tuple[Table, ...]:
 
 def registry_state(conn: Connection, tables: Sequence[Table] = BOUND_TABLES) -> State:
     """The digest of every row of every bound table, as this transaction sees them."""
-    state: State = {}
-    for table in tables:
+    return {table.name: _table_state(conn, table) for table in tables}
+
+
+# A value its column cannot hold: a time that is not a time (ValueError from the type's result
+# processor), text that is not UTF-8 (SQLite's OperationalError when decoding it).
+_UNREADABLE = (ValueError, TypeError, OperationalError)
+
+
+def _table_state(conn: Connection, table: Table) -> dict[str, str]:
+    try:
         rows = conn.execute(select(table)).mappings().all()
-        state[table.name] = {row_key(table, row): row_digest(table, row) for row in rows}
+    except _UNREADABLE:
+        # SQLite types are only advisory, so SQL can store what the column type cannot read
+        # back; that row is an edit to name, not a reason for verify to stop. (PostgreSQL
+        # enforces the types: there such an error is not tampering, and is raised.)
+        if conn.dialect.name != "sqlite":
+            raise
+        return _salvaged_state(conn, table)
+    return {row_key(table, row): row_digest(table, row) for row in rows}
+
+
+def _salvaged_state(conn: Connection, table: Table) -> dict[str, str]:
+    """Row by row, column by column: a value that cannot be read counts as its hex bytes,
+    which no row the ledger wrote has, so the row is reported as edited under its own key."""
+    state = {}
+    rowid_column = literal_column("rowid", Integer)  # every bound table is a rowid table
+    for rowid in conn.execute(select(rowid_column).select_from(table)).scalars().all():
+        where = rowid_column == rowid
+        row: dict[str, Any] = {}
+        for column in table.columns:
+            try:
+                row[column.name] = conn.execute(select(column).where(where)).scalar_one()
+            except _UNREADABLE:
+                raw = conn.execute(select(func.hex(column)).where(where)).scalar_one()
+                row[column.name] = {"unreadable": raw}
+        state[row_key(table, row)] = row_digest(table, row)
     return state
 
 
