@@ -468,3 +468,26 @@ def test_a_repeated_diagnosis_reads_every_replay_from_the_cache(unit_change: Inc
 
     assert measured(again) == measured(first)
     assert again["likely_cause"] == first["likely_cause"]
+
+
+# --- a repeated query costs nothing -----------------------------------------------------------
+
+
+def test_a_repeated_query_answers_from_its_stored_answer_until_the_history_moves(
+    broken_labels: Incident,
+) -> None:
+    home = broken_labels.home
+    first = _cli(home, "incident", "--json")
+    with pipeline_env(home, BASE_SEED) as settings:
+        stored = list((Path(settings.store_root) / "refs" / "diagnoses").rglob("*.json"))
+    assert stored, "the answer was not stored"
+    assert _cli(home, "incident", "--json") == first
+    # Recomputed from scratch (replays too), the answer is the same but for the replays' timing.
+    assert _untimed(_cli(home, "incident", "--json", "--no-cache")) == _untimed(first)
+
+
+def _untimed(answer: str) -> Any:
+    report = json.loads(answer.strip().splitlines()[-1])
+    for replay in report["replays"]:
+        replay.pop("seconds"), replay.pop("cached")
+    return report

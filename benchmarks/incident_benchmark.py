@@ -299,7 +299,16 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"diagnosis (aiops incident --json) per incident: "
         f"{_seconds([r['diagnosis']['seconds'] for r in incidents])}",
-        f"repeated query: {_seconds([r['diagnosis']['repeat_seconds'] for r in incidents])}",
+        f"repeated query (its stored answer): "
+        f"{_seconds([r['diagnosis']['repeat_seconds'] for r in incidents])}",
+        "a new question with the replays cached (--top 9): "
+        + _seconds(
+            [
+                r["diagnosis"]["replays_cached_seconds"]
+                for r in incidents
+                if "replays_cached_seconds" in r["diagnosis"]
+            ]
+        ),
         "serving per incident (all attempts): "
         + _seconds(
             [

@@ -7,6 +7,8 @@ instance or a ledger it says where it looked.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,12 +24,12 @@ from aiops_assets.cli._common import (
     load_settings,
     make_progress,
     model_option,
-    print_json,
     say,
 )
 
 if TYPE_CHECKING:
     from aiops_assets.core.incidents import IncidentReport
+    from aiops_assets.core.store import ArtifactStore
     from aiops_assets.reference.settings import PipelineSettings
 
 
@@ -96,26 +98,63 @@ def incident(
             "--home / DAGSTER_HOME at one"
         )
     since = (moment or datetime.now(UTC)) - timedelta(days=history_days)
-    report, drift, evaluations = _diagnose(
-        settings, dagster_home, model, since, moment, metric, replays, not no_cache
+    links_to = ui_url or settings.ui_url
+    query = {
+        "model": model,
+        "since": since.replace(minute=0, second=0, microsecond=0).isoformat(),
+        "at": moment.isoformat() if moment else None,
+        "metric": metric,
+        "replays": replays,
+        "top": top,
+        "json": as_json,
+        "ui_url": links_to,
+    }
+    # A plot is a file beside the answer: drawing one always diagnoses.
+    outcome = _diagnose(
+        settings, dagster_home, model, since, moment, metric, replays, not no_cache, query, png
     )
+    if outcome.answer is not None:
+        click.echo(outcome.answer)
+        return 0
+    report = outcome.report
     if report is None:
         say(
             f"no failed performance check of {model}"
             + (f" up to {moment.isoformat()}" if moment else "")
-            + f" in {evaluations} evaluation(s): no incident"
+            + f" in {outcome.evaluations} evaluation(s): no incident"
         )
         return 0
     if png is not None:
         from aiops_assets.core.incident_plot import plot_incident
 
-        plot_incident(report, drift, png)
+        plot_incident(report, outcome.drift, png)
         say(f"timeline plot written to {png}")
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        click.echo(report.markdown(top=top, links=asset_links(report, ui_url or settings.ui_url)))
+    answer = (
+        json.dumps(report.to_dict(), sort_keys=True, default=str)
+        if as_json
+        else report.markdown(top=top, links=asset_links(report, links_to))
+    )
+    click.echo(answer)
+    outcome.remember(answer)
     return 0
+
+
+@dataclass
+class _Outcome:
+    """A diagnosis, or the stored answer to the same question about the same history."""
+
+    report: IncidentReport | None = None
+    drift: list[Any] = field(default_factory=list)
+    evaluations: int = 0
+    answer: str | None = None
+    store: ArtifactStore | None = None
+    key: str | None = None
+
+    def remember(self, answer: str) -> None:
+        if self.store is not None and self.key is not None:
+            from aiops_assets.diagnosis.cache import store_answer
+
+            store_answer(self.store, self.key, answer)
 
 
 def _diagnose(
@@ -127,13 +166,17 @@ def _diagnose(
     metric: str,
     replays: int,
     use_cache: bool,
-) -> tuple[IncidentReport | None, list[Any], int]:
-    """The report with its evidence; the query's cost follows the window, not the whole instance."""
+    query: dict[str, Any],
+    png: Path | None,
+) -> _Outcome:
+    """The report with its evidence (or the stored answer, when nothing it reads has changed);
+    the query's cost follows the window, not the whole instance."""
     import dagster as dg
 
     from aiops_assets.changelog import drift_history, performance_history
     from aiops_assets.core.store import ArtifactStore
     from aiops_assets.diagnosis import DiagnosisOptions, diagnose
+    from aiops_assets.diagnosis.cache import cached_answer, report_key
     from aiops_assets.reference.definitions import (
         FEATURES_DRIFT_CHECK,
         SCORES_DRIFT_CHECK,
@@ -141,16 +184,26 @@ def _diagnose(
     )
 
     checks = [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
+    store = ArtifactStore(settings.store_root)
     with (
         ledger_of(settings, read_only=True) as ledger,
         dagster_output(),
         dg.DagsterInstance.from_config(str(dagster_home)) as instance,
     ):
+        key = report_key(
+            event_log_cursor=instance.event_log_storage.get_maximum_record_id(),
+            audit_head=ledger.audit_head(),
+            query=query,
+        )
+        if use_cache and png is None:
+            answer = cached_answer(store, key)
+            if answer is not None:
+                return _Outcome(answer=answer)
         report = diagnose(
             instance,
             ledger,
             build_definitions(settings),
-            ArtifactStore(settings.store_root),
+            store,
             model_name=model,
             drift_checks=checks,
             since=since,
@@ -160,4 +213,4 @@ def _diagnose(
         )
         drift = drift_history(instance, checks, since=since) if report is not None else []
         evaluations = len(performance_history(instance, since=since)) if report is None else 0
-    return report, drift, evaluations
+    return _Outcome(report, drift, evaluations, store=store, key=key)

@@ -177,7 +177,8 @@ def _safely(read: Callable[[], Any]) -> Any:
 
 
 def diagnose(home: Path, base_seed: int) -> dict[str, Any]:
-    """``aiops incident --json --home HOME``, timed, then once more (a repeated query).
+    """``aiops incident --json --home HOME``, timed, then once more (a repeated query: the
+    stored answer), then with another ``--top`` (a new question: only the replays are cached).
 
     The first query ignores the replay cache (``--no-cache``: the failed check's own diagnosis
     filled it while serving, and an earlier ``--diagnose-only`` too) and refills it, so it pays
@@ -188,6 +189,10 @@ def diagnose(home: Path, base_seed: int) -> dict[str, Any]:
     began = time.perf_counter()
     aiops(home, base_seed, "incident", "--json")
     repeat = time.perf_counter() - began
+    # Another question about the same history: its answer is not stored, its replays are.
+    began = time.perf_counter()
+    aiops(home, base_seed, "incident", "--json", "--top", "9")
+    replays_cached = time.perf_counter() - began
     error = None
     report = None
     if first.code != 0:
@@ -199,6 +204,7 @@ def diagnose(home: Path, base_seed: int) -> dict[str, Any]:
     return {
         "seconds": round(seconds, 3),
         "repeat_seconds": round(repeat, 3),
+        "replays_cached_seconds": round(replays_cached, 3),
         "error": error,
         "report": report,
     }
