@@ -103,6 +103,7 @@ def diagnose(
         changes, performance, drift, window, metric=metric, lookback=options.lookback
     )
     progress.step("counterfactual replays")
+    measurable = sorted(p.partition for p in performance if p.passed and metric in p.metrics)
     replays = _replays(
         instance,
         ledger,
@@ -114,6 +115,7 @@ def diagnose(
         data.failing,
         metric,
         options,
+        measurable,
     )
     progress.step("ranking by evidence")
     report = build_incident_report(
@@ -145,6 +147,7 @@ def _replays(
     failing: Sequence[str],
     metric: str,
     options: DiagnosisOptions,
+    measurable: Sequence[str] = (),
 ) -> list[Replay]:
     if options.max_replays == 0 or window.last_good is None or store is None:
         return []
@@ -170,6 +173,7 @@ def _replays(
         limit=options.max_replays,
         flags_version_at=flags_version_at,
         snapshot_config_at=snapshot_config_at,
+        measurable=measurable,
     )
     context = ReplayContext(
         definitions, store, ledger, model_name, metric, options.limits, options.use_cache
@@ -178,6 +182,10 @@ def _replays(
         good = context.stored_scores(window.last_good.partition)
         bad = context.stored_scores(window.first_bad.partition)
         good_value = context.measure(good)[0] if good is not None else None
+        if good_value is None:
+            # The last good day had too few labels for the metric: recovering means reaching
+            # what the check compares with, the serving version's holdout.
+            good_value = context.holdout_value(window.first_bad.partition)
         bad_value = context.measure(bad)[0] if bad is not None else None
         measured: list[Replay] = []
         for spec in specs:

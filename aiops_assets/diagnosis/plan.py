@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from aiops_assets.core.incidents import IncidentWindow, Suspect
+from aiops_assets.core.incidents import Change, IncidentWindow, Suspect
 from aiops_assets.core.incidents.evidence import findings_of
 from aiops_assets.diagnosis.replay import ReplaySpec
 from aiops_assets.keys import FEATURES_KEY, SCORES_KEY, SNAPSHOT_KEY
@@ -31,16 +31,34 @@ def plan_replays(
     limit: int,
     flags_version_at: Callable[[str], int | None],
     snapshot_config_at: Callable[[str], Mapping[str, Any] | None],
+    measurable: Sequence[str] = (),
 ) -> list[ReplaySpec]:
     """Up to ``limit`` replays, for the suspects the prior ranks highest among those that can be
-    replayed. ``flags_version_at`` and ``snapshot_config_at`` read how a partition was computed."""
+    replayed. ``flags_version_at`` and ``snapshot_config_at`` read how a partition was computed;
+    ``measurable`` are the passing partitions whose evaluation computed the metric (a deploy is
+    applied to the latest of them before it landed)."""
     if window.last_good is None:
         return []
     good = window.last_good.partition
     bad = window.first_bad.partition
     planned: dict[tuple[Any, ...], ReplaySpec] = {}
+    latest = _latest_deploys(suspects)
     for suspect in _replay_order(suspects):
-        spec = _spec(suspect, window, good, bad, failing, flags_version_at, snapshot_config_at)
+        deploy = _superseding_deploy(suspect.change, latest, good)
+        if deploy is None:
+            continue
+        spec = _spec(
+            replace(suspect, change=deploy) if deploy is not suspect.change else suspect,
+            window,
+            good,
+            bad,
+            failing,
+            flags_version_at,
+            snapshot_config_at,
+            measurable,
+        )
+        if spec is not None and deploy is not suspect.change:
+            spec = replace(spec, change=suspect.change)
         if spec is None:
             continue
         identity = (spec.direction, spec.partition, repr(sorted(spec.identity().items())[1:]))
@@ -54,6 +72,40 @@ def plan_replays(
             continue
         planned[identity] = spec
     return list(planned.values())
+
+
+def _is_deploy(change: Change) -> bool:
+    return change.kind in _DEPLOY_KINDS and change.subject in (_SNAPSHOT, _FEATURES, _SCORES)
+
+
+def _latest_deploys(suspects: Sequence[Suspect]) -> dict[tuple[str, str], Change]:
+    latest: dict[tuple[str, str], Change] = {}
+    for suspect in suspects:
+        change = suspect.change
+        if _is_deploy(change):
+            slot = (change.kind, change.subject)
+            if slot not in latest or change.at > latest[slot].at:
+                latest[slot] = change
+    return latest
+
+
+def _superseding_deploy(
+    change: Change, latest: Mapping[tuple[str, str], Change], good: str
+) -> Change | None:
+    """The deploy whose replay measures ``change`` (None: no replay can).
+
+    A deploy's replay applies today's code, which holds every later deploy of the same asset:
+    an earlier one cannot be measured alone. Landed by the last good day, it was in force when
+    the check passed; landed after, it shares the latest one's replay (the outcome is evidence
+    for both, and timing orders them)."""
+    if not _is_deploy(change):
+        return change
+    newest = latest[(change.kind, change.subject)]
+    if newest is change or newest.at == change.at:
+        return change
+    if change.partition is not None and change.partition <= good:
+        return None
+    return newest
 
 
 def _replay_order(suspects: Sequence[Suspect]) -> list[Suspect]:
@@ -75,6 +127,7 @@ def _spec(
     failing: Sequence[str],
     flags_version_at: Callable[[str], int | None],
     snapshot_config_at: Callable[[str], Mapping[str, Any] | None],
+    measurable: Sequence[str] = (),
 ) -> ReplaySpec | None:
     change = suspect.change
     details = change.details if isinstance(change.details, Mapping) else {}
@@ -125,11 +178,15 @@ def _spec(
             action=f"{bad} scored by v{change.before} instead of v{change.after}",
             model_version=change.before,
         )
-    if change.kind in _DEPLOY_KINDS and change.subject in (_SNAPSHOT, _FEATURES, _SCORES):
+    if _is_deploy(change):
         # Applied to a day computed before the deploy: the last good day may already run it.
         before = good
         if change.partition and change.partition <= good:
             before = _previous_day(change.partition)
+        # A day whose labels were too few to compute the metric cannot show the deploy's effect.
+        earlier = [p for p in measurable if p <= before]
+        if earlier and before not in earlier:
+            before = max(earlier)
         on_snapshot = change.subject == _SNAPSHOT
         # The scoring code alone: the stored features scored again, so that a deploy upstream
         # on the same day cannot lend it its effect.

@@ -42,7 +42,7 @@ from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
 from aiops_assets.runner import materialize_selection, quiet, run_failure_message
 
 # Bumped whenever what a replay measures changes, so old cached results are not reused.
-REPLAY_ENGINE_VERSION = "replay-3"
+REPLAY_ENGINE_VERSION = "replay-4"
 _CACHE_PREFIX = "replays"
 _LIBRARIES = ("pandas", "numpy", "scikit-learn", "scipy")
 
@@ -114,6 +114,13 @@ class ReplayContext:
         value = observed.get(self.metric)
         return (None if value is None else float(value)), passed
 
+    def holdout_value(self, partition: str) -> float | None:
+        """The metric on the holdout of the version that served ``partition``."""
+        number = self.served_version(partition)
+        version = self.ledger.get_version(self.model_name, number) if number else None
+        value = None if version is None else version.metrics.get(self.metric)
+        return None if value is None else float(value)
+
     def served_version(self, partition: str) -> int | None:
         """The version that scored most of the partition's rows when it was served."""
         scores = self.stored_scores(partition)
@@ -130,7 +137,7 @@ class ReplayContext:
 
 def run_replay(context: ReplayContext, spec: ReplaySpec, *, target: float | None) -> Replay:
     """Run (or recall) one replay; a replay that cannot run says why instead of failing."""
-    key = _cache_key(context, spec)
+    key = _cache_key(context, spec, target)
     if context.use_cache:
         cached = _cached(context.store, key)
         if cached is not None:
@@ -165,6 +172,7 @@ def _outcome(context: ReplayContext, spec: ReplaySpec, key: str, **measured: Any
         partition=spec.partition,
         metric=context.metric,
         key=key,
+        replaces_rows=bool(spec.services),
         **fields,
     )
 
@@ -184,8 +192,9 @@ def _cached(store: ArtifactStore, key: str) -> Replay | None:
     return Replay.from_dict({**data, "cached": True})
 
 
-def _cache_key(context: ReplayContext, spec: ReplaySpec) -> str:
-    """Everything the outcome depends on: the spec, the input artifacts, code and libraries."""
+def _cache_key(context: ReplayContext, spec: ReplaySpec, target: float | None) -> str:
+    """Everything the outcome depends on: the spec, the input artifacts, code and libraries,
+    and the value that would mean "fully explained"."""
     refs: dict[str, Any] = {}
     for asset_key in (SNAPSHOT_KEY, FEATURES_KEY, SCORES_KEY):
         for partition in {spec.partition, *spec.replaced_partitions, spec.good_partition or ""}:
@@ -203,6 +212,7 @@ def _cache_key(context: ReplayContext, spec: ReplaySpec) -> str:
         "engine": REPLAY_ENGINE_VERSION,
         "spec": spec.identity(),
         "metric": context.metric,
+        "target": target,
         "limits": json.loads(json.dumps(context.limits.__dict__, default=str)),
         "refs": refs,
         "code": code,

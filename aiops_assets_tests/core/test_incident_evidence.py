@@ -47,12 +47,20 @@ def _labels(evidence: float) -> Change:
     )
 
 
-def _replay(change: Change, *, metric: str, effect: float, passed: bool) -> Replay:
+def _replay(
+    change: Change,
+    *,
+    metric: str,
+    effect: float,
+    passed: bool,
+    direction: str = "revert",
+    replaces_rows: bool = True,
+) -> Replay:
     return Replay(
         change=change_key(change),
-        action="revert",
-        direction="revert",
-        partition="2026-01-12",
+        action=direction,
+        direction=direction,
+        partition="2026-01-12" if direction == "revert" else "2026-01-11",
         metric=metric,
         observed=0.2,
         replayed=0.2 + 0.5 * effect,
@@ -61,6 +69,7 @@ def _replay(change: Change, *, metric: str, effect: float, passed: bool) -> Repl
         changed_output=True,
         effect=effect,
         key="k-" + change.summary,
+        replaces_rows=replaces_rows and direction == "revert",
     )
 
 
@@ -69,19 +78,40 @@ def _evidence(changes: list[Change], replays: list[Replay]) -> dict[str, float]:
     return {key: e.value for key, e in evidence_for(changes, inputs).items()}
 
 
-def test_a_replay_passing_on_f1_with_the_same_labels_refutes_label_breakage() -> None:
-    spikes, labels = _data("auth"), _labels(1.0)
-    found = _evidence([spikes, labels], [_replay(spikes, metric="f1", effect=0.8, passed=True)])
-    assert found[change_key(spikes)] == pytest.approx(0.8)  # not capped under suspect labels
+@pytest.mark.parametrize(
+    ("metric", "direction", "passed", "replaces_rows"),
+    [
+        ("f1", "revert", True, True),
+        ("f1", "revert", False, True),
+        ("false_alarm_rate", "apply", False, False),
+        ("false_alarm_rate", "revert", True, False),
+    ],
+)
+def test_a_replay_that_does_not_rest_on_todays_labels_weakens_them(
+    metric: str, direction: str, passed: bool, replaces_rows: bool
+) -> None:
+    """F1 cannot recover on labels without positives; an apply is graded by trusted labels; a
+    revert that keeps today's rows cannot have silenced real incidents by removing them."""
+    cause, labels = _data("auth"), _labels(1.0)
+    replay = _replay(
+        cause,
+        metric=metric,
+        effect=0.8,
+        passed=passed,
+        direction=direction,
+        replaces_rows=replaces_rows,
+    )
+    found = _evidence([cause, labels], [replay])
+    assert found[change_key(cause)] == pytest.approx(0.8)  # not capped under suspect labels
     assert found[change_key(labels)] == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize(("metric", "passed"), [("f1", False), ("false_alarm_rate", True)])
-def test_strong_labels_stand_without_a_replay_passing_on_f1(metric: str, passed: bool) -> None:
-    spikes, labels = _data("auth"), _labels(1.0)
-    found = _evidence([spikes, labels], [_replay(spikes, metric=metric, effect=0.8, passed=passed)])
+def test_strong_labels_cap_a_revert_graded_by_the_false_alarm_rate() -> None:
+    busy, labels = _data("auth"), _labels(1.0)
+    replay = _replay(busy, metric="false_alarm_rate", effect=0.8, passed=True)
+    found = _evidence([busy, labels], [replay])
     assert found[change_key(labels)] == 1.0
-    assert found[change_key(spikes)] < STRONG_LABEL_EVIDENCE
+    assert found[change_key(busy)] < STRONG_LABEL_EVIDENCE
 
 
 def test_a_false_alarm_replay_counts_only_as_far_as_the_labels_are_trusted() -> None:

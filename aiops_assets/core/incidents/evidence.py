@@ -29,9 +29,6 @@ DECOY_EFFECT = 0.1
 EVIDENCE_RESOLUTION = 0.05
 # Label evidence at or above this makes the metric itself suspect (see the module docstring).
 STRONG_LABEL_EVIDENCE = 0.9
-# A replay that makes the check pass with today's labels, recovering at least this share of the
-# drop, shows the labels still grade the model (``_refuting_replay``).
-REFUTING_EFFECT = 0.5
 # Metrics that need labeled positives to be good (the false-alarm rate does not).
 POSITIVE_METRICS = frozenset({"f1", "recall", "precision"})
 # A data change characterized but not replayed counts at most this much.
@@ -81,6 +78,7 @@ class Replay:
     cached: bool = False
     error: str | None = None
     also: tuple[str, ...] = ()  # change_key of other suspects this same replay measured
+    replaces_rows: bool = False  # whether the replay swapped some of the day's rows for others
 
     def for_each_change(self) -> list[tuple[str, Replay]]:
         """This replay under the key of every suspect it measured."""
@@ -284,22 +282,46 @@ def evidence_for(changes: Sequence[Change], inputs: EvidenceInputs) -> dict[str,
     if refuting is not None:
         out = {key: _refuted_labels(e, refuting) for key, e in out.items()}
     doubt = max((e.value for e in out.values() if e.source == "labels"), default=0.0)
-    if doubt > 0:
+    if doubt <= 0:
+        return out
+    on_labels = {key for key, replay in inputs.replays.items() if not _refutes_labels(replay)}
+    out = {key: _on_doubtful_labels(e, doubt) if key in on_labels else e for key, e in out.items()}
+    if doubt >= STRONG_LABEL_EVIDENCE:
         out = {
-            key: _on_doubtful_labels(e, inputs.replays.get(key), doubt) for key, e in out.items()
+            key: _under_suspect_labels(e) if key in on_labels or e.source == "labels" else e
+            for key, e in out.items()
         }
-    if refuting is None and doubt >= STRONG_LABEL_EVIDENCE:
-        out = {key: _under_suspect_labels(e) for key, e in out.items()}
     return out
 
 
-def _on_doubtful_labels(evidence: Evidence, replay: Replay | None, doubt: float) -> Evidence:
-    """A replay graded by the false-alarm rate counts only as far as the labels are trusted.
+def _refutes_labels(replay: Replay) -> bool:
+    """Whether a replay's outcome stands whatever today's labels are, and so weighs on them.
 
-    With positives gone from the labels, alerts on real incidents count as false alarms, so any
-    revert that silences them (replacing a busy service's rows by a quiet day's) "recovers" the
-    rate. ``doubt`` is the label suspect's own evidence."""
-    if evidence.source != "replay" or replay is None or replay.metric in POSITIVE_METRICS:
+    An apply is measured on the last good day, whose labels passed: a deploy that reproduces
+    the drop there did it with trusted labels. A revert graded by F1 needs today's positives:
+    labels that lost theirs cannot let F1 recover whatever the input, so a recovery shows they
+    still grade the model. A revert that keeps today's rows (another model version, the previous
+    config or flags) and brings the false-alarm rate back says the rows hold no incidents the
+    reverted pipeline would page on. Only a revert that swaps rows (a service's data replaced by
+    a quiet day's) can lower the false-alarm rate by removing real, now unlabeled, incidents.
+    """
+    return (
+        replay.error is None
+        and not replay.decoy
+        and (
+            replay.direction == "apply"
+            or replay.metric in POSITIVE_METRICS
+            or not replay.replaces_rows
+        )
+    )
+
+
+def _on_doubtful_labels(evidence: Evidence, doubt: float) -> Evidence:
+    """A replay graded by today's false-alarm rate counts only as far as the labels are
+    trusted: with positives gone from the labels, alerts on real incidents count as false
+    alarms, so any revert that silences them (replacing a busy service's rows by a quiet
+    day's) "recovers" the rate. ``doubt`` is the label suspect's own evidence."""
+    if evidence.source != "replay":
         return evidence
     return Evidence(
         evidence.value * (1.0 - doubt),
@@ -316,38 +338,29 @@ def _on_doubtful_labels(evidence: Evidence, replay: Replay | None, doubt: float)
 def _refuting_replay(
     replays: Iterable[Replay], measured: Mapping[str, tuple[Change, Evidence]]
 ) -> tuple[Replay, Change] | None:
-    """The strongest replay that made the check pass with today's labels, if any.
-
-    Labels that lost their positives cannot grade any input as good on a metric built on
-    them: with no positive matched, F1 stays near 0 whatever the input, so no revert brings it
-    back. A revert that makes the check pass on F1 with the very same labels shows they still
-    tell a good model from a bad one. The false-alarm rate refutes nothing: with every label 0,
-    a revert that merely silences alerts on real (now unlabeled) incidents lowers it too.
-    """
-    passing = [
+    """The strongest replay whose outcome does not rest on today's labels (``_refutes_labels``)."""
+    standing = [
         (replay, measured[replay.change][0])
         for replay in replays
-        if replay.error is None
-        and not replay.decoy
-        and replay.passed is True
-        and replay.metric in POSITIVE_METRICS
-        and replay.effect >= REFUTING_EFFECT
-        and replay.change in measured
+        if _refutes_labels(replay) and replay.change in measured
     ]
-    return max(passing, key=lambda pair: pair[0].effect, default=None)
+    return max(standing, key=lambda pair: pair[0].effect, default=None)
 
 
 def _refuted_labels(evidence: Evidence, refuting: tuple[Replay, Change]) -> Evidence:
     if evidence.source != "labels":
         return evidence
     replay, change = refuting
+    how = (
+        f"{change.summary} applied to the last good day, whose labels passed, reproduces "
+        f"{replay.effect:.0%} of the drop"
+        if replay.direction == "apply"
+        else f"with these same labels {replay.metric} recovers {replay.effect:.0%} of the drop "
+        f"once {change.summary} is reverted"
+    )
     return Evidence(
         min(evidence.value, 1.0 - replay.effect),
-        (
-            *evidence.reasons,
-            f"refuted: with these same labels the check passes once {change.summary} is "
-            f"reverted ({replay.effect:.0%} of the drop), so they still grade the model",
-        ),
+        (*evidence.reasons, f"weakened: {how}, so the labels still grade the model"),
         evidence.source,
         evidence.decoy,
     )
