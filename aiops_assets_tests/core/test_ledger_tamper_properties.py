@@ -493,3 +493,16 @@ def test_a_value_the_column_cannot_hold_or_a_check_verdict_is_named(
             ledger.audit("note", actor="local:test", subject="after the edit")
     finally:
         ledger.dispose()
+
+
+@pytest.mark.parametrize("column", ["details", "actor", "subject"])
+def test_an_audit_entry_whose_text_is_not_utf8_is_named_not_a_crash(
+    copy_of: Callable[[bool], tuple[Path, Path]], column: str
+) -> None:
+    """Verify used to stop with SQLite's "Could not decode to UTF-8" while reading the chain."""
+    db, witness = copy_of(True)
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"UPDATE audit_log SET {column} = CAST(X'FF' AS TEXT) WHERE seq = 2")
+    verdict = _verdict(db, witness)
+    assert not verdict.ok
+    assert verdict.problems[0].seq == 2, verdict.problems

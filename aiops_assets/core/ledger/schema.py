@@ -334,6 +334,9 @@ def open_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        # Text that is not UTF-8 (written around the ledger) is read, not raised on: its bad
+        # bytes read as \xNN, so verify reports the entry or row as edited, by name.
+        dbapi_connection.text_factory = _lenient_text
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -347,3 +350,7 @@ def open_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
