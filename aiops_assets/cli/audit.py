@@ -58,17 +58,14 @@ def rotate_key(home: Path | None, as_json: bool) -> int:
     """Sign from now on with a new audit key in the key folder (outside the home); the old key
     stays there, so the entries it signed keep verifying. An older home's audit.key is copied
     into the folder first: delete it from the home afterwards."""
-    from aiops_assets.cli._common import EXIT_DENIED, CliError
+    from aiops_assets.cli._common import CliError, authorized_actor
     from aiops_assets.core.ledger import LedgerError
-    from aiops_assets.core.policy import ActorError, identify
 
     settings = load_settings(home)
     with ledger_of(settings, read_only=True) as ledger:
+        actor = authorized_actor(settings, ledger, "rotate_key", "audit key")
         try:
-            actor = identify(ledger, action="rotate_key", subject="audit key")
             old_id, new_id = ledger.rotate_key(actor=actor)
-        except ActorError as error:
-            raise CliError(f"refused: {error}", EXIT_DENIED) from error
         except LedgerError as error:
             raise CliError(str(error)) from error
     legacy = settings.audit_key_file

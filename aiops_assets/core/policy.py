@@ -62,6 +62,7 @@ ACTIONS = (
     "change_threshold",
     "promote_feature_set",
     "change_flags",
+    "rotate_key",
 )
 # Actions a deployment that cannot promote (``core.environments``) refuses whatever the policy.
 PROMOTING_ACTIONS = ("promote", "promote_feature_set")

@@ -271,3 +271,27 @@ def test_a_legacy_home_with_its_key_inside_still_verifies_with_a_warning(
     code, out, err = _aiops(capsys, "audit", "verify", "--json", "--home", str(home.home))
     assert code == 0 and json.loads(out)["ok"], out + err
     assert "warning:" not in err
+
+
+def test_rotating_the_key_needs_its_permission_and_a_refusal_is_audited(
+    keys: Path,
+    home: PipelineSettings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _write(home, "before")
+    before = sorted(keys.glob("audit-*.key"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nroles:\n  admin: [rotate_key]\n  viewer: []\n"
+        "members:\n  - identity: 'local:*'\n    role: viewer\n"
+    )
+    monkeypatch.setenv("AIOPS_ACCESS_POLICY", str(policy))
+    code, _, err = _aiops(capsys, "audit", "rotate-key", "--home", str(home.home))
+    assert code == 3 and "refused" in err and "rotate_key" in err, err
+    assert sorted(keys.glob("audit-*.key")) == before
+    ledger = _open(home)
+    denied = [entry for entry in ledger.audit_entries() if entry.action == "access_denied"]
+    assert denied and denied[-1].details["action"] == "rotate_key"
+    ledger.dispose()
