@@ -71,6 +71,8 @@ def test_a_claimed_sensor_identity_without_the_daemon_key_is_refused(
     )
     monkeypatch.setenv("AIOPS_ACCESS_POLICY", str(policy))
     monkeypatch.setenv("AIOPS_ACTOR", "sensor:retrain_on_drift")
+    # This user's machine holds no daemon key (whatever earlier tests left in the key folder).
+    monkeypatch.setenv("AIOPS_DAEMON_KEY", str(tmp_path / "not-here" / "daemon.ed25519"))
     ledger = _ledger(copied_home)
     before = len(ledger.audit_entries())
     ledger.dispose()
