@@ -191,20 +191,27 @@ def create_key(folder: Path, secret: bytes | None = None) -> AuditKey:
     os.chmod(folder, 0o700)
     key = AuditKey(secret or secrets.token_hex(32).encode("ascii"), "a new key")
     path = key_path(folder, key.key_id)
-    # A private temporary file linked into place: two writers never see a half-written key.
-    temporary = folder / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    write_private_file(path, key.secret + b"\n")
+    return AuditKey(key.secret, str(path))
+
+
+def write_private_file(path: Path, content: bytes) -> None:
+    """``content`` at ``path``, 0600 whatever the umask, unless the file already exists.
+
+    A private temporary file linked into place: two writers never see a half-written key, and
+    the first one to link wins."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(key.secret + b"\n")
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         with suppress(FileExistsError):
             os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return AuditKey(key.secret, str(path))
 
 
 def key_from_command(command: str) -> AuditKey:

@@ -27,7 +27,6 @@ import binascii
 import hashlib
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from contextlib import suppress
 from contextvars import ContextVar
@@ -42,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from aiops_assets.core.ledger.keys import key_dir
+from aiops_assets.core.ledger.keys import key_dir, write_private_file
 from aiops_assets.core.ledger.records import LedgerError
 
 SIGNATURE_DETAIL = "signature"
@@ -257,15 +256,4 @@ def _write_new_key(path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with suppress(FileExistsError):
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_private_file(path, pem)
