@@ -375,30 +375,27 @@ def authorize(
                 "access_denied", actor=actor, subject=subject, details=refused, run_id=run_id
             )
             raise
+
+    def audit_refusal(role: str | None, message: str, **reason: str) -> None:
+        details: dict[str, Any] = {
+            "action": action,
+            **reason,
+            "role": role,
+            "policy": policy.source,
+            "policy_sha256": policy.sha256,
+            "message": message,
+        }
+        ledger.audit("access_denied", actor=actor, subject=subject, details=details, run_id=run_id)
+
     try:
         policy.require(actor, action, subject)
     except AccessDenied as error:
-        details: dict[str, Any] = {
-            "action": action,
-            "role": error.role,
-            "policy": policy.source,
-            "policy_sha256": policy.sha256,
-            "message": str(error),
-        }
-        ledger.audit("access_denied", actor=actor, subject=subject, details=details, run_id=run_id)
+        audit_refusal(error.role, str(error))
         raise
     try:
         signer = resolve_signer(policy, actor, action=action, subject=subject)
-    except SignatureRefused as refused:
-        details = {
-            "action": action,
-            "reason": refused.reason,
-            "role": refused.role,
-            "policy": policy.source,
-            "policy_sha256": policy.sha256,
-            "message": str(refused),
-        }
-        ledger.audit("access_denied", actor=actor, subject=subject, details=details, run_id=run_id)
+    except SignatureRefused as error:
+        audit_refusal(error.role, str(error), reason=error.reason)
         raise
     activate(ledger.url, actor, signer)
     return signer

@@ -106,20 +106,23 @@ class ReplayContext:
         """The metric and the verdict of the performance check on one partition's scores."""
         served = scores.get(MODEL_VERSION_COLUMN)
         version_number = int(served.mode().iloc[0]) if served is not None and len(served) else 0
-        version = (
-            self.ledger.get_version(self.model_name, version_number) if version_number else None
+        passed, observed, _implicated = judge_scores(
+            scores, self._holdout(version_number), self.limits
         )
-        holdout = dict(version.metrics) if version is not None else {}
-        passed, observed, _implicated = judge_scores(scores, holdout, self.limits)
         value = observed.get(self.metric)
         return (None if value is None else float(value)), passed
 
     def holdout_value(self, partition: str) -> float | None:
         """The metric on the holdout of the version that served ``partition``."""
-        number = self.served_version(partition)
-        version = self.ledger.get_version(self.model_name, number) if number else None
-        value = None if version is None else version.metrics.get(self.metric)
+        value = self._holdout(self.served_version(partition) or 0).get(self.metric)
         return None if value is None else float(value)
+
+    def _holdout(self, version_number: int) -> dict[str, Any]:
+        """The metrics a version was registered with (none for 0 or an unknown version)."""
+        version = (
+            self.ledger.get_version(self.model_name, version_number) if version_number else None
+        )
+        return dict(version.metrics) if version is not None else {}
 
     def served_version(self, partition: str) -> int | None:
         """The version that scored most of the partition's rows when it was served."""
