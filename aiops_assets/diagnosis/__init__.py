@@ -40,6 +40,7 @@ from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
 
 # Labels come only on days with enough anomalies to judge F1; the false-alarm rate always exists.
 FALLBACK_METRIC = "false_alarm_rate"
+LOWER_IS_BETTER = frozenset({FALLBACK_METRIC})
 DEFAULT_MAX_REPLAYS = 5
 
 
@@ -89,9 +90,7 @@ def diagnose(
     if window is None:
         progress.end()
         return None
-    metric = options.metric
-    if metric != FALLBACK_METRIC and metric not in window.first_bad.metrics:
-        metric = FALLBACK_METRIC
+    metric = _failing_metric(ledger, model_name, window.first_bad, options)
     progress.step("what changed in the data")
     data = (
         measure_data(store, window, partitions_known(changes))
@@ -182,11 +181,12 @@ def _replays(
         good = context.stored_scores(window.last_good.partition)
         bad = context.stored_scores(window.first_bad.partition)
         good_value = context.measure(good)[0] if good is not None else None
-        if good_value is None:
-            # The last good day had too few labels for the metric: recovering means reaching
-            # what the check compares with, the serving version's holdout.
-            good_value = context.holdout_value(window.first_bad.partition)
         bad_value = context.measure(bad)[0] if bad is not None else None
+        if not _better(metric, good_value, bad_value):
+            # The last good day had too few labels for the metric, or passed with a worse value
+            # (the check failed on something else, one service's false alarms): recovering
+            # means reaching what the check compares with, the serving version's holdout.
+            good_value = context.holdout_value(window.first_bad.partition)
         measured: list[Replay] = []
         for spec in specs:
             replay = run_replay(
@@ -197,6 +197,35 @@ def _replays(
         return measured
     finally:
         context.close()
+
+
+def _failing_metric(
+    ledger: Ledger, model_name: str, first_bad: PerformancePoint, options: DiagnosisOptions
+) -> str:
+    """The metric to explain: the asked one when it is what failed the check; else the
+    false-alarm rate. A day can fail on one service's false alarms with its F1 within
+    tolerance (or uncomputable: too few labeled positives), and a replay measured by a metric
+    that did not fail cannot show the failure going away."""
+    metric = options.metric
+    value = first_bad.metrics.get(metric)
+    if metric == FALLBACK_METRIC:
+        return metric
+    if value is None:
+        return FALLBACK_METRIC
+    if metric != "f1" or first_bad.model_version is None:
+        return metric
+    version = ledger.get_version(model_name, first_bad.model_version)
+    reference = None if version is None else version.metrics.get("f1")
+    if reference is None or value < float(reference) - options.limits.f1_tolerance:
+        return metric
+    return FALLBACK_METRIC
+
+
+def _better(metric: str, value: float | None, than: float | None) -> bool:
+    """Whether ``value`` is a better reading of ``metric`` than ``than`` (None is never)."""
+    if value is None or than is None:
+        return value is not None
+    return value < than if metric in LOWER_IS_BETTER else value > than
 
 
 def _op_config(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> Any:

@@ -157,14 +157,17 @@ def _spec(
             rematerialize_snapshot=True,
         )
     if (change.kind == "config" and change.subject == "flags") or change.kind == "feature_set":
-        version = flags_version_at(good)
+        # A pass without the metric (too few labels) vouches for nothing: the flags to go back
+        # to are those of the latest day whose evaluation measured it.
+        reference = _latest_measured(good, measurable)
+        version = flags_version_at(reference)
         if version is None:
             return None
         return ReplaySpec(
             change=change,
             direction="revert",
             partition=bad,
-            action=f"features[{bad}] recomputed with the flags of {good} (v{version})",
+            action=f"features[{bad}] recomputed with the flags of {reference} (v{version})",
             flags_version=version,
         )
     if change.kind == "alias" and isinstance(change.before, int) and change.after != change.before:
@@ -184,9 +187,7 @@ def _spec(
         if change.partition and change.partition <= good:
             before = _previous_day(change.partition)
         # A day whose labels were too few to compute the metric cannot show the deploy's effect.
-        earlier = [p for p in measurable if p <= before]
-        if earlier and before not in earlier:
-            before = max(earlier)
+        before = _latest_measured(before, measurable)
         on_snapshot = change.subject == _SNAPSHOT
         # The scoring code alone: the stored features scored again, so that a deploy upstream
         # on the same day cannot lend it its effect.
@@ -200,5 +201,14 @@ def _spec(
             rematerialize_snapshot=on_snapshot,
             rematerialize_features=not scoring_only,
             snapshot_config=dict(snapshot_config_at(before) or {}) if on_snapshot else None,
+            # Only the deploy is applied: the day keeps the flags it was computed with, or a
+            # flag change since would lend the deploy its effect.
+            flags_version=flags_version_at(before),
         )
     return None
+
+
+def _latest_measured(partition: str, measurable: Sequence[str]) -> str:
+    """``partition``, or the latest day before it whose evaluation computed the metric."""
+    earlier = [p for p in measurable if p <= partition]
+    return max(earlier) if earlier and partition not in earlier else partition

@@ -42,7 +42,7 @@ from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
 from aiops_assets.runner import materialize_selection, quiet, run_failure_message
 
 # Bumped whenever what a replay measures changes, so old cached results are not reused.
-REPLAY_ENGINE_VERSION = "replay-4"
+REPLAY_ENGINE_VERSION = "replay-5"
 _CACHE_PREFIX = "replays"
 _LIBRARIES = ("pandas", "numpy", "scikit-learn", "scipy")
 
