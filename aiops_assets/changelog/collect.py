@@ -44,6 +44,7 @@ from aiops_assets.changelog.records import (
     _utc,
 )
 from aiops_assets.core.capsule import Capsule
+from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY
 from aiops_assets.core.incidents import CHANGE_KINDS, Change
 from aiops_assets.core.ledger import Ledger
 
@@ -210,15 +211,22 @@ class _ChangeReader:
         # A reported (runless) materialization has no code version: that is no deploy.
         if old is None or new is None or old == new:
             return []
+        details: dict[str, Any] = {}
+        fingerprints = before.text(FINGERPRINT_KEY), after.text(FINGERPRINT_KEY)
+        if None not in fingerprints:
+            details["code_fingerprints"] = list(fingerprints)
+            details["code_unchanged"] = fingerprints[0] == fingerprints[1]
+        same = " (same code fingerprint)" if details.get("code_unchanged") else ""
         return [
             _change(
                 "code",
                 asset_key,
                 after,
                 distance,
-                summary=f"{_label(asset_key, after.partition)}: code version {old} -> {new}",
+                summary=f"{_label(asset_key, after.partition)}: code version {old} -> {new}{same}",
                 before=old,
                 after=new,
+                details=details,
             )
         ]
 

@@ -133,3 +133,35 @@ def test_a_derived_refresh_ranks_below_the_upstream_data_it_was_computed_from() 
     )
     assert [s.change.subject for s in ranked] == ["telemetry_snapshot", "features"]
     assert "computed, by unchanged code, from" in ranked[1].explanation
+
+
+def _deploy(kind: str, summary: str, hour: int = 1, **details: object) -> Change:
+    return Change(
+        kind=kind,
+        subject="features",
+        at=DAY.replace(hour=hour),
+        summary=summary,
+        partition="2026-01-12",
+        lineage_distance=1,
+        details=dict(details),
+    )
+
+
+def test_a_relabelled_deploy_yields_a_shared_apply_replay_to_the_library_upgrade() -> None:
+    # One apply replay measures both: today's code holds the library and the new label.
+    relabel = _deploy(
+        "code",
+        "features[2026-01-12]: code version features-2 -> features-2.7 (same code fingerprint)",
+        code_unchanged=True,
+    )
+    library = _deploy("environment", "features[2026-01-12]: pandas 3.1.1 -> 3.2.0")
+    refactor = _deploy(
+        "code", "features[2026-01-12]: code version features-2 -> features-3", hour=2
+    )
+    replay = _replay(relabel, metric="f1", effect=1.0, passed=False, direction="apply")
+    shared = {change_key(c): replay for c in (relabel, library, refactor)}
+    evidence = evidence_for([relabel, library, refactor], EvidenceInputs(replays=shared))
+    assert evidence[change_key(library)].value == 1.0
+    assert evidence[change_key(refactor)].value == 1.0
+    assert evidence[change_key(relabel)].value == 0.5
+    assert "same fingerprint" in " ".join(evidence[change_key(relabel)].reasons)

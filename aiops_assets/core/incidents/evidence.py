@@ -31,6 +31,9 @@ EVIDENCE_RESOLUTION = 0.05
 STRONG_LABEL_EVIDENCE = 0.9
 # Metrics that need labeled positives to be good (the false-alarm rate does not).
 POSITIVE_METRICS = frozenset({"f1", "recall", "precision"})
+# The share of an apply replay's effect left to a deploy whose code fingerprint did not change:
+# what the replay reproduced came with something else deployed at the same time.
+SAME_CODE_SHARE = 0.5
 # A data change characterized but not replayed counts at most this much.
 UNREPLAYED_DATA_WEIGHT = 0.5
 # Findings whose kind is a fault of the feed, not a change in the world the model watches.
@@ -166,6 +169,16 @@ def measure_evidence(change: Change, inputs: EvidenceInputs) -> Evidence:
     if replay is not None and replay.error is None:
         if replay.decoy:
             return Evidence(0.0, (replay.words(),), "replay", decoy=True)
+        if _same_code(change):
+            return Evidence(
+                replay.effect * SAME_CODE_SHARE,
+                (
+                    replay.words(),
+                    "its code version changed but the code it runs did not (same fingerprint):"
+                    " the replay applies everything deployed with it, which did the rest",
+                ),
+                "replay",
+            )
         return Evidence(replay.effect, (replay.words(),), "replay")
     reasons = [replay.words()] if replay is not None else []
     if change.kind == "labels":
@@ -188,6 +201,13 @@ def measure_evidence(change: Change, inputs: EvidenceInputs) -> Evidence:
         why = f"the data changed ({words}){', ' + where if where else ''}; not replayed"
         return Evidence(strength, (*reasons, why), "data")
     return Evidence(0.0, (*reasons, "no measured evidence"), "none")
+
+
+def _same_code(change: Change) -> bool:
+    """A deploy that relabelled the code without changing it (``code_unchanged`` is recorded
+    from the code fingerprints of the two materializations)."""
+    details = change.details if isinstance(change.details, Mapping) else {}
+    return change.kind == "code" and details.get("code_unchanged") is True
 
 
 def _explained_by(change: Change, others: Mapping[str, tuple[Change, Evidence]]) -> Change | None:

@@ -12,6 +12,8 @@ import dagster as dg
 import pandas as pd
 
 from aiops_assets.baselines import profile_metadata, store_profile
+from aiops_assets.core import models as core_models
+from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
 from aiops_assets.core.drift import build_profile, calibrate
 from aiops_assets.core.features import LABEL, TIMESTAMP
 from aiops_assets.core.flags import pinned_version
@@ -97,6 +99,7 @@ def build_anomaly_scores_asset(
                 "alert_rate": dg.MetadataValue.float(float(frame["alert"].mean())),
                 "mean_score": dg.MetadataValue.float(float(frame[SCORE].mean())),
                 "model_sha256": dg.MetadataValue.text(champion_model.sha256),
+                FINGERPRINT_KEY: dg.MetadataValue.text(code_fingerprint([core_models])),
                 "model_version": dg.MetadataValue.int(0 if version is None else version.version),
                 "served_versions": dg.MetadataValue.json(
                     {service: served or 0 for service, served in serving.items()}

@@ -7,6 +7,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from aiops_assets.core import features as core_features
+from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
 from aiops_assets.core.environments import EnvironmentRefusal
 from aiops_assets.core.features import (
     SERVICE,
@@ -146,6 +148,7 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
                 "feature_spec": dg.MetadataValue.json(spec.to_dict()),
                 "config_hash": dg.MetadataValue.text(config_hash(config)),
                 PACKAGES_KEY: dg.MetadataValue.json(package_versions(FEATURE_LIBRARIES)),
+                FINGERPRINT_KEY: dg.MetadataValue.text(code_fingerprint([core_features])),
                 "feature_sets_by_service": dg.MetadataValue.json(
                     {service: item.version_id for service, item in sorted(by_service.items())}
                 ),

@@ -9,9 +9,12 @@ import pandas as pd
 from pydantic import Field
 
 from aiops_assets.checks.quality import QualityGate
+from aiops_assets.core import quality as core_quality
 from aiops_assets.core import telemetry
+from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
 from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
 from aiops_assets.core.store import ArtifactRef, ArtifactStore, StoreError
+from aiops_assets.core.telemetry import contract as telemetry_contract
 from aiops_assets.io import asset_ref_name
 from aiops_assets.keys import SNAPSHOT_KEY
 from aiops_assets.metadata import (
@@ -120,6 +123,9 @@ def build_snapshot_asset(
                 **artifact_metadata(ref),
                 **frame_metadata(frame),
                 "source": dg.MetadataValue.text(source),
+                FINGERPRINT_KEY: dg.MetadataValue.text(
+                    code_fingerprint([telemetry_contract, core_quality])
+                ),
                 "seed": dg.MetadataValue.int(telemetry_source.seed),
                 "first_timestamp": dg.MetadataValue.text(str(frame[telemetry.TIMESTAMP].min())),
                 "last_timestamp": dg.MetadataValue.text(str(frame[telemetry.TIMESTAMP].max())),
