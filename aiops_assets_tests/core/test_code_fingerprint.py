@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import types
+from typing import Any
 from unittest import mock
 
 from aiops_assets.core import features as core_features
@@ -40,7 +41,7 @@ def test_a_function_patched_at_run_time_changes_it() -> None:
     before = code_fingerprint([core_features])
     original = core_features._service_features
 
-    def clipped(*args: object, **kwargs: object) -> object:
+    def clipped(*args: Any, **kwargs: Any) -> Any:
         return original(*args, **kwargs)
 
     with mock.patch.object(core_features, "_service_features", clipped):
