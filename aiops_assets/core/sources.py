@@ -2,5 +2,5 @@
 
 from typing import Literal, get_args
 
-SourceKind = Literal["scenario", "directory", "nab"]
+SourceKind = Literal["scenario", "directory", "nab", "prometheus", "sql"]
 SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
