@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -42,9 +42,16 @@ __all__ = [
     "AlertSink",
     "AlertState",
     "DeliveryReceipt",
+    "DeliveryReport",
+    "FanOutSink",
+    "JournaledSink",
+    "JsonPoster",
     "OutboxSink",
+    "PartialDeliveryError",
+    "QueuedAlert",
     "RecordingSink",
     "WebhookSink",
+    "deliver_queue",
     "sink_from_url",
 ]
 
@@ -228,6 +235,104 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _RETRYABLE_STATUS = frozenset({429}) | frozenset(range(500, 600))
 
 
+class JsonPoster:
+    """POSTs JSON bodies the way every HTTP sink should: bounded, patient, never redirected.
+
+    A network call from a sensor tick must not hang it (``timeout``), should ride out a short
+    outage (capped exponential backoff, honoring a numeric ``Retry-After``) and must not repeat a
+    request the server already rejected (a 4xx other than 429 fails at once). The webhook and the
+    Alertmanager sink share this one loop so they behave the same under an outage.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        max_attempts: int = 4,
+        backoff_seconds: float = 0.5,
+        backoff_factor: float = 2.0,
+        max_backoff_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if backoff_seconds < 0 or max_backoff_seconds < 0 or backoff_factor < 1:
+            raise ValueError(
+                "backoff_seconds and max_backoff_seconds must be >= 0 and backoff_factor >= 1"
+            )
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.backoff_factor = backoff_factor
+        self.max_backoff_seconds = max_backoff_seconds
+        self._sleep = sleep
+        self._headers = {
+            "User-Agent": "aiops-assets-alerts",
+            **(headers or {}),
+            "Content-Type": "application/json",
+        }
+        self._opener = urllib.request.build_opener(_NoRedirect())
+
+    def backoff(self, attempt: int) -> float:
+        """The wait after failed attempt ``attempt`` (1-based) when the server gave no hint."""
+        return min(
+            self.backoff_seconds * self.backoff_factor ** (attempt - 1), self.max_backoff_seconds
+        )
+
+    def post(self, url: str, payload: Any, *, what: str, where: str) -> DeliveryReceipt:
+        """Deliver ``payload`` (a JSON value) or raise `AlertDeliveryError` naming ``what`` and
+        ``where`` (``where`` must already be redacted: it goes into the error message)."""
+        body = json.dumps(_strict_json(payload), allow_nan=False, default=str).encode()
+        cause = ""
+        status: int | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            wait = self.backoff(attempt)
+            request = urllib.request.Request(url, data=body, headers=self._headers, method="POST")
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    status = int(response.status)
+                    response.read()
+                if 200 <= status < 300:
+                    return DeliveryReceipt(sink=where, attempts=attempt, status=status)
+                cause = f"HTTP {status}"
+                raise AlertDeliveryError(
+                    f"{what} not delivered to {where}: unexpected {cause} (attempt {attempt})",
+                    sink=where,
+                    attempts=attempt,
+                    status=status,
+                )
+            except urllib.error.HTTPError as error:
+                status = error.code
+                cause = f"HTTP {status} {error.reason}".rstrip() + _error_body(error)
+                if status not in _RETRYABLE_STATUS:
+                    raise AlertDeliveryError(
+                        f"{what} rejected by {where}: {cause} (not retried, "
+                        f"attempt {attempt} of {self.max_attempts})",
+                        sink=where,
+                        attempts=attempt,
+                        status=status,
+                    ) from None
+                hint = _retry_after(error.headers.get("Retry-After") if error.headers else None)
+                if hint is not None:
+                    wait = min(hint, self.max_backoff_seconds)
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+                # URLError wraps refused/unreachable; a timeout mid-read surfaces as OSError.
+                status = None
+                reason = getattr(error, "reason", None) or error
+                cause = f"{type(error).__name__}: {reason}"
+            if attempt < self.max_attempts:
+                self._sleep(wait)
+        raise AlertDeliveryError(
+            f"{what} not delivered to {where} after {self.max_attempts} attempt(s): {cause}",
+            sink=where,
+            attempts=self.max_attempts,
+            status=status,
+        )
+
+
 class WebhookSink:
     """POSTs each alert as JSON to a Slack-compatible incoming webhook, retrying a short outage."""
 
@@ -246,27 +351,16 @@ class WebhookSink:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme.lower() not in ("http", "https") or not parsed.hostname:
             raise ValueError("a webhook URL must be http(s)://host/...; got " + _redact(url))
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
-        if backoff_seconds < 0 or max_backoff_seconds < 0 or backoff_factor < 1:
-            raise ValueError(
-                "backoff_seconds and max_backoff_seconds must be >= 0 and backoff_factor >= 1"
-            )
         self.url = url
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.backoff_seconds = backoff_seconds
-        self.backoff_factor = backoff_factor
-        self.max_backoff_seconds = max_backoff_seconds
-        self._sleep = sleep
-        self._headers = {
-            "User-Agent": "aiops-assets-alerts",
-            **(headers or {}),
-            "Content-Type": "application/json",
-        }
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self.poster = JsonPoster(
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_seconds=backoff_seconds,
+            backoff_factor=backoff_factor,
+            max_backoff_seconds=max_backoff_seconds,
+            sleep=sleep,
+            headers=headers,
+        )
 
     def describe(self) -> str:
         return _redact(self.url)
@@ -276,61 +370,11 @@ class WebhookSink:
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt ``attempt`` (1-based) when the server gave no hint."""
-        return min(
-            self.backoff_seconds * self.backoff_factor ** (attempt - 1), self.max_backoff_seconds
-        )
+        return self.poster.backoff(attempt)
 
     def send(self, alert: Alert) -> DeliveryReceipt:
-        body = json.dumps(_strict_json(alert.to_payload()), allow_nan=False, default=str).encode()
-        where = self.describe()
-        cause = ""
-        status: int | None = None
-        for attempt in range(1, self.max_attempts + 1):
-            wait = self.backoff(attempt)
-            request = urllib.request.Request(
-                self.url, data=body, headers=self._headers, method="POST"
-            )
-            try:
-                with self._opener.open(request, timeout=self.timeout) as response:
-                    status = int(response.status)
-                    response.read()
-                if 200 <= status < 300:
-                    return DeliveryReceipt(sink=where, attempts=attempt, status=status)
-                cause = f"HTTP {status}"
-                raise AlertDeliveryError(
-                    f"alert {alert.kind} not delivered to {where}: unexpected {cause} "
-                    f"(attempt {attempt})",
-                    sink=where,
-                    attempts=attempt,
-                    status=status,
-                )
-            except urllib.error.HTTPError as error:
-                status = error.code
-                cause = f"HTTP {status} {error.reason}".rstrip() + _error_body(error)
-                if status not in _RETRYABLE_STATUS:
-                    raise AlertDeliveryError(
-                        f"alert {alert.kind} rejected by {where}: {cause} (not retried, "
-                        f"attempt {attempt} of {self.max_attempts})",
-                        sink=where,
-                        attempts=attempt,
-                        status=status,
-                    ) from None
-                hint = _retry_after(error.headers.get("Retry-After") if error.headers else None)
-                if hint is not None:
-                    wait = min(hint, self.max_backoff_seconds)
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-                # URLError wraps refused/unreachable; a timeout mid-read surfaces as OSError.
-                status = None
-                reason = getattr(error, "reason", None) or error
-                cause = f"{type(error).__name__}: {reason}"
-            if attempt < self.max_attempts:
-                self._sleep(wait)
-        raise AlertDeliveryError(
-            f"alert {alert.kind} not delivered to {where} after {self.max_attempts} "
-            f"attempt(s): {cause}",
-            sink=where,
-            attempts=self.max_attempts,
-            status=status,
+        return self.poster.post(
+            self.url, alert.to_payload(), what=f"alert {alert.kind}", where=self.describe()
         )
 
 
@@ -437,13 +481,151 @@ class JournaledSink:
     def describe(self) -> str:
         return f"{self.primary.describe()} (journal {self.journal.path})"
 
-    def send(self, alert: Alert) -> DeliveryReceipt:
-        receipt = self.primary.send(alert)
+    @property
+    def targets(self) -> tuple[str, ...] | None:
+        """The primary's delivery targets, when it fans out (see `FanOutSink.targets`)."""
+        return getattr(self.primary, "targets", None)
+
+    def send(self, alert: Alert, *, only: Collection[str] | None = None) -> DeliveryReceipt:
+        """Deliver, then journal: with a fan-out primary, once the alert reached every target
+        (``only`` names the targets still owed it after a partial failure)."""
+        if only is not None and isinstance(self.primary, FanOutSink):
+            receipt = self.primary.send(alert, only=only)
+        else:
+            receipt = self.primary.send(alert)
         try:
             self.journal.send(alert)
         except AlertDeliveryError as error:
             self.journal_errors.append(str(error))
         return receipt
+
+
+class PartialDeliveryError(AlertDeliveryError):
+    """Some sinks of a `FanOutSink` took the alert and some did not.
+
+    ``failed`` maps each target that failed to its error, ``delivered`` lists those that took
+    it, so a retry goes only where the alert is still owed (no duplicate Slack message because
+    Alertmanager was down).
+    """
+
+    def __init__(self, message: str, *, failed: Mapping[str, str], delivered: Sequence[str]):
+        super().__init__(message, sink=", ".join(failed), attempts=1)
+        self.failed = dict(failed)
+        self.delivered = list(delivered)
+
+
+class FanOutSink:
+    """Every alert to several sinks (a webhook and each Alertmanager of an HA pair), each with
+    its own retries; one sink that fails never keeps the alert from the others.
+
+    A sink is named by its *target*, ``"<position>:<describe()>"``: stable while the
+    configuration is, safe to keep in a sensor cursor (no credential), and different for two
+    webhooks on the same host.
+    """
+
+    def __init__(self, sinks: Sequence[AlertSink]) -> None:
+        if not sinks:
+            raise ValueError("a fan-out sink needs at least one sink")
+        self.sinks = list(sinks)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(f"{index}:{sink.describe()}" for index, sink in enumerate(self.sinks))
+
+    def describe(self) -> str:
+        return " + ".join(sink.describe() for sink in self.sinks)
+
+    def __repr__(self) -> str:
+        return f"FanOutSink({self.sinks!r})"
+
+    def send(self, alert: Alert, *, only: Collection[str] | None = None) -> DeliveryReceipt:
+        """Try every sink (or only the targets in ``only``; a target no longer configured is
+        owed nothing) and raise `PartialDeliveryError` naming the ones that failed."""
+        failed: dict[str, str] = {}
+        delivered: list[str] = []
+        attempts = 0
+        for target, sink in zip(self.targets, self.sinks, strict=True):
+            if only is not None and target not in only:
+                continue
+            try:
+                attempts = max(attempts, sink.send(alert).attempts)
+                delivered.append(target)
+            except AlertDeliveryError as error:
+                attempts = max(attempts, error.attempts)
+                failed[target] = str(error)
+        if failed:
+            raise PartialDeliveryError(
+                f"alert {alert.kind} not delivered to {len(failed)} of "
+                f"{len(failed) + len(delivered)} sink(s): " + "; ".join(failed.values()),
+                failed=failed,
+                delivered=delivered,
+            )
+        return DeliveryReceipt(sink=self.describe(), attempts=max(attempts, 1), status=None)
+
+
+@dataclass(frozen=True)
+class QueuedAlert:
+    """An alert waiting for delivery; ``owed`` lists the fan-out targets still owed it
+    (``None``: every sink)."""
+
+    alert: Alert
+    owed: tuple[str, ...] | None = None
+
+
+@dataclass
+class DeliveryReport:
+    """What `deliver_queue` did: alerts now delivered everywhere, those still owed somewhere,
+    and one line per failure (sink and cause, no credential)."""
+
+    sent: list[Alert] = field(default_factory=list)
+    pending: list[QueuedAlert] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def deliver_queue(sink: AlertSink, queue: Sequence[QueuedAlert]) -> DeliveryReport:
+    """Send a queue in order, keeping each sink's own order and keeping a failing sink from
+    blocking the others.
+
+    A sink that fails in this pass gets none of the later alerts until the next pass (they
+    queue behind the one it missed, so it never sees a recovery before its failure), while the
+    sinks that work receive every alert now. A sink without fan-out is one target: once it
+    fails, the rest of the queue waits.
+    """
+    targets: tuple[str, ...] | None = getattr(sink, "targets", None)
+    report = DeliveryReport()
+    down: set[str] = set()
+    blocked = False
+    for item in queue:
+        if targets is None:
+            if not blocked:
+                try:
+                    sink.send(item.alert)
+                    report.sent.append(item.alert)
+                    continue
+                except AlertDeliveryError as error:
+                    report.errors.append(str(error))
+                    blocked = True
+            report.pending.append(item)
+            continue
+        owed = [t for t in (item.owed if item.owed is not None else targets) if t in targets]
+        now = [target for target in owed if target not in down]
+        still = [target for target in owed if target in down]
+        if now:
+            try:
+                sink.send(item.alert, only=now)  # type: ignore[call-arg]
+            except PartialDeliveryError as error:
+                down.update(error.failed)
+                still.extend(error.failed)
+                report.errors.extend(error.failed.values())
+            except AlertDeliveryError as error:
+                down.update(now)
+                still.extend(now)
+                report.errors.append(str(error))
+        if still:
+            report.pending.append(QueuedAlert(item.alert, tuple(t for t in owed if t in still)))
+        else:
+            report.sent.append(item.alert)
+    return report
 
 
 class RecordingSink:

@@ -1,4 +1,4 @@
-"""``alert_on_check_failure``: WARN and ERROR check results to a webhook, once, and their recovery."""
+"""``alert_on_check_failure``: WARN and ERROR check results to the alert sinks, once, and their recovery."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from aiops_assets.core.alerts import Alert, AlertDeliveryError, AlertSink, AlertState
+from aiops_assets.core.alerts import Alert, AlertSink, AlertState, QueuedAlert, deliver_queue
 from aiops_assets.resources import AlertSinkResource
 from aiops_assets.sensors.history import CheckEvaluation, all_check_keys
 from aiops_assets.sensors.skeleton import CheckSensor, Tick, open_tick
 
 _STATE = "state"
 _PENDING = "pending"
+# Parallel to _PENDING: the fan-out targets each queued alert is still owed (None: every sink).
+_OWED = "pending_owed"
 
 
 def build_alert_on_check_failure_sensor(
@@ -27,8 +29,8 @@ def build_alert_on_check_failure_sensor(
     ``check_keys`` default to every check of the code location. A check that keeps failing is
     alerted once (again only if it escalates from WARN to ERROR); the key is the check and its
     partition. Delivery retries with backoff inside the sink; an alert that still cannot be
-    delivered stays queued in the cursor and is retried on the next tick, so a webhook outage
-    loses nothing. The tick's skip reason says what was sent and what is queued. Alerts go to
+    delivered stays queued in the cursor and is retried on the next tick (with several sinks,
+    only at the sinks that missed it), so a webhook or Alertmanager outage loses nothing. The tick's skip reason says what was sent and what is queued. Alerts go to
     the ``alert_sink`` resource (:class:`AlertSinkResource`).
 
     Args:
@@ -58,47 +60,49 @@ def build_alert_on_check_failure_sensor(
         queue = _queue_alerts(tick, alert_sink)
         sink = alert_sink.get_sink()
         sent, pending = _deliver(context, sink, queue)
-        tick.cursor.extra[_PENDING] = [alert.to_json() for alert in pending]
+        tick.cursor.extra[_PENDING] = [item.alert.to_json() for item in pending]
+        if any(item.owed is not None for item in pending):
+            tick.cursor.extra[_OWED] = [
+                None if item.owed is None else list(item.owed) for item in pending
+            ]
         return tick.skip(_report(len(tick.evaluations), sink.describe(), sent, pending))
 
     return sensor.define(alert_on_check_failure)
 
 
-def _queue_alerts(tick: Tick, alert_sink: AlertSinkResource) -> list[Alert]:
-    """Alerts still queued from earlier ticks, then one per check that starts failing,
-    escalates or recovers in this tick; the alert state moves into the tick's cursor."""
+def _queue_alerts(tick: Tick, alert_sink: AlertSinkResource) -> list[QueuedAlert]:
+    """Alerts still queued from earlier ticks (with the sinks still owed them), then one per
+    check that starts failing, escalates or recovers in this tick; the alert state moves into
+    the tick's cursor."""
     state = AlertState.from_json(tick.cursor.extra.get(_STATE))
-    queue = [Alert.from_json(item) for item in tick.cursor.extra.get(_PENDING, [])]
+    pending = tick.cursor.extra.get(_PENDING, [])
+    owed = tick.cursor.extra.get(_OWED) or [None] * len(pending)
+    queue = [
+        QueuedAlert(Alert.from_json(item), None if targets is None else tuple(targets))
+        for item, targets in zip(pending, owed, strict=False)
+    ]
     for evaluation in tick.evaluations:
         action = state.observe(
             evaluation.label, failing=not evaluation.passed, severity=evaluation.severity
         )
         if action is not None:
-            queue.append(_alert(evaluation, action, alert_sink))
+            queue.append(QueuedAlert(_alert(evaluation, action, alert_sink)))
     tick.cursor.extra = {_STATE: state.to_json()}
     return queue
 
 
 def _deliver(
-    context: dg.SensorEvaluationContext, sink: AlertSink, queue: list[Alert]
-) -> tuple[list[Alert], list[Alert]]:
-    """Send in order; once the sink is down, the rest waits for the next tick, in order."""
-    sent: list[Alert] = []
-    pending: list[Alert] = []
-    for alert in queue:
-        if pending:
-            pending.append(alert)
-            continue
-        try:
-            sink.send(alert)
-            sent.append(alert)
-        except AlertDeliveryError as error:
-            context.log.warning(f"alert not delivered, queued for the next tick: {error}")
-            pending.append(alert)
-    return sent, pending
+    context: dg.SensorEvaluationContext, sink: AlertSink, queue: list[QueuedAlert]
+) -> tuple[list[Alert], list[QueuedAlert]]:
+    """Send in order; a sink that is down gets the rest at the next tick, in order, while
+    the other sinks of a fan-out get them now (``deliver_queue``)."""
+    report = deliver_queue(sink, queue)
+    for error in report.errors:
+        context.log.warning(f"alert not delivered, queued for the next tick: {error}")
+    return report.sent, report.pending
 
 
-def _report(evaluated: int, sink: str, sent: list[Alert], pending: list[Alert]) -> str:
+def _report(evaluated: int, sink: str, sent: list[Alert], pending: list[QueuedAlert]) -> str:
     return (
         f"{evaluated} new evaluation(s); sent {len(sent)} alert(s) to {sink}"
         + (f": {', '.join(f'{a.kind} {a.check}[{a.partition}]' for a in sent[:5])}" if sent else "")
