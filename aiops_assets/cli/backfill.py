@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +52,8 @@ VERDICTS = {
     cls=Command,
     help="Materialize telemetry_snapshot and features (and anomaly_scores with its checks, once "
     "a champion is in service) for each day from --from to --to, both included, in order, in "
-    "the project's Dagster instance. Days must lie in the partition range (AIOPS_START, "
-    "AIOPS_DAYS). A day quarantined by the quality gate is reported and skipped; any other "
+    "the project's Dagster instance. Days must lie in the closed partitions (AIOPS_START, "
+    "AIOPS_DAYS or AIOPS_NOW, AIOPS_LAG). A day quarantined by the quality gate is reported and skipped; any other "
     "failure stops the backfill (exit 1).",
 )
 @click.option(
@@ -97,13 +97,21 @@ def backfill(first: date, last: date, ingest_only: bool, home: Path | None, as_j
 
 
 def check_range(settings: PipelineSettings, first: date, last: date) -> None:
-    """Before anything starts: the range is ordered and inside the daily partitions."""
+    """Before anything starts: the range is ordered and inside the closed daily partitions."""
+    from aiops_assets.reference.clock import closed_until
+
+    if settings.partition != "daily":
+        raise CliError(
+            f"aiops backfill walks daily partitions, and AIOPS_PARTITION is {settings.partition}: "
+            "backfill hourly partitions from the UI (Materialize > a partition range)"
+        )
     if last < first:
         raise CliError(f"--to {last} is before --from {first}")
-    if first < settings.start or last >= settings.end:
+    end = closed_until(settings.now or datetime.now(UTC), settings.lag, "daily").date()
+    if first < settings.start or last >= end:
         raise CliError(
             f"{first}..{last} is outside the daily partitions {settings.start}.."
-            f"{settings.end - timedelta(days=1)}; set AIOPS_START / AIOPS_DAYS to cover it "
+            f"{end - timedelta(days=1)}; set AIOPS_START / AIOPS_DAYS (or AIOPS_NOW) to cover it "
             "(the UI's code location reads the same variables)"
         )
 

@@ -72,12 +72,26 @@ def validate_demo_settings(settings: PipelineSettings) -> None:
         )
     if isinstance(settings.seed, bool) or not isinstance(settings.seed, int) or settings.seed < 0:
         raise ValueError(f"the seed must be a non-negative integer; got {settings.seed!r}")
+    _validate_clock(settings)
     _validate_start(settings)
     _validate_home(settings.home)
     if not settings.deployment.can_promote:
         raise ValueError(
             f"the demo promotes models and a feature set, which the {settings.deployment.name} "
             "environment cannot do: run it in dev (unset AIOPS_ENV)"
+        )
+
+
+def _validate_clock(settings: PipelineSettings) -> None:
+    """The demo replays its days on its own fixed clock, so its output is the same every day."""
+    if settings.partition != "daily":
+        raise ValueError(
+            f"the demo replays daily partitions; got AIOPS_PARTITION={settings.partition}: unset it"
+        )
+    if settings.clock:
+        raise ValueError(
+            f"the demo runs on its fixed clock (the end of its days); got AIOPS_NOW="
+            f"{settings.clock}: unset it"
         )
 
 

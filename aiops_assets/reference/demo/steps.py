@@ -181,6 +181,14 @@ def _same_reason(one: str, other: str) -> bool:
     )
 
 
+def _ticks_here(sensor: dg.SensorDefinition) -> bool:
+    """The loop's sensors tick in the demo; the automation sensor needs the daemon, and the
+    run-failure alert watches a deployment's scheduled runs, not a replay's."""
+    return not isinstance(
+        sensor, (dg.AutomationConditionSensorDefinition, dg.RunStatusSensorDefinition)
+    )
+
+
 class SensorLoop:
     """The project's sensors, ticked after each served day, with their run requests executed here
     in-process exactly as the daemon would launch them (same job, run config, tags, run key)."""
@@ -189,7 +197,7 @@ class SensorLoop:
         self.definitions = definitions
         self.instance = steps.instance
         self.steps = steps
-        self.sensors = list(definitions.sensors or [])
+        self.sensors = [sensor for sensor in definitions.sensors or [] if _ticks_here(sensor)]
         self.cursors: dict[str, str | None] = {sensor.name: None for sensor in self.sensors}
 
     def start(self) -> None:

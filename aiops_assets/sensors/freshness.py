@@ -1,0 +1,179 @@
+"""``alert_on_stale_asset``: an alert when an asset breaks its ``dg.FreshnessPolicy``, and one when
+it is fresh again.
+
+Dagster shows each asset's freshness in the UI, but in open source nothing pages anyone when it
+turns red (alerts on freshness are a Dagster+ feature, and the state Dagster records is read only
+through storage internals that Dagster+ does not serve). So this sensor judges each watched asset
+itself, as Dagster's own evaluator does for a time-window policy: the age of its latest
+materialization against the policy's warn and fail windows. It reads only the public
+``instance.fetch_materializations`` and sends through the ``alert_sink`` resource, once per
+problem, with the recovery, queuing what a sink that is down could not take.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dagster as dg
+
+from aiops_assets.core.alerts import Alert, AlertDeliveryError, AlertState
+from aiops_assets.resources import AlertSinkResource
+
+
+@dataclass(frozen=True)
+class WatchedAsset:
+    """One asset and its time-window policy's windows."""
+
+    key: dg.AssetKey
+    fail_window: timedelta
+    warn_window: timedelta | None
+
+    def severity(self, age: timedelta) -> str | None:
+        """ERROR past the fail window, WARN past the warn window, None while fresh."""
+        if age >= self.fail_window:
+            return "ERROR"
+        if self.warn_window is not None and age >= self.warn_window:
+            return "WARN"
+        return None
+
+
+def watched_assets(assets: Sequence[dg.AssetsDefinition]) -> list[WatchedAsset]:
+    """Every asset spec among ``assets`` with a time-window freshness policy."""
+    watched = []
+    for definition in assets:
+        for spec in definition.specs:
+            # A time-window policy is the one with a fail window (its class is not public).
+            fail = getattr(spec.freshness_policy, "fail_window", None)
+            if fail is not None:
+                warn = getattr(spec.freshness_policy, "warn_window", None)
+                watched.append(
+                    WatchedAsset(
+                        spec.key, fail.to_timedelta(), warn.to_timedelta() if warn else None
+                    )
+                )
+    return sorted(watched, key=lambda item: item.key.to_user_string())
+
+
+def build_alert_on_stale_asset_sensor(
+    assets: Sequence[dg.AssetsDefinition],
+    *,
+    name: str = "alert_on_stale_asset",
+    minimum_interval_seconds: int = 300,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    clock: Callable[[], float] = time.time,
+) -> dg.SensorDefinition:
+    """A sensor alerting when an asset among ``assets`` fails (or warns on) its freshness policy.
+
+    Args:
+        assets: The assets to watch; those with a ``dg.FreshnessPolicy.time_window`` are.
+        name: The sensor's name (unique in the code location).
+        minimum_interval_seconds: How often the daemon evaluates it.
+        default_status: STOPPED by default: a team switches alerting on when it is ready.
+        clock: Wall-clock seconds (a test passes a fixed one).
+
+    Example:
+        >>> build_alert_on_stale_asset_sensor(my_assets)  # doctest: +SKIP
+    """
+    watched = watched_assets(assets)
+    if not watched:
+        raise ValueError(f"{name}: none of the assets has a time-window freshness policy")
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=(
+            "Alerts when "
+            + ", ".join(item.key.to_user_string() for item in watched)
+            + " is older than its freshness policy allows, and when it is fresh again."
+        ),
+    )
+    def alert_on_stale_asset(
+        context: dg.SensorEvaluationContext, alert_sink: AlertSinkResource
+    ) -> dg.SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        state = AlertState.from_json(cursor.get("state"))
+        queue = [Alert.from_json(item) for item in cursor.get("pending", [])]
+        now = clock()
+        for item in watched:
+            queue.extend(_observe(context.instance, item, state, now))
+        sent, pending = _deliver(context, alert_sink, queue)
+        new_cursor = {"state": state.to_json(), "pending": [a.to_json() for a in pending]}
+        return dg.SensorResult(
+            skip_reason=_report(len(watched), sent, pending), cursor=json.dumps(new_cursor)
+        )
+
+    return alert_on_stale_asset
+
+
+def _observe(
+    instance: dg.DagsterInstance, item: WatchedAsset, state: AlertState, now: float
+) -> list[Alert]:
+    """The alert (or recovery) one asset's freshness calls for; none for a never-materialized
+    asset, whose freshness Dagster calls unknown."""
+    records = instance.fetch_materializations(item.key, limit=1).records
+    if not records:
+        return []
+    age = timedelta(seconds=max(0.0, now - records[0].timestamp))
+    severity = item.severity(age)
+    label = f"freshness {item.key.to_user_string()}"
+    action = state.observe(label, failing=severity is not None, severity=severity or "INFO")
+    if action is None:
+        return []
+    partition = records[0].partition_key
+    recovered = action == "recovery"
+    return [
+        Alert(
+            kind="asset_fresh" if recovered else "asset_stale",
+            severity="INFO" if recovered else str(severity),
+            summary=_summary(item, age, partition, recovered),
+            asset=item.key.to_user_string(),
+            partition=partition,
+            details={"age_seconds": round(age.total_seconds())},
+            dedup_key=label,
+        )
+    ]
+
+
+def _summary(item: WatchedAsset, age: timedelta, partition: str | None, recovered: bool) -> str:
+    name = item.key.to_user_string()
+    latest = f" (latest: {name}[{partition}])" if partition else ""
+    if recovered:
+        return f"{name} is fresh again: last materialized {_hours(age)} ago{latest}"
+    return (
+        f"{name} is stale: last materialized {_hours(age)} ago{latest}, past its freshness "
+        f"window of {_hours(item.fail_window)} (warn at "
+        f"{_hours(item.warn_window) if item.warn_window else 'none'}); is its schedule on?"
+    )
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+def _deliver(
+    context: dg.SensorEvaluationContext, alert_sink: AlertSinkResource, queue: list[Alert]
+) -> tuple[list[Alert], list[Alert]]:
+    """Send in order; once the sink is down, the rest waits for the next tick, in order."""
+    sink = alert_sink.get_sink()
+    sent: list[Alert] = []
+    for index, alert in enumerate(queue):
+        try:
+            sink.send(alert)
+        except AlertDeliveryError as error:
+            context.log.warning(f"alert not delivered, queued for the next tick: {error}")
+            return sent, queue[index:]
+        sent.append(alert)
+    return sent, []
+
+
+def _report(watched: int, sent: list[Alert], pending: list[Alert]) -> str:
+    return (
+        f"{watched} asset(s) judged; sent {len(sent)} alert(s)"
+        + (f": {', '.join(f'{a.kind} {a.asset}' for a in sent[:5])}" if sent else "")
+        + (f"; {len(pending)} queued after a delivery failure" if pending else "")
+    )
