@@ -17,10 +17,12 @@ import dagster as dg
 import pandas as pd
 
 from aiops_assets.core import telemetry
+from aiops_assets.core.alertmanager import DEFAULT_TTL_SECONDS, AlertmanagerSink
 from aiops_assets.core.alerts import (
     Alert,
     AlertDeliveryError,
     AlertSink,
+    FanOutSink,
     JournaledSink,
     OutboxSink,
     WebhookSink,
@@ -64,9 +66,16 @@ class TelemetrySourceResource(dg.ConfigurableResource):
     """Where raw telemetry comes from.
 
     Attributes:
-        kind: ``scenario`` (the seeded generator, the default), ``directory`` (CSV/Parquet files)
-            or ``nab`` (Numenta Anomaly Benchmark layout).
+        kind: ``scenario`` (the seeded generator, the default), ``directory`` (CSV/Parquet files),
+            ``nab`` (Numenta Anomaly Benchmark layout), ``prometheus`` (PromQL range queries) or
+            ``sql`` (a table or query behind a SQLAlchemy URL).
         path: The directory for ``directory`` and ``nab``.
+        url: The Prometheus base URL or the SQLAlchemy URL. A URL with a password goes by name,
+            ``dg.EnvVar("AIOPS_SOURCE_URL")``, so the UI shows the variable, not the password.
+        mapping: The YAML mapping of ``prometheus`` and ``sql`` sources: which label or column
+            gives the service, each metric and the label (``core/telemetry/mapping.py``).
+        max_attempts: Prometheus: attempts per query (connection errors, 408/429/5xx).
+        backoff_seconds: Prometheus: the first wait between attempts; it doubles after each.
         scenario_start: First day of the generated scenario (ISO date).
         scenario_days: Length of the generated scenario in days.
         seed: Seed of the generated scenario.
@@ -81,6 +90,10 @@ class TelemetrySourceResource(dg.ConfigurableResource):
     scenario_days: int = 14
     seed: int = 20260105
     scenario_file: str = ""
+    url: str = ""
+    mapping: str = ""
+    max_attempts: int = 4
+    backoff_seconds: float = 0.5
 
     def scenario(self) -> telemetry.Scenario:
         if self.scenario_file:
@@ -94,17 +107,51 @@ class TelemetrySourceResource(dg.ConfigurableResource):
             return f"scenario({self.scenario_file})"
         if self.kind == "scenario":
             return f"scenario(seed={self.seed}, start={self.scenario_start}, days={self.scenario_days})"
+        if self.kind in ("prometheus", "sql"):
+            return f"{self.kind}({telemetry.redact_url(secret_value(self.url))}, {self.mapping})"
         return f"{self.kind}({self.path})"
 
     def load_window(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Telemetry with ``start <= timestamp < end``, as a canonical telemetry frame."""
         if self.kind == "scenario":
-            return telemetry.generate(self.scenario(), start.date(), end.date())
+            # The generator makes whole days; an hourly partition is cut from its day.
+            first, stop = pd.Timestamp(start), pd.Timestamp(end)
+            frame = telemetry.generate(self.scenario(), first.date(), stop.ceil("D").date())
+            if first == first.normalize() and stop == stop.normalize():
+                return frame
+            stamps = frame[telemetry.TIMESTAMP]
+            return frame[(stamps >= first) & (stamps < stop)].reset_index(drop=True)
+        if self.kind in ("prometheus", "sql"):
+            return self._load_mapped(start, end)
         if not self.path:
             raise ValueError(f"telemetry source kind {self.kind!r} needs a path")
         if self.kind == "directory":
             return telemetry.load_directory(self.path, start=start, end=end)
         return telemetry.load_nab(self.path, start=start, end=end)
+
+    def _load_mapped(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """A Prometheus or SQL window; an unreachable source or bad mapping is one-line Failure."""
+        url = secret_value(self.url)
+        if not url or not self.mapping:
+            raise dg.Failure(
+                description=f"a {self.kind} telemetry source needs a url and a mapping file "
+                "(AIOPS_SOURCE_URL, AIOPS_SOURCE_MAPPING)"
+            )
+        try:
+            if self.kind == "prometheus":
+                return telemetry.load_prometheus(
+                    url,
+                    telemetry.load_mapping(self.mapping, kind="prometheus"),
+                    start=start,
+                    end=end,
+                    max_attempts=self.max_attempts,
+                    backoff_seconds=self.backoff_seconds,
+                )
+            return telemetry.load_sql(
+                url, telemetry.load_mapping(self.mapping, kind="sql"), start=start, end=end
+            )
+        except (telemetry.TelemetrySourceError, telemetry.MappingError) as error:
+            raise dg.Failure(description=str(error)) from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -212,16 +259,29 @@ class AccessPolicyResource(dg.ConfigurableResource):
 
 
 class AlertSinkResource(dg.ConfigurableResource):
-    """Where alerts go: a Slack-compatible webhook, or a JSON-lines outbox file by default.
+    """Where alerts go: a Slack-compatible webhook, Alertmanager, both, or a JSON-lines outbox.
+
+    With one or more Alertmanager URLs every alert goes to each of them and to the webhook (a
+    :class:`~aiops_assets.core.alerts.FanOutSink`, each sink with its own retries: one that is
+    down keeps the alert from no other, and the alert sensor retries only the sinks still owed
+    it). The outbox then journals every alert once it reached all of them.
 
     Attributes:
         webhook_url: ``http(s)://`` URL; empty writes to ``outbox_path``. A webhook URL is a
             credential (whoever has it can post): pass it as ``dg.EnvVar``.
+        alertmanager_urls: Comma-separated Alertmanager base URLs (``http://am-1:9093,
+            http://am-2:9093``: every instance of an HA cluster, as Prometheus does); empty sends
+            none there. May hold ``user:password@``: pass it as ``dg.EnvVar`` then.
         outbox_path: The JSON-lines file alerts go to when no webhook is configured, and the
             journal of every alert delivered when one is.
         ui_url: Base URL of the Dagster UI, for the run link in each alert.
-        max_attempts: Delivery attempts per alert before it is queued for the next tick.
+        max_attempts: Delivery attempts per alert and sink before it is queued for the next tick.
         backoff_seconds: The first wait between attempts; it doubles after each.
+        service: Alertmanager's ``service`` label (the team's routing key) for every alert.
+        runbook_url: Alertmanager's ``runbook_url`` annotation; may use ``{asset}``,
+            ``{check}``, ``{partition}``, ``{kind}`` and ``{alertname}``.
+        alertmanager_ttl_seconds: How long a firing alert stays firing in Alertmanager when no
+            recovery comes (the sensor alerts once and does not re-post).
 
     Example:
         >>> AlertSinkResource(  # doctest: +SKIP
@@ -234,9 +294,17 @@ class AlertSinkResource(dg.ConfigurableResource):
     ui_url: str = "http://127.0.0.1:3000"
     max_attempts: int = 4
     backoff_seconds: float = 0.5
+    alertmanager_urls: str = ""
+    service: str = "aiops"
+    runbook_url: str = ""
+    alertmanager_ttl_seconds: float = DEFAULT_TTL_SECONDS
 
     def get_sink(self) -> AlertSink:
         webhook_url = secret_value(self.webhook_url)
+        managers = self._alertmanagers()
+        if managers:
+            sinks: list[AlertSink] = [self._webhook(webhook_url)] if webhook_url else []
+            return JournaledSink(FanOutSink(sinks + managers), OutboxSink(Path(self.outbox_path)))
         if webhook_url.startswith(("http://", "https://")):
             webhook = WebhookSink(
                 webhook_url,
@@ -245,6 +313,28 @@ class AlertSinkResource(dg.ConfigurableResource):
             )
             return JournaledSink(webhook, OutboxSink(Path(self.outbox_path)))
         return sink_from_url(webhook_url or None, outbox=Path(self.outbox_path))
+
+    def _webhook(self, url: str) -> AlertSink:
+        if url.startswith(("http://", "https://")):
+            return WebhookSink(
+                url, max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds
+            )
+        return sink_from_url(url, outbox=Path(self.outbox_path))
+
+    def _alertmanagers(self) -> list[AlertSink]:
+        urls = [url.strip() for url in secret_value(self.alertmanager_urls).split(",")]
+        return [
+            AlertmanagerSink(
+                url,
+                service=self.service,
+                runbook_url=self.runbook_url,
+                ttl_seconds=self.alertmanager_ttl_seconds,
+                max_attempts=self.max_attempts,
+                backoff_seconds=self.backoff_seconds,
+            )
+            for url in urls
+            if url
+        ]
 
     def run_url(self, run_id: str | None) -> str | None:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}" if run_id else None

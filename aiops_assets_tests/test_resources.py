@@ -113,3 +113,50 @@ def test_a_resource_used_directly_resolves_its_variable(monkeypatch: pytest.Monk
     sink = AlertSinkResource(webhook_url=dg.EnvVar("AIOPS_TEST_WEBHOOK"), outbox_path="unused")
 
     assert "hooks.slack.com" in sink.get_sink().describe()
+
+
+def test_alertmanager_urls_fan_out_with_the_webhook_and_go_by_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    managers = "http://ops:s3cr3t@am-1.example:9093, http://am-2.example:9093"
+    monkeypatch.setenv("AIOPS_ALERTMANAGER_URL", managers)
+    monkeypatch.setenv("AIOPS_ALERT_WEBHOOK", WEBHOOK)
+    monkeypatch.setenv("AIOPS_ALERT_SERVICE", "checkout")
+    settings = PipelineSettings.from_env().with_overrides(home=tmp_path / "aiops")
+    config = _ui_config(build_definitions(settings))
+    assert "s3cr3t" not in json.dumps(config, default=str)
+    assert config["alert_sink"]["service"] == "checkout"
+
+    sink = AlertSinkResource(
+        webhook_url=dg.EnvVar("AIOPS_ALERT_WEBHOOK"),
+        alertmanager_urls=dg.EnvVar("AIOPS_ALERTMANAGER_URL"),
+        outbox_path=str(tmp_path / "alerts.jsonl"),
+    ).get_sink()
+    assert sink.describe().count("alertmanager http://am-") == 2
+    assert "s3cr3t" not in sink.describe() and "hooks.slack.com" in sink.describe()
+    assert len(getattr(sink, "targets", ())) == 3
+
+
+def test_prod_accepts_alertmanager_as_its_pager(tmp_path: Path) -> None:
+    settings = PipelineSettings(
+        home=tmp_path, environment="prod", alertmanager_url="http://am.example:9093"
+    )
+    assert settings.with_overrides(home=tmp_path / "other").alertmanager_url
+    with pytest.raises(ValueError, match="AIOPS_ALERTMANAGER_URL"):
+        PipelineSettings(home=tmp_path, environment="prod")
+
+
+def test_a_sql_source_url_with_its_password_goes_by_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "sql.yaml"
+    mapping.write_text("table: metrics\nmetrics: {cpu_pct: cpu}\n")
+    monkeypatch.setenv("AIOPS_SOURCE_KIND", "sql")
+    monkeypatch.setenv("AIOPS_SOURCE_URL", LEDGER_URL)
+    monkeypatch.setenv("AIOPS_SOURCE_MAPPING", str(mapping))
+    definitions = _served_definitions(monkeypatch, tmp_path / "aiops")
+    config = _ui_config(definitions)
+
+    assert PASSWORD not in json.dumps(config, sort_keys=True)
+    assert config["telemetry_source"]["url"] == {"env": "AIOPS_SOURCE_URL"}
+    assert config["telemetry_source"]["kind"] == "sql"

@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from aiops_assets.audits import build_audit_verify_job
 from aiops_assets.baselines import build_drift_baseline_asset
 from aiops_assets.checks.baseline_quality import (
     build_baseline_quality_checks,
@@ -38,6 +39,8 @@ from aiops_assets.keys import (
     TELEMETRY_BASELINE_KEY,
     TRAIN_JOB,
 )
+from aiops_assets.reference import automation
+from aiops_assets.reference import clock as pipeline_clock
 from aiops_assets.reference.assets import build_reference_assets
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import (
@@ -55,6 +58,8 @@ from aiops_assets.sensors import (
     build_rollback_on_regression_sensor,
     build_staged_rollout_sensor,
 )
+from aiops_assets.sensors.freshness import build_alert_on_stale_asset_sensor
+from aiops_assets.sensors.run_failure import build_alert_on_run_failure_sensor
 
 # The pipeline's stages, in the order a first run needs them: daily ingest, then training and the
 # drift baselines (which need some days of features), then daily scoring and drift checks (which
@@ -72,6 +77,10 @@ SCORING_ASSETS = ("anomaly_scores",)
 PARTITIONED_ASSETS = (*INGEST_ASSETS, *SCORING_ASSETS)
 UNPARTITIONED_ASSETS = TRAINING_ASSETS
 ROLLBACK_ASSETS = ("champion_model", "score_baseline")
+DAILY_FORMAT = "%Y-%m-%d"
+# No colon (Dagster's default "%Y-%m-%d-%H:%M" has one): a partition key is part of an artifact
+# ref's name in the store, and object stores and some file systems refuse colons.
+HOURLY_FORMAT = "%Y-%m-%dT%H"
 REPRODUCIBLE_CHECK = dg.AssetCheckKey(dg.AssetKey("champion_model"), REPRODUCIBLE_CHECK_NAME)
 # Checks that cost a training each: launched by a person (UI, `aiops reproduce`), never by a job.
 ON_DEMAND_CHECKS = (REPRODUCIBLE_CHECK,)
@@ -114,10 +123,39 @@ def scoring_selection() -> dg.AssetSelection:
     return dg.AssetSelection.assets(*SCORING_ASSETS) | dg.AssetSelection.checks(*BASELINE_CHECKS)
 
 
-def daily_partitions(settings: PipelineSettings) -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(
-        start_date=settings.start.isoformat(), end_date=settings.end.isoformat()
+def time_partitions(settings: PipelineSettings) -> dg.TimeWindowPartitionsDefinition:
+    """Daily (or hourly) partitions from ``AIOPS_START`` up to the last closed window.
+
+    On the live clock they are open-ended: Dagster adds each window as it closes, and a lag of
+    whole periods holds the newest ones back (``end_offset``). A fixed clock (the default, and
+    any ``AIOPS_NOW=<datetime>``) ends them at its last closed window instead, because Dagster's
+    webserver and daemon read the real clock: the UI then shows the demo's partitions, no more.
+    """
+    kind = (
+        dg.HourlyPartitionsDefinition
+        if settings.partition == "hourly"
+        else dg.DailyPartitionsDefinition
     )
+    start = pipeline_clock.start_of(settings.start)
+    fmt = HOURLY_FORMAT if settings.partition == "hourly" else DAILY_FORMAT
+    now = settings.now
+    if now is None:
+        whole_periods, _ = pipeline_clock.lag_split(settings.lag, settings.partition)
+        return kind(
+            start_date=start.strftime(fmt), end_offset=-whole_periods, timezone="UTC", fmt=fmt
+        )
+    end = pipeline_clock.closed_until(now, settings.lag, settings.partition)
+    if end <= start:
+        raise ValueError(
+            f"the clock ({now.isoformat()}, lag {pipeline_clock.format_duration(settings.lag)}) "
+            f"closes no partition after the start {settings.start}: set AIOPS_NOW later"
+        )
+    return kind(start_date=start.strftime(fmt), end_date=end.strftime(fmt), timezone="UTC", fmt=fmt)
+
+
+def daily_partitions(settings: PipelineSettings) -> dg.TimeWindowPartitionsDefinition:
+    """The pipeline's time partitions (daily by default); kept under its first name for callers."""
+    return time_partitions(settings)
 
 
 CELERY_BROKER_ENV = "AIOPS_CELERY_BROKER"
@@ -160,6 +198,8 @@ def build_executor(settings: PipelineSettings) -> dg.ExecutorDefinition:
 
 LEDGER_URL_ENV = "AIOPS_LEDGER_URL"
 ALERT_WEBHOOK_ENV = "AIOPS_ALERT_WEBHOOK"
+SOURCE_URL_ENV = "AIOPS_SOURCE_URL"
+ALERTMANAGER_URL_ENV = "AIOPS_ALERTMANAGER_URL"
 
 
 def by_name(value: str, env_var: str) -> str:
@@ -186,6 +226,8 @@ def build_resources(
         "telemetry_source": TelemetrySourceResource(
             kind=settings.source_kind,
             path=settings.source_path or None,
+            url=by_name(settings.source_url, SOURCE_URL_ENV),
+            mapping=settings.source_mapping,
             scenario_start=settings.start.isoformat(),
             scenario_days=settings.days,
             seed=settings.seed,
@@ -203,6 +245,9 @@ def build_resources(
         "access_policy": AccessPolicyResource(path=settings.access_policy),
         "alert_sink": AlertSinkResource(
             webhook_url=by_name(settings.alert_webhook, ALERT_WEBHOOK_ENV),
+            alertmanager_urls=by_name(settings.alertmanager_url, ALERTMANAGER_URL_ENV),
+            service=settings.alert_service,
+            runbook_url=settings.alert_runbook_url,
             outbox_path=str(settings.alert_outbox),
             ui_url=settings.ui_url,
         ),
@@ -239,8 +284,11 @@ def blocking_checks_upstream(
     )
 
 
-def build_sensors() -> list[dg.SensorDefinition]:
-    """The closed loop. Stopped by default: a team switches each on in the UI when it is ready."""
+def build_sensors(
+    alert_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> list[dg.SensorDefinition]:
+    """The closed loop. Stopped by default: a team switches each on in the UI when it is ready
+    (``AIOPS_SCHEDULES=on`` starts the check alerts, with the schedules they report on)."""
     return [
         build_retrain_on_drift_sensor(
             job=TRAIN_JOB, drift_checks=[FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
@@ -248,7 +296,7 @@ def build_sensors() -> list[dg.SensorDefinition]:
         build_rollback_on_regression_sensor(
             job=ROLLBACK_JOB, performance_checks=[PERFORMANCE_CHECK]
         ),
-        build_alert_on_check_failure_sensor(),
+        build_alert_on_check_failure_sensor(default_status=alert_status),
         build_staged_rollout_sensor(job=ADOPT_JOB, performance_checks=[PERFORMANCE_CHECK]),
     ]
 
@@ -294,19 +342,24 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     )
     checks = [*data_checks, performance, reproducible]
     executor = build_executor(settings)
+    daily_job = dg.define_asset_job(
+        DAILY_JOB,
+        selection=dg.AssetSelection.assets(*PARTITIONED_ASSETS),
+        executor_def=executor,
+        description=(
+            "Snapshot, featurize and score one partition of telemetry, with every check "
+            "(the drift baselines and a champion must exist: run train_and_promote_job once)."
+        ),
+    )
+    audit_jobs = [automation.reproducibility_job(REPRODUCIBLE_CHECK), build_audit_verify_job()]
+    policed = automation.apply_policies(assets, settings)
     return dg.Definitions(
-        assets=assets,
+        assets=policed,
         asset_checks=checks,
+        schedules=automation.build_schedules(settings, daily_job),
         jobs=[
-            dg.define_asset_job(
-                DAILY_JOB,
-                selection=dg.AssetSelection.assets(*PARTITIONED_ASSETS),
-                executor_def=executor,
-                description=(
-                    "Snapshot, featurize and score one day of telemetry, with every check "
-                    "(the drift baselines and a champion must exist: run train_and_promote_job once)."
-                ),
-            ),
+            daily_job,
+            *audit_jobs,
             dg.define_asset_job(
                 TRAIN_JOB,
                 selection=without_on_demand_checks(dg.AssetSelection.assets(*UNPARTITIONED_ASSETS)),
@@ -337,7 +390,16 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
                 ),
             ),
         ],
-        sensors=build_sensors(),
+        sensors=[
+            *build_sensors(automation.sensor_status(settings)),
+            automation.build_automation_sensor(settings),
+            build_alert_on_stale_asset_sensor(
+                policed, default_status=automation.sensor_status(settings)
+            ),
+            build_alert_on_run_failure_sensor(
+                [daily_job, audit_jobs[0]], default_status=automation.sensor_status(settings)
+            ),
+        ],
         resources=resources,
         executor=executor,
     )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast, get_args
 
 from aiops_assets.core.environments import ENV_VAR, Environment, get_environment
 from aiops_assets.core.sources import SOURCE_KINDS, SourceKind
+from aiops_assets.reference import clock as pipeline_clock
 
 DEFAULT_START = date(2026, 1, 5)
 DEFAULT_DAYS = 14
@@ -37,13 +38,22 @@ class PipelineSettings:
         seed: Seed of the generated scenario; recorded with every snapshot.
         home: Project-local folder holding the Dagster instance and the artifact store.
         store_root: Artifact-store root: a local path or any fsspec URL (``s3://bucket/aiops``).
-        source_kind: ``scenario`` (generated), ``directory`` (CSV/Parquet files) or ``nab``.
+        source_kind: ``scenario`` (generated), ``directory`` (CSV/Parquet files), ``nab``,
+            ``prometheus`` or ``sql`` (``AIOPS_SOURCE_KIND``).
         source_path: The folder for ``directory`` and ``nab`` sources.
+        source_url: The Prometheus or SQLAlchemy URL of ``prometheus`` and ``sql`` sources
+            (``AIOPS_SOURCE_URL``; passed to the resource by name, as it may hold a password).
+        source_mapping: Their YAML mapping to the frame contract (``AIOPS_SOURCE_MAPPING``).
         quality_suite: The suite file that gates every snapshot (default: the telemetry suite).
         ledger_url: SQLAlchemy URL of the registry and audit ledger (default: SQLite in ``home``).
         alert_webhook: Where alerts are POSTed (Slack-compatible); empty writes them to
             ``home/alerts.jsonl`` instead, so a laptop run loses none.
         ui_url: Base URL of the Dagster UI, used for the run links in alerts.
+        alertmanager_url: Alertmanager base URL(s), comma-separated for an HA cluster
+            (``AIOPS_ALERTMANAGER_URL``); alerts then go there too, and recoveries resolve them.
+        alert_service: The ``service`` label of those alerts (``AIOPS_ALERT_SERVICE``).
+        alert_runbook_url: Their ``runbook_url`` annotation; may use ``{asset}``, ``{check}``,
+            ``{partition}``, ``{kind}``, ``{alertname}`` (``AIOPS_ALERT_RUNBOOK_URL``).
         access_policy: The roles-to-actions YAML; empty uses the packaged default.
         executor: How the project's jobs run their steps: ``in_process`` (one process, the
             default), ``multiprocess`` (a process per step) or ``celery`` (steps sent to Celery
@@ -53,6 +63,12 @@ class PipelineSettings:
             ``prod`` or ``sandbox`` (``AIOPS_ENV``); the others keep their store, ledger,
             instance and outbox in ``home/<environment>`` and decide what may be served or
             promoted (``core.environments``). prod needs an alert webhook.
+        partition: ``daily`` (the default) or ``hourly`` time partitions (``AIOPS_PARTITION``).
+        lag: How long after a window ends its partition counts as closed (``AIOPS_LAG``).
+        clock: ``AIOPS_NOW``: empty for a fixed clock at the end of ``days`` (the demo's),
+            ``live`` for the real clock (open-ended partitions), or an ISO datetime.
+        schedules: ``AIOPS_SCHEDULES=on`` starts the schedules, the automation sensor and the
+            alert sensors with the code location; off (the default), each is switched on in the UI.
     """
 
     start: date = DEFAULT_START
@@ -62,21 +78,34 @@ class PipelineSettings:
     store_root: str = ""
     source_kind: SourceKind = "scenario"
     source_path: str = ""
+    source_url: str = ""
+    source_mapping: str = ""
     quality_suite: str = str(DEFAULT_QUALITY_SUITE)
     ledger_url: str = ""
     alert_webhook: str = ""
     ui_url: str = DEFAULT_UI_URL
+    alertmanager_url: str = ""
+    alert_service: str = "aiops"
+    alert_runbook_url: str = ""
     access_policy: str = ""
     executor: ExecutorKind = "in_process"
     celery_queue: str = DEFAULT_CELERY_QUEUE
     environment: str = "dev"
+    partition: str = "daily"
+    lag: timedelta = pipeline_clock.DEFAULT_LAG
+    clock: str = ""
+    schedules: bool = False
 
     def __post_init__(self) -> None:
+        pipeline_clock.validate_granularity(self.partition)
+        pipeline_clock.validate_lag(self.lag)
+        if self.clock:
+            pipeline_clock.parse_now(self.clock)
         deployment = get_environment(self.environment)
-        if deployment.requires_webhook and not self.alert_webhook:
+        if deployment.requires_webhook and not (self.alert_webhook or self.alertmanager_url):
             raise ValueError(
                 f"the {deployment.name} environment sends alerts to a webhook: set "
-                "AIOPS_ALERT_WEBHOOK (a local outbox would page no one)"
+                "AIOPS_ALERT_WEBHOOK or AIOPS_ALERTMANAGER_URL (a local outbox would page no one)"
             )
         if self.days < 1:
             raise ValueError(f"days must be at least 1, got {self.days}")
@@ -86,7 +115,13 @@ class PipelineSettings:
             raise ValueError(f"executor must be one of {EXECUTOR_KINDS}, got {self.executor!r}")
         if not self.celery_queue:
             raise ValueError("the Celery queue name must not be empty (AIOPS_CELERY_QUEUE)")
-        if self.source_kind != "scenario" and not self.source_path:
+        if self.source_kind in ("prometheus", "sql"):
+            if not self.source_url or not self.source_mapping:
+                raise ValueError(
+                    f"a {self.source_kind!r} telemetry source needs a URL and a mapping file "
+                    "(AIOPS_SOURCE_URL, AIOPS_SOURCE_MAPPING)"
+                )
+        elif self.source_kind != "scenario" and not self.source_path:
             raise ValueError(
                 f"a {self.source_kind!r} telemetry source needs a path (AIOPS_SOURCE_PATH)"
             )
@@ -131,8 +166,16 @@ class PipelineSettings:
 
     @property
     def end(self) -> date:
-        """Exclusive end of the partition range."""
+        """Exclusive end of the configured days (the generated scenario's, and the partitions'
+        on the default fixed clock; see ``reference/clock.py``)."""
         return self.start + timedelta(days=self.days)
+
+    @property
+    def now(self) -> datetime | None:
+        """The fixed clock's instant, or None for the live clock (``AIOPS_NOW=live``)."""
+        if self.clock:
+            return pipeline_clock.parse_now(self.clock)
+        return pipeline_clock.default_now(self.start, self.days, self.lag)
 
     @property
     def dagster_home(self) -> Path:
@@ -148,9 +191,12 @@ class PipelineSettings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> PipelineSettings:
         """``AIOPS_START`` (ISO date), ``AIOPS_DAYS``, ``AIOPS_SEED``, ``AIOPS_HOME``,
-        ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND``, ``AIOPS_SOURCE_PATH``, ``AIOPS_QUALITY_SUITE``,
-        ``AIOPS_LEDGER_URL``, ``AIOPS_ALERT_WEBHOOK``, ``AIOPS_UI_URL``, ``AIOPS_ACCESS_POLICY``,
-        ``AIOPS_EXECUTOR``, ``AIOPS_CELERY_QUEUE`` and ``AIOPS_ENV``."""
+        ``AIOPS_STORE_ROOT``, ``AIOPS_SOURCE_KIND``, ``AIOPS_SOURCE_PATH``,
+        ``AIOPS_SOURCE_URL``, ``AIOPS_SOURCE_MAPPING``, ``AIOPS_QUALITY_SUITE``,
+        ``AIOPS_LEDGER_URL``, ``AIOPS_ALERT_WEBHOOK``, ``AIOPS_ALERTMANAGER_URL``,
+        ``AIOPS_ALERT_SERVICE``, ``AIOPS_ALERT_RUNBOOK_URL``, ``AIOPS_UI_URL``, ``AIOPS_ACCESS_POLICY``,
+        ``AIOPS_EXECUTOR``, ``AIOPS_CELERY_QUEUE``, ``AIOPS_ENV``, ``AIOPS_PARTITION``,
+        ``AIOPS_LAG``, ``AIOPS_NOW`` and ``AIOPS_SCHEDULES``."""
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("AIOPS_HOME", ".aiops"))
         return cls(
@@ -163,14 +209,25 @@ class PipelineSettings:
             store_root=env.get("AIOPS_STORE_ROOT", ""),
             source_kind=cast(SourceKind, env.get("AIOPS_SOURCE_KIND", "scenario")),
             source_path=env.get("AIOPS_SOURCE_PATH", ""),
+            source_url=env.get("AIOPS_SOURCE_URL", ""),
+            source_mapping=env.get("AIOPS_SOURCE_MAPPING", ""),
             quality_suite=env.get("AIOPS_QUALITY_SUITE", str(DEFAULT_QUALITY_SUITE)),
             ledger_url=env.get("AIOPS_LEDGER_URL", ""),
             alert_webhook=env.get("AIOPS_ALERT_WEBHOOK", ""),
             ui_url=env.get("AIOPS_UI_URL", DEFAULT_UI_URL),
+            alertmanager_url=env.get("AIOPS_ALERTMANAGER_URL", ""),
+            alert_service=env.get("AIOPS_ALERT_SERVICE") or "aiops",
+            alert_runbook_url=env.get("AIOPS_ALERT_RUNBOOK_URL", ""),
             access_policy=env.get("AIOPS_ACCESS_POLICY", ""),
             executor=cast(ExecutorKind, env.get("AIOPS_EXECUTOR") or "in_process"),
             celery_queue=env.get("AIOPS_CELERY_QUEUE") or DEFAULT_CELERY_QUEUE,
             environment=env.get(ENV_VAR) or "dev",
+            partition=env.get("AIOPS_PARTITION") or "daily",
+            lag=pipeline_clock.parse_duration(env["AIOPS_LAG"])
+            if env.get("AIOPS_LAG")
+            else pipeline_clock.DEFAULT_LAG,
+            clock=env.get("AIOPS_NOW", ""),
+            schedules=_switch(env.get("AIOPS_SCHEDULES", ""), "AIOPS_SCHEDULES"),
         )
 
     def with_overrides(self, **changes: object) -> PipelineSettings:
@@ -178,9 +235,22 @@ class PipelineSettings:
             # Paths derived from the old home would otherwise keep pointing into it; paths the
             # user chose explicitly stay.
             derived = PipelineSettings(
-                home=self.home, environment=self.environment, alert_webhook=self.alert_webhook
+                home=self.home,
+                environment=self.environment,
+                alert_webhook=self.alert_webhook,
+                alertmanager_url=self.alertmanager_url,
             )
             for name in ("store_root", "ledger_url"):
                 if getattr(self, name) == getattr(derived, name):
                     changes.setdefault(name, "")
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _switch(value: str, name: str) -> bool:
+    """An on/off variable: on, true, 1, yes; off, false, 0, no or empty."""
+    cleaned = value.strip().lower()
+    if cleaned in ("on", "true", "1", "yes"):
+        return True
+    if cleaned in ("", "off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, got {value!r}")
