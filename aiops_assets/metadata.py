@@ -19,6 +19,9 @@ from aiops_assets.core.telemetry import naive_utc
 NULL_FRACTION_PREFIX = "null_fraction/"
 # Versions of the libraries an asset's computation depends on, as JSON metadata.
 PACKAGES_KEY = "packages"
+# How a re-ingested partition differs from the version it replaced (late rows, rewrites), as JSON
+# (core.telemetry.revision); the change log reads it to say "late data (+N rows)".
+REVISION_KEY = "revision"
 
 
 def package_versions(names: Sequence[str]) -> dict[str, str]:

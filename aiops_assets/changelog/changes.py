@@ -24,7 +24,7 @@ from aiops_assets.core.capsule import Capsule, diff_environments
 from aiops_assets.core.flags import FlagError, diff_flags, flag_history
 from aiops_assets.core.incidents import Change
 from aiops_assets.core.ledger import Ledger
-from aiops_assets.metadata import NULL_FRACTION_PREFIX, PACKAGES_KEY
+from aiops_assets.metadata import NULL_FRACTION_PREFIX, PACKAGES_KEY, REVISION_KEY
 
 
 def _alias_changes(
@@ -148,15 +148,22 @@ def _data_change(
     new_columns = _columns(after.metadata)
     added = sorted(set(new_columns or ()) - set(old_columns or ())) if old_columns else []
     removed = sorted(set(old_columns or ()) - set(new_columns or ())) if new_columns else []
+    revision = _revision_of(after, old)
+    late = revision is not None and bool(revision.get("late_data"))
     parts = [f"{rows} rows"] if rows is not None else []
-    if before is not None and rows is not None and before.metadata.get(ROW_COUNT) is not None:
-        parts[-1] += f" ({int(rows) - int(before.metadata[ROW_COUNT]):+d})"
+    previous_rows = before.metadata.get(ROW_COUNT) if before is not None else None
+    if not late and rows is not None and previous_rows is not None:
+        parts[-1] += f" ({int(rows) - int(previous_rows):+d})"
     if added:
         parts.append(f"+{len(added)} columns")
     if removed:
         parts.append(f"-{len(removed)} columns")
     what = "new data" if before is None else f"data {str(old)[:12]} -> {new[:12]}"
     details: dict[str, Any] = {"distribution": distribution}
+    if revision is not None:
+        what, revision_parts = _revision_summary(revision, what)
+        parts = revision_parts + parts
+        details.update(_revision_details(revision))
     if before is not None:
         details["previous_distribution"] = _distribution(before.metadata)
     compared = before if before is not None else previous_any
@@ -192,6 +199,40 @@ def _data_change(
             details=details,
         )
     ]
+
+
+def _revision_of(after: _Materialization, old: str | None) -> Mapping[str, Any] | None:
+    """The re-ingest comparison ``after`` recorded, if it was made against ``old`` (the version
+    this change replaces); a comparison against any other version says nothing about this one."""
+    revision = after.metadata.get(REVISION_KEY)
+    if not isinstance(revision, Mapping) or old is None:
+        return None
+    return revision if revision.get("previous_sha256") == old else None
+
+
+def _revision_summary(revision: Mapping[str, Any], what: str) -> tuple[str, list[str]]:
+    """Say "late data (+N rows)" when rows were only added; otherwise what was rewritten, so a
+    changed or dropped row is never passed off as late data."""
+    added = int(revision.get("rows_added", 0))
+    if revision.get("late_data"):
+        return f"late data (+{added} rows)", []
+    rewritten = [f"+{added} rows"] if added else []
+    rewritten += [
+        f"{int(revision.get(key, 0))} rows {label}"
+        for key, label in (("rows_changed", "changed"), ("rows_removed", "removed"))
+        if int(revision.get(key, 0))
+    ]
+    if revision.get("columns_changed"):
+        rewritten.append("columns changed")
+    return what, rewritten
+
+
+def _revision_details(revision: Mapping[str, Any]) -> dict[str, Any]:
+    details: dict[str, Any] = {"revision": dict(revision)}
+    if revision.get("late_data"):
+        details["late_rows"] = int(revision.get("rows_added", 0))
+        details["late_rows_by_service"] = dict(revision.get("rows_added_by_service") or {})
+    return details
 
 
 def _feature_set_change(

@@ -15,10 +15,12 @@ from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
 from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
 from aiops_assets.core.store import ArtifactRef, ArtifactStore, StoreError
 from aiops_assets.core.telemetry import contract as telemetry_contract
+from aiops_assets.core.telemetry.revision import compare_snapshots
 from aiops_assets.io import asset_ref_name
 from aiops_assets.keys import SNAPSHOT_KEY
 from aiops_assets.metadata import (
     NULL_FRACTION_PREFIX,
+    REVISION_KEY,
     artifact_metadata,
     config_hash,
     frame_metadata,
@@ -121,6 +123,7 @@ def build_snapshot_asset(
             ref,
             {
                 **artifact_metadata(ref),
+                **_revision_metadata(context, store, ref, frame),
                 **frame_metadata(frame),
                 "source": dg.MetadataValue.text(source),
                 FINGERPRINT_KEY: dg.MetadataValue.text(
@@ -186,3 +189,34 @@ def _refuse_a_replay(
                 "refused, and the partition keeps its last good snapshot"
             )
         )
+
+
+def _revision_metadata(
+    context: dg.AssetExecutionContext, store: ArtifactStore, ref: ArtifactRef, frame: pd.DataFrame
+) -> dict[str, dg.MetadataValue]:
+    """On a re-ingest with different data, how the new version differs from the one it replaces.
+
+    The partition's ref still points at its current version here (the IO manager moves it only
+    after this output), so the comparison is with exactly what downstream last read. Rows that
+    only arrived late are told apart from rows rewritten or dropped; the change log says "late
+    data (+N rows)" only for the first. The old version is never touched: it stays in the store
+    under its own hash. A first ingest, an identical re-ingest or an unreadable old version
+    (reported) record nothing.
+    """
+    partition = context.partition_key if context.has_partition_key else None
+    current = store.get_ref(asset_ref_name(SNAPSHOT_KEY, partition))
+    if current is None or current.sha256 == ref.sha256:
+        return {}
+    try:
+        previous = store.get_frame(current)
+    except StoreError as error:
+        context.log.warning(f"re-ingest not compared: the replaced snapshot is unreadable: {error}")
+        return {}
+    revision = compare_snapshots(previous, frame, previous_sha256=current.sha256)
+    kind = "late data" if revision.late_only else "a revision"
+    context.log.info(
+        f"telemetry_snapshot[{partition}] re-ingested as {kind}: +{revision.rows_added} rows, "
+        f"{revision.changed} changed, {revision.removed} removed; version {current.sha256[:12]} "
+        "stays in the store"
+    )
+    return {REVISION_KEY: dg.MetadataValue.json(revision.to_dict())}
