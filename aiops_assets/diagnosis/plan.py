@@ -158,16 +158,19 @@ def _spec(
         )
     if (change.kind == "config" and change.subject == "flags") or change.kind == "feature_set":
         # A pass without the metric (too few labels) vouches for nothing: the flags to go back
-        # to are those of the latest day whose evaluation measured it.
+        # to are those of the latest day whose evaluation measured it, or those before the
+        # suspect when it landed on or before that day.
         reference = _latest_measured(good, measurable)
-        version = flags_version_at(reference)
+        in_force = flags_version_at(reference)
+        version = _min_known(in_force, _before_flags(change, flags_version_at))
         if version is None:
             return None
+        which = f"the flags of {reference}" if version == in_force else "the flags before it"
         return ReplaySpec(
             change=change,
             direction="revert",
             partition=bad,
-            action=f"features[{bad}] recomputed with the flags of {reference} (v{version})",
+            action=f"features[{bad}] recomputed with {which} (v{version})",
             flags_version=version,
         )
     if change.kind == "alias" and isinstance(change.before, int) and change.after != change.before:
@@ -206,6 +209,23 @@ def _spec(
             flags_version=flags_version_at(before),
         )
     return None
+
+
+def _before_flags(change: Change, flags_version_at: Callable[[str], int | None]) -> int | None:
+    """The flag version before the suspect itself: a flag change can land on a day that still
+    passed (its rolling features take a day to break), so the last good day may already run it."""
+    details = change.details if isinstance(change.details, Mapping) else {}
+    version = details.get("flag_version")
+    if isinstance(version, int) and version > 0:
+        return version - 1
+    if change.kind == "feature_set" and change.partition:
+        return flags_version_at(_previous_day(change.partition))
+    return None
+
+
+def _min_known(*versions: int | None) -> int | None:
+    known = [version for version in versions if version is not None]
+    return min(known) if known else None
 
 
 def _latest_measured(partition: str, measurable: Sequence[str]) -> str:

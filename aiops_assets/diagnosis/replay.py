@@ -30,7 +30,7 @@ import pandas as pd
 
 from aiops_assets.checks.judge import PerformanceLimits, judge_scores
 from aiops_assets.core import telemetry
-from aiops_assets.core.incidents.evidence import Replay, change_key, recovery
+from aiops_assets.core.incidents.evidence import DECOY_EFFECT, Replay, change_key, recovery
 from aiops_assets.core.incidents.records import Change
 from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
@@ -42,8 +42,10 @@ from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
 from aiops_assets.runner import materialize_selection, quiet, run_failure_message
 
 # Bumped whenever what a replay measures changes, so old cached results are not reused.
-REPLAY_ENGINE_VERSION = "replay-5"
+REPLAY_ENGINE_VERSION = "replay-6"
 _CACHE_PREFIX = "replays"
+# The share of the unrecovered rest a replay earns by flipping the check's verdict.
+VERDICT_SHARE = 0.5
 _LIBRARIES = ("pandas", "numpy", "scikit-learn", "scipy")
 
 
@@ -258,8 +260,19 @@ def _execute(context: ReplayContext, spec: ReplaySpec, *, key: str, target: floa
         target=target,
         passed=passed,
         changed_output=changed,
-        effect=recovery(observed, replayed, target) if changed else 0.0,
+        effect=_effect(spec, recovery(observed, replayed, target), passed) if changed else 0.0,
     )
+
+
+def _effect(spec: ReplaySpec, recovered: float, passed: bool | None) -> float:
+    """The share of the drop recovered, and half the rest when the replay also flips the check's
+    verdict (a revert that passes, an apply that fails): the last good day's value is one
+    noisy reading, the check's verdict is what paged. A move too small to count is not lifted,
+    so a borderline day nudged across the line stays a decoy."""
+    flipped = passed is (spec.direction == "revert")
+    if recovered < DECOY_EFFECT or not flipped:
+        return recovered
+    return recovered + (1.0 - recovered) * VERDICT_SHARE
 
 
 def _input_changed(real: ArtifactStore, overlay: ArtifactStore, spec: ReplaySpec) -> bool:

@@ -81,3 +81,18 @@ def test_a_flag_revert_goes_back_to_the_latest_day_whose_metric_was_computed() -
 def test_a_flag_revert_uses_the_last_good_days_flags_when_it_was_measured() -> None:
     (spec,) = _plan([_flag_change(BAD)], measurable=["2026-01-11", GOOD])
     assert spec.flags_version == 2
+
+
+def test_a_flag_change_on_a_measured_good_day_is_reverted_to_the_version_before_it() -> None:
+    # Rolling features can take a day to break: the day the flags changed may still pass.
+    change = Change(
+        kind="config",
+        subject="flags",
+        at=datetime(2026, 1, 12, 2, tzinfo=UTC),
+        summary="flags v1 -> v2 by oncall: features telemetry_core-v2 for gateway",
+        lineage_distance=0,
+        details={"flag_version": 2},
+    )
+    (spec,) = _plan([Suspect(change, 0.5, {}, "")], measurable=["2026-01-11", GOOD])
+    assert spec.flags_version == 1
+    assert "the flags before it (v1)" in spec.action
