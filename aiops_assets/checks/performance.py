@@ -18,7 +18,9 @@ from typing import Any
 import dagster as dg
 
 from aiops_assets.changelog import drift_history
+from aiops_assets.checks import estimate as label_estimate
 from aiops_assets.checks.drift import drifted_slices
+from aiops_assets.checks.estimate import DelayedLabels
 from aiops_assets.checks.judge import PerformanceLimits, _judge, _measure, _Verdict
 from aiops_assets.core.features import LABEL, SERVICE
 from aiops_assets.core.incident_plot import PlotsUnavailable, render_incident_png
@@ -51,6 +53,7 @@ def build_performance_check(
     incident_lineage: dg.Definitions | None = None,
     drift_checks: Sequence[dg.AssetCheckKey] = (),
     incident_replays: int = 0,
+    labels: DelayedLabels | None = None,
 ) -> dg.AssetChecksDefinition:
     """An ERROR check per partition of ``scores_asset``: whether the serving model regressed.
 
@@ -83,6 +86,11 @@ def build_performance_check(
         incident_replays: Counterfactual replays the failure's report may run (each re-runs the
             partition's features and scores, a few seconds). 0, the default, keeps a failing
             check fast; ``aiops incident`` replays, and its results are cached for the next read.
+        labels: Labels that arrive late (``checks/estimate.py``): their own source of incident
+            windows and their maturity delay. A partition whose labels are not mature yet gets a
+            label-free estimate (WARN, ``label_status: estimate``, not recorded in the ledger)
+            instead of a verdict; this also makes the check require ``artifact_store``. None,
+            the default, judges every partition's own ``label`` column at once.
 
     Example:
         >>> check = build_performance_check(  # doctest: +SKIP
@@ -100,7 +108,16 @@ def build_performance_check(
         incident_lineage,
         tuple(drift_checks),
         incident_replays,
+        labels,
+        scores_asset.partitions_def,
     )
+    description = (
+        f"The serving {model_name} against this partition's labels: false-alarm rate "
+        f"within +{false_alarm_tolerance} of its holdout and at most "
+        f"{false_alarm_budget}, F1 within -{f1_tolerance} of its holdout"
+    )
+    if labels is not None:
+        return _delayed_label_check(scores_asset, name, description, judge)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
 
@@ -108,16 +125,41 @@ def build_performance_check(
             asset=scores_asset.key,
             name=name,
             partitions_def=scores_asset.partitions_def,
-            description=(
-                f"The serving {model_name} against this partition's labels: false-alarm rate "
-                f"within +{false_alarm_tolerance} of its holdout and at most "
-                f"{false_alarm_budget}, F1 within -{f1_tolerance} of its holdout"
-            ),
+            description=description,
         )
         def performance_check(
             context: dg.AssetCheckExecutionContext, ledger: LedgerResource, frame: Any
         ) -> dg.AssetCheckResult:
             return judge.evaluate(context, ledger.get_ledger(), frame)
+
+    return performance_check
+
+
+def _delayed_label_check(
+    scores_asset: dg.AssetsDefinition | dg.AssetSpec,
+    name: str,
+    description: str,
+    judge: "_PerformanceJudge",
+) -> dg.AssetChecksDefinition:
+    """The check with late labels: it also reads the store (holdout, score baseline)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+
+        @dg.asset_check(
+            asset=scores_asset.key,
+            name=name,
+            partitions_def=scores_asset.partitions_def,
+            description=f"{description}; a label-free estimate until the labels are mature",
+        )
+        def performance_check(
+            context: dg.AssetCheckExecutionContext,
+            ledger: LedgerResource,
+            artifact_store: ArtifactStoreResource,
+            frame: Any,
+        ) -> dg.AssetCheckResult:
+            return judge.evaluate(
+                context, ledger.get_ledger(), frame, store=artifact_store.get_store()
+            )
 
     return performance_check
 
@@ -169,14 +211,25 @@ class _PerformanceJudge:
     incident_lineage: dg.Definitions | None
     drift_checks: tuple[dg.AssetCheckKey, ...]
     incident_replays: int = 0
+    labels: DelayedLabels | None = None
+    partitions_def: dg.PartitionsDefinition | None = None
 
     def evaluate(
-        self, context: dg.AssetCheckExecutionContext, registry: Ledger, frame: Any
+        self,
+        context: dg.AssetCheckExecutionContext,
+        registry: Ledger,
+        frame: Any,
+        *,
+        store: ArtifactStore | None = None,
     ) -> dg.AssetCheckResult:
         day_scores = partition_frame(frame, context, purpose="performance checks")
         partition = context.partition_key if context.has_partition_key else None
         facts = latest_materialization_metadata(context.instance, self.scores_key, partition)
         version = self._serving_version(registry, facts, partition)
+        if self.labels is not None:
+            if store is not None and not self.labels.is_mature(self.partitions_def, partition):
+                return self._estimate(context, registry, store, version, day_scores, partition)
+            day_scores = self.labels.labeled(day_scores)
         # The champion answers for its own rows; a staged rollout's slice is measured apart
         # (the rollout sensor judges it), so a bad canary halts its rollout instead of rolling
         # back a champion that did nothing wrong.
@@ -216,6 +269,55 @@ class _PerformanceJudge:
                 "summary": dg.MetadataValue.md(summary),
                 "rows": dg.MetadataValue.int(verdict.rows),
                 **rollout_metadata,
+                **self._mature_metadata(),
+            },
+        )
+
+    def _mature_metadata(self) -> dict[str, dg.MetadataValue]:
+        """With late labels configured, a judged result says its labels were mature."""
+        if self.labels is None:
+            return {}
+        return {label_estimate.LABEL_STATUS: dg.MetadataValue.text(label_estimate.MATURE)}
+
+    def _estimate(
+        self,
+        context: dg.AssetCheckExecutionContext,
+        registry: Ledger,
+        store: ArtifactStore,
+        version: ModelVersion,
+        day_scores: Any,
+        partition: str | None,
+    ) -> dg.AssetCheckResult:
+        """The label-free estimate of a partition whose labels are not mature yet: WARN, marked
+        as an estimate, and not recorded in the ledger."""
+        assert self.labels is not None
+        scores, rollout_metadata = _split_rollout(
+            day_scores, {}, version.version, self.limits.min_positives
+        )
+        if len(scores) == 0:
+            return self._nothing_to_answer_for(version, partition, rollout_metadata)
+        matures_at = self.labels.matures_at(self.partitions_def, partition)
+        result = label_estimate.estimate_for(
+            context.instance, store, registry, version, scores, self.labels, self.limits
+        )
+        summary = label_estimate.estimate_summary(
+            self.model_name, version.version, partition, result, matures_at
+        )
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                f"Label-free estimate (labels mature at {matures_at}): "
+                + ("no regression expected" if result.passed else "; ".join(result.reasons))
+            ),
+            metadata={
+                **label_estimate.estimate_metadata(result, matures_at),
+                **rollout_metadata,
+                "model_version": dg.MetadataValue.int(version.version),
+                "model_sha256": dg.MetadataValue.text(version.sha256),
+                "false_alarm_budget": dg.MetadataValue.float(self.limits.false_alarm_budget),
+                "summary": dg.MetadataValue.md(summary),
+                "rows": dg.MetadataValue.int(len(scores)),
             },
         )
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from aiops_assets.checks.estimate import ESTIMATE, LABEL_STATUS
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.resources import LedgerResource
 from aiops_assets.sensors.skeleton import CheckSensor, describe_checks, open_tick, required_checks
@@ -20,6 +21,7 @@ def build_rollback_on_regression_sensor(
     name: str = "rollback_on_regression",
     minimum_interval_seconds: int = 30,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    act_on_estimates: bool = False,
 ) -> dg.SensorDefinition:
     """A sensor requesting a rollback run of ``job`` when the champion fails a performance check.
 
@@ -38,6 +40,10 @@ def build_rollback_on_regression_sensor(
         name: The sensor's name (unique in the code location).
         minimum_interval_seconds: How often the daemon evaluates the sensor.
         default_status: STOPPED by default: a team switches rollback on when it is ready.
+        act_on_estimates: Whether a failed label-free estimate (``label_status: estimate``, a
+            partition whose labels are not mature yet) rolls back too. Off by default: an
+            estimate is a guess from calibrated scores, and a rollback on a guess is for teams
+            that would rather page less now than be sure later.
 
     Example:
         >>> build_rollback_on_regression_sensor(  # doctest: +SKIP
@@ -66,9 +72,18 @@ def build_rollback_on_regression_sensor(
             return tick
         failures = [item for item in tick.evaluations if not item.passed]
         champion = ledger.get_ledger().get_alias(model_name, CHAMPION)
+        estimates = [item for item in failures if _is_estimate(item.metadata)]
+        if not act_on_estimates:
+            failures = [item for item in failures if not _is_estimate(item.metadata)]
         if not failures:
+            ignored = (
+                f"; {len(estimates)} failed estimate(s) ignored (labels not mature)"
+                if estimates
+                else ""
+            )
             return tick.skip(
                 f"no failed performance check in {len(tick.evaluations)} new evaluation(s)"
+                + ignored
             )
         if champion is None:
             return tick.skip(f"{model_name} has no champion")
@@ -93,3 +108,8 @@ def build_rollback_on_regression_sensor(
         return tick.request([request])
 
     return sensor.define(rollback_on_regression)
+
+
+def _is_estimate(metadata: dict[str, object]) -> bool:
+    """A label-free estimate's result (``checks/estimate.py``), not a judgement on labels."""
+    return metadata.get(LABEL_STATUS) == ESTIMATE
