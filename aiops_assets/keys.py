@@ -14,6 +14,8 @@ SCORES_KEY = dg.AssetKey("anomaly_scores")
 CHAMPION_KEY = dg.AssetKey("champion_model")
 # The drift baseline profile of the raw snapshots the model was trained on (first partitions).
 TELEMETRY_BASELINE_KEY = dg.AssetKey("telemetry_baseline")
+# Per partition: the last days' drift, quality and performance, by partition day.
+MONITORING_REPORT_KEY = dg.AssetKey("monitoring_report")
 
 DRIFT_CHECK_NAME = "drift"
 PERFORMANCE_CHECK_NAME = "performance"

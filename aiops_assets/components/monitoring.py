@@ -98,6 +98,46 @@ class AlertSinkSettings(dg.Resolvable, dg.Model):
     ui_url: Annotated[str, described("The Dagster UI, for run links in alerts.")] = (
         "http://127.0.0.1:3000"
     )
+    alertmanager_urls: Annotated[
+        str,
+        described(
+            "Comma-separated Alertmanager base URLs (every instance of an HA cluster); each "
+            "alert goes to all of them and to the webhook. Empty sends none there."
+        ),
+    ] = ""
+    alertmanager_urls_env: Annotated[
+        str,
+        described(
+            "The environment variable holding alertmanager_urls, used instead of it: a URL "
+            "with user:password@ is a credential, and passed by name the UI never shows it."
+        ),
+    ] = ""
+    service: Annotated[
+        str, described("Alertmanager's service label (the team's routing key) on every alert.")
+    ] = "aiops"
+    runbook_url: Annotated[
+        str,
+        described(
+            "Alertmanager's runbook_url annotation; may use {asset}, {check}, {partition}, "
+            "{kind} and {alertname}."
+        ),
+    ] = ""
+
+    def resource(self, project_root: Path) -> AlertSinkResource:
+        """The ``alert_sink`` these settings describe; credentials named stay ``dg.EnvVar``."""
+        return AlertSinkResource(
+            webhook_url=_by_name(self.webhook_url_env, self.webhook_url),
+            alertmanager_urls=_by_name(self.alertmanager_urls_env, self.alertmanager_urls),
+            service=self.service,
+            runbook_url=self.runbook_url,
+            outbox_path=_under(project_root, self.outbox_path),
+            ui_url=self.ui_url,
+        )
+
+
+def _by_name(env_var: str, value: str) -> Any:
+    """``dg.EnvVar(env_var)`` when a variable is named, else the literal ``value``."""
+    return dg.EnvVar(env_var) if env_var else value
 
 
 class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
@@ -215,15 +255,7 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
             resources={
                 "artifact_store": ArtifactStoreResource(root=root),
                 "artifact_io_manager": ArtifactRefIOManager(root=root),
-                "alert_sink": AlertSinkResource(
-                    webhook_url=(
-                        dg.EnvVar(self.alerts.webhook_url_env)
-                        if self.alerts.webhook_url_env
-                        else self.alerts.webhook_url
-                    ),
-                    outbox_path=_under(context.project_root, self.alerts.outbox_path),
-                    ui_url=self.alerts.ui_url,
-                ),
+                "alert_sink": self.alerts.resource(context.project_root),
             },
         )
 

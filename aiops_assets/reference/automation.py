@@ -24,7 +24,13 @@ from datetime import timedelta
 import dagster as dg
 
 from aiops_assets.audits import AUDIT_VERIFY_JOB
-from aiops_assets.keys import CHAMPION_KEY, FEATURES_KEY, SCORES_KEY, SNAPSHOT_KEY
+from aiops_assets.keys import (
+    CHAMPION_KEY,
+    FEATURES_KEY,
+    MONITORING_REPORT_KEY,
+    SCORES_KEY,
+    SNAPSHOT_KEY,
+)
 from aiops_assets.reference import clock as pipeline_clock
 from aiops_assets.reference.settings import PipelineSettings
 
@@ -140,9 +146,12 @@ def build_automation_sensor(settings: PipelineSettings) -> dg.AutomationConditio
     implicit one would start running)."""
     return dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
-        target=dg.AssetSelection.assets(FEATURES_KEY, SCORES_KEY),
+        target=dg.AssetSelection.assets(FEATURES_KEY, SCORES_KEY, MONITORING_REPORT_KEY),
         default_status=sensor_status(settings),
-        description="Re-runs features and anomaly_scores for partitions whose upstream changed.",
+        description=(
+            "Re-runs features and anomaly_scores for partitions whose upstream changed, and "
+            "each day's monitoring_report once its scores' run (with their checks) ended."
+        ),
     )
 
 

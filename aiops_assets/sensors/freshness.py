@@ -17,11 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
-from aiops_assets.core.alerts import Alert, AlertDeliveryError, AlertState
+from aiops_assets.core.alerts import Alert, AlertState, QueuedAlert, deliver_queue
 from aiops_assets.resources import AlertSinkResource
+
+_PENDING = "pending"
+# Parallel to _PENDING: the fan-out targets each queued alert is still owed (None: every sink).
+_OWED = "pending_owed"
 
 
 @dataclass(frozen=True)
@@ -97,12 +102,12 @@ def build_alert_on_stale_asset_sensor(
     ) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
         state = AlertState.from_json(cursor.get("state"))
-        queue = [Alert.from_json(item) for item in cursor.get("pending", [])]
+        queue = _pending(cursor)
         now = clock()
         for item in watched:
-            queue.extend(_observe(context.instance, item, state, now))
+            queue.extend(QueuedAlert(a) for a in _observe(context.instance, item, state, now))
         sent, pending = _deliver(context, alert_sink, queue)
-        new_cursor = {"state": state.to_json(), "pending": [a.to_json() for a in pending]}
+        new_cursor = {"state": state.to_json(), **_pending_cursor(pending)}
         return dg.SensorResult(
             skip_reason=_report(len(watched), sent, pending), cursor=json.dumps(new_cursor)
         )
@@ -155,23 +160,37 @@ def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
 
+def _pending(cursor: dict[str, Any]) -> list[QueuedAlert]:
+    """The alerts earlier ticks could not deliver, each with the sinks still owed it."""
+    pending = cursor.get(_PENDING, [])
+    owed = cursor.get(_OWED) or [None] * len(pending)
+    return [
+        QueuedAlert(Alert.from_json(item), None if targets is None else tuple(targets))
+        for item, targets in zip(pending, owed, strict=False)
+    ]
+
+
+def _pending_cursor(pending: list[QueuedAlert]) -> dict[str, Any]:
+    """The cursor's record of ``pending``; the owed targets only when a fan-out is partial, so
+    a cursor with one sink keeps its earlier shape."""
+    saved: dict[str, Any] = {_PENDING: [item.alert.to_json() for item in pending]}
+    if any(item.owed is not None for item in pending):
+        saved[_OWED] = [None if item.owed is None else list(item.owed) for item in pending]
+    return saved
+
+
 def _deliver(
-    context: dg.SensorEvaluationContext, alert_sink: AlertSinkResource, queue: list[Alert]
-) -> tuple[list[Alert], list[Alert]]:
-    """Send in order; once the sink is down, the rest waits for the next tick, in order."""
-    sink = alert_sink.get_sink()
-    sent: list[Alert] = []
-    for index, alert in enumerate(queue):
-        try:
-            sink.send(alert)
-        except AlertDeliveryError as error:
-            context.log.warning(f"alert not delivered, queued for the next tick: {error}")
-            return sent, queue[index:]
-        sent.append(alert)
-    return sent, []
+    context: dg.SensorEvaluationContext, alert_sink: AlertSinkResource, queue: list[QueuedAlert]
+) -> tuple[list[Alert], list[QueuedAlert]]:
+    """Send in order; a sink that is down gets the rest at the next tick, in order, while the
+    other sinks of a fan-out get them now and never twice (``deliver_queue``)."""
+    report = deliver_queue(alert_sink.get_sink(), queue)
+    for error in report.errors:
+        context.log.warning(f"alert not delivered, queued for the next tick: {error}")
+    return report.sent, report.pending
 
 
-def _report(watched: int, sent: list[Alert], pending: list[Alert]) -> str:
+def _report(watched: int, sent: list[Alert], pending: list[QueuedAlert]) -> str:
     return (
         f"{watched} asset(s) judged; sent {len(sent)} alert(s)"
         + (f": {', '.join(f'{a.kind} {a.asset}' for a in sent[:5])}" if sent else "")

@@ -220,3 +220,34 @@ def test_the_component_is_registered_with_dg() -> None:
         and issubclass(getattr(module, name), dg.Component)
     ]
     assert components == ["AiopsMonitoring"]
+
+
+def test_alerts_can_go_to_alertmanager_with_its_urls_passed_by_name(
+    load_project: LoadProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANT_ALERTMANAGERS", "http://am-1:9093, http://am-2:9093")
+    defs = load_project("""
+        assets_from: [sensors_assets.py]
+        monitors: [{asset: plant/readings, drift: {}}]
+        alerts:
+          alertmanager_urls_env: PLANT_ALERTMANAGERS
+          service: plant-team
+          runbook_url: "https://runbooks.example/{check}"
+        """)
+    alerts = (defs.resources or {})["alert_sink"]
+    assert isinstance(alerts, aiops_assets.AlertSinkResource)
+    # Passed by name, the URLs are read from the environment when the sink is built.
+    sink = alerts.get_sink()
+    assert sink.describe().count("am-") == 2, sink.describe()
+    assert alerts.service == "plant-team"
+    assert alerts.runbook_url == "https://runbooks.example/{check}"
+
+    literal = load_project("""
+        assets_from: [sensors_assets.py]
+        monitors: [{asset: plant/readings, drift: {}}]
+        alerts: {alertmanager_urls: "http://127.0.0.1:9093"}
+        """)
+    resource = (literal.resources or {})["alert_sink"]
+    assert isinstance(resource, aiops_assets.AlertSinkResource)
+    assert resource.alertmanager_urls == "http://127.0.0.1:9093"
+    assert "127.0.0.1:9093" in resource.get_sink().describe()

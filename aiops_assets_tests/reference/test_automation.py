@@ -14,7 +14,14 @@ import dagster as dg
 import pytest
 
 from aiops_assets.audits import AUDIT_VERIFY_JOB
-from aiops_assets.keys import CHAMPION_KEY, DAILY_JOB, FEATURES_KEY, SCORES_KEY, SNAPSHOT_KEY
+from aiops_assets.keys import (
+    CHAMPION_KEY,
+    DAILY_JOB,
+    FEATURES_KEY,
+    MONITORING_REPORT_KEY,
+    SCORES_KEY,
+    SNAPSHOT_KEY,
+)
 from aiops_assets.reference.automation import (
     AUDIT_VERIFY_SCHEDULE,
     AUTOMATION_SENSOR,
@@ -172,7 +179,7 @@ def test_every_time_partitioned_asset_has_a_freshness_policy_sized_to_its_period
             for key in graph.get_all_asset_keys()
             if isinstance(graph.get(key).partitions_def, dg.TimeWindowPartitionsDefinition)
         ]
-        assert set(timed) == {SNAPSHOT_KEY, FEATURES_KEY, SCORES_KEY}
+        assert set(timed) == {SNAPSHOT_KEY, FEATURES_KEY, SCORES_KEY, MONITORING_REPORT_KEY}
         for key in timed:
             policy: Any = graph.get(key).freshness_policy
             assert policy is not None, key

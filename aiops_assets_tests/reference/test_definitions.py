@@ -4,6 +4,7 @@ import dagster as dg
 
 from aiops_assets.reference.definitions import (
     PARTITIONED_ASSETS,
+    REPORT_ASSETS,
     UNPARTITIONED_ASSETS,
     build_definitions,
     defs,
@@ -18,7 +19,7 @@ def test_the_code_location_loads() -> None:
 def test_every_reference_asset_is_defined_with_a_code_version() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == set(PARTITIONED_ASSETS) | set(UNPARTITIONED_ASSETS)
+    assert keys == set(PARTITIONED_ASSETS) | set(UNPARTITIONED_ASSETS) | set(REPORT_ASSETS)
     for key in graph.get_all_asset_keys():
         assert graph.get(key).code_version, f"{key.to_user_string()} has no code_version"
 

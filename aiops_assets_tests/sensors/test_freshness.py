@@ -100,6 +100,48 @@ def test_an_alert_the_sink_refused_is_sent_on_the_next_tick(
         assert [alert["kind"] for alert in sent] == ["asset_stale"]
 
 
+def _fan_out_tick(
+    instance: dg.DagsterInstance, clock: Clock, hook: Webhook, manager: Webhook, cursor: str | None
+) -> tuple[str, str]:
+    """One tick with the webhook and an Alertmanager (a local server standing in) at once."""
+    sensor = build_alert_on_stale_asset_sensor([daily_metrics], clock=clock)
+    sink = AlertSinkResource(
+        webhook_url=hook.url,
+        alertmanager_urls=manager.url.removesuffix("/hook"),
+        backoff_seconds=0,
+        max_attempts=2,
+    )
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"alert_sink": sink}
+    )
+    data = sensor.evaluate_tick(context)
+    assert data.cursor is not None and data.skip_message is not None
+    return data.cursor, data.skip_message
+
+
+def test_a_sink_that_is_down_is_retried_alone_and_the_others_get_no_duplicate(
+    instance: dg.DagsterInstance,
+) -> None:
+    clock = Clock()
+    dg.materialize([daily_metrics], instance=instance, partition_key="2026-03-02")
+    clock.now = _latest(instance) + 50 * 3600
+    with local_webhook() as hook, local_webhook() as manager:
+        manager.failures.extend([503] * 2)
+        cursor, message = _fan_out_tick(instance, clock, hook, manager, None)
+        assert [alert["kind"] for alert in hook.received] == ["asset_stale"]
+        assert manager.received == [] and "1 queued" in message
+        cursor, message = _fan_out_tick(instance, clock, hook, manager, cursor)
+        # One post to Alertmanager's v2 API (its last entry the firing one); the webhook, which
+        # took the alert on the first tick, is not sent it again.
+        assert len(manager.received) == 1
+        body: list[dict[str, Any]] = manager.received[0]  # type: ignore[assignment]
+        firing = body[-1]
+        assert firing["labels"]["asset"] == "daily_metrics" and "startsAt" in firing
+        assert len(hook.received) == 1 and "queued" not in message
+        _, message = _fan_out_tick(instance, clock, hook, manager, cursor)
+        assert len(hook.received) == 1 and len(manager.received) == 1, message
+
+
 def test_assets_without_a_time_window_policy_are_refused() -> None:
     with pytest.raises(ValueError, match="none of the assets has a time-window freshness policy"):
         build_alert_on_stale_asset_sensor([unwatched])

@@ -24,7 +24,9 @@ from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.progress import LineProgress, Progress
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.core.rollout import RolloutPlan
+from aiops_assets.keys import MONITORING_REPORT_KEY
 from aiops_assets.reference.assets.models import TrainingSetRunConfig
+from aiops_assets.reference.automation import INGEST_SCHEDULE
 from aiops_assets.reference.definitions import (
     INGEST_ASSETS,
     TRAINING_ASSETS,
@@ -36,6 +38,7 @@ from aiops_assets.reference.demo.archive import archive_previous_demo
 from aiops_assets.reference.demo.lifecycle import feature_set_lifecycle
 from aiops_assets.reference.demo.result import DemoResult, record_registry
 from aiops_assets.reference.demo.steps import SILENT, DemoSteps, SensorLoop
+from aiops_assets.reference.demo.ticks import SCHEDULE_TAG, TickOutcome, TickRecorder
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import LedgerResource
 from aiops_assets.runner import daily_partition_keys
@@ -189,7 +192,15 @@ def _run(
         rollout_stages=len(RolloutPlan.load(DEMO_ROLLOUT_PLAN).stages),
     )
     result = DemoResult(dagster_home=str(instance.root_directory), store_root=settings.store_root)
-    steps = DemoSteps(definitions, instance, result, progress, clock, verbose=verbose)
+    steps = DemoSteps(
+        definitions,
+        instance,
+        result,
+        progress,
+        clock,
+        verbose=verbose,
+        recorder=TickRecorder.for_workspace(),
+    )
     schedule = plan.schedule()
     progress.begin(len(schedule))
     if archived is not None:
@@ -250,13 +261,15 @@ class _Demo:
         self.plan = plan
         self.steps = steps
         self.loop = loop
+        # The served day's runs so far, for its schedule tick.
+        self.scheduled_runs: list[str] = []
 
     def take(self, kind: StepKind, partition_key: str | None) -> None:
         if kind == "ingest":
-            self.steps.materialize(partition_key, INGEST_ASSETS, ingest_selection())
+            self.ingest(partition_key)
         elif kind == "score":
             assert partition_key is not None
-            self.steps.score(partition_key)
+            self.score(partition_key)
         elif kind == "sensors":
             assert partition_key is not None
             self.loop.tick(partition_key)
@@ -267,6 +280,28 @@ class _Demo:
                 "fire_drill": self.fire_drill,
                 "rollout": self.rollout,
             }[kind]()
+
+    def ingest(self, partition_key: str | None) -> None:
+        """A served day's ingest is its schedule's run (history arrives as a backfill would)."""
+        tags = self.scheduled_tags(partition_key)
+        run_id = self.steps.materialize(partition_key, INGEST_ASSETS, ingest_selection(), tags=tags)
+        if tags:
+            self.scheduled_runs = [run_id]
+
+    def score(self, partition_key: str) -> None:
+        """Scoring, then the day's monitoring report (from the last history day on: the days the
+        UI shows trends for); a served day's schedule tick is stored with both its runs."""
+        tags = self.scheduled_tags(partition_key)
+        run_id = self.steps.score(partition_key, tags=tags)
+        if run_id is not None and partition_key >= self.plan.trained_until:
+            self.steps.report(partition_key, dg.AssetSelection.assets(MONITORING_REPORT_KEY))
+        if tags:
+            runs = [*self.scheduled_runs, *([run_id] if run_id else [])]
+            self.steps.record_tick(INGEST_SCHEDULE, "schedule", TickOutcome(run_ids=runs))
+            self.scheduled_runs = []
+
+    def scheduled_tags(self, partition_key: str | None) -> dict[str, str]:
+        return {SCHEDULE_TAG: INGEST_SCHEDULE} if partition_key in self.plan.live else {}
 
     def train(self) -> None:
         until = self.plan.trained_until

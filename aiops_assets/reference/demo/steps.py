@@ -7,8 +7,9 @@ told once per step, on one line: the full text stays in the ledger, the alerts a
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -16,6 +17,7 @@ import dagster as dg
 from aiops_assets.core.progress import Progress
 from aiops_assets.reference.definitions import scoring_selection
 from aiops_assets.reference.demo.result import DemoResult
+from aiops_assets.reference.demo.ticks import TickOutcome, TickRecorder
 from aiops_assets.runner import (
     DATA_VERSION_TAG,
     materialize_selection,
@@ -54,6 +56,7 @@ class DemoSteps:
         clock: Callable[[], float],
         *,
         verbose: bool = False,
+        recorder: TickRecorder | None = None,
     ) -> None:
         self.definitions = definitions
         self.instance = instance
@@ -61,6 +64,8 @@ class DemoSteps:
         self.progress = progress
         self.clock = clock
         self.verbose = verbose
+        # Gives runs their code location and stores ticks, so the UI shows both (None: neither).
+        self.recorder = recorder
         # The reasons told under the current step: a sensor's summary, the run it requests and
         # the champion's decision often say the same thing.
         self.reasons_told: list[str] = []
@@ -86,16 +91,32 @@ class DemoSteps:
             self.reasons_told.append(flat)
             self.note(f"{prefix}: {flat}")
 
+    @contextlib.contextmanager
+    def launching(self) -> Iterator[None]:
+        """Runs started inside name the code location, as the UI's and the daemon's do."""
+        if self.recorder is None:
+            yield
+            return
+        with self.recorder.launched_here(self.instance):
+            yield
+
+    def record_tick(self, name: str, kind: str, outcome: TickOutcome) -> None:
+        if self.recorder is not None:
+            self.recorder.record(self.instance, name, kind, outcome)
+
     def run_config(self, run_config: Mapping[str, Any] | None) -> dict[str, Any]:
         """Dagster's console log stays off the demo's output unless it runs verbose."""
         return dict(run_config or {}) if self.verbose else quiet(run_config)
 
-    def score(self, partition_key: str) -> None:
+    def score(self, partition_key: str, tags: Mapping[str, str] | None = None) -> str | None:
+        """The day's scoring run's id; None when the day has no features to score."""
         if f"features[{partition_key}]" not in self.result.data_versions:
             self.announce(partition_key, ("anomaly_scores", "checks"))
             self.note("skipped: this day has no features (its snapshot was refused)")
-            return
-        self.materialize(partition_key, ("anomaly_scores", "checks"), scoring_selection())
+            return None
+        return self.materialize(
+            partition_key, ("anomaly_scores", "checks"), scoring_selection(), tags=tags
+        )
 
     def materialize(
         self,
@@ -106,19 +127,38 @@ class DemoSteps:
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         note: str = "",
-    ) -> None:
+    ) -> str:
+        """Run ``selection`` in process; the run's id."""
         self.announce(partition_key, names, note)
         step_started = self.clock()
-        run = materialize_selection(
-            self.definitions,
-            self.instance,
-            selection,
-            partition_key=partition_key,
-            run_config=self.run_config(run_config),
-            tags={"aiops/source": "demo", **(tags or {})},
-            raise_on_error=False,
-        )
+        with self.launching():
+            run = materialize_selection(
+                self.definitions,
+                self.instance,
+                selection,
+                partition_key=partition_key,
+                run_config=self.run_config(run_config),
+                tags={"aiops/source": "demo", **(tags or {})},
+                raise_on_error=False,
+            )
         self.finish(run, step_started)
+        return run.run_id
+
+    def report(self, partition_key: str, selection: dg.AssetSelection) -> None:
+        """The day's monitoring report, after its checks ran. Not part of the demo's result:
+        it summarizes what the result already holds."""
+        with self.launching():
+            run = materialize_selection(
+                self.definitions,
+                self.instance,
+                selection,
+                partition_key=partition_key,
+                run_config=self.run_config(None),
+                tags={"aiops/source": "demo"},
+                raise_on_error=False,
+            )
+        if not run.success:
+            raise dg.DagsterError(run_failure_message(run))
 
     def finish(self, run: dg.ExecuteInProcessResult, step_started: float) -> None:
         failed_checks = self.record(run)
@@ -202,17 +242,25 @@ class SensorLoop:
 
     def start(self) -> None:
         for sensor in self.sensors:
-            self.evaluate(sensor)
+            outcome = TickOutcome()
+            self.evaluate(sensor, outcome)
+            self.steps.record_tick(sensor.name, "sensor", outcome)
         self.steps.note(f"sensors on: {', '.join(self.cursors)}")
 
     def tick(self, partition_key: str) -> None:
-        """One step for the whole tick, so the plan knows its steps before any sensor decides."""
+        """One step for the whole tick, so the plan knows its steps before any sensor decides.
+
+        Each sensor's tick is stored once its runs ended, with their ids, as the daemon's is."""
         self.steps.announce(partition_key, ("sensors",))
         for sensor in self.sensors:
-            for request in self.evaluate(sensor):
-                self.launch(sensor, request)
+            outcome = TickOutcome()
+            for request in self.evaluate(sensor, outcome):
+                self.launch(sensor, request, outcome)
+            self.steps.record_tick(sensor.name, "sensor", outcome)
 
-    def evaluate(self, sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
+    def evaluate(
+        self, sensor: dg.SensorDefinition, outcome: TickOutcome | None = None
+    ) -> list[dg.RunRequest]:
         context = dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursors[sensor.name],
@@ -226,6 +274,8 @@ class SensorLoop:
             context.log.setLevel(SILENT)
         data = sensor.evaluate_tick(context)
         self.cursors[sensor.name] = data.cursor
+        if outcome is not None:
+            outcome.cursor, outcome.skip_reason = data.cursor, data.skip_message
         # What the daemon does with a sensor's asset events: record them, so the UI shows them.
         for event in data.asset_events or ():
             self.instance.report_runless_asset_event(event)
@@ -240,7 +290,9 @@ class SensorLoop:
             self.steps.reason(sensor.name, data.skip_message)
         return list(data.run_requests or [])
 
-    def launch(self, sensor: dg.SensorDefinition, request: dg.RunRequest) -> None:
+    def launch(
+        self, sensor: dg.SensorDefinition, request: dg.RunRequest, outcome: TickOutcome
+    ) -> None:
         """Launch unless a run with this run key exists: the daemon's deduplication."""
         run_key_tags = {
             "dagster/sensor_name": sensor.name,
@@ -258,12 +310,16 @@ class SensorLoop:
             f"{sensor.name} requests {job_name}", request.tags.get("aiops/reason", "")
         )
         step_started = self.steps.clock()
-        run = job.execute_in_process(
-            run_config=self.steps.run_config(request.run_config),
-            instance=self.instance,
-            tags={**request.tags, **run_key_tags, "aiops/source": "demo"},
-            raise_on_error=False,
-        )
+        with self.steps.launching():
+            run = job.execute_in_process(
+                run_config=self.steps.run_config(request.run_config),
+                instance=self.instance,
+                tags={**request.tags, **run_key_tags, "aiops/source": "demo"},
+                raise_on_error=False,
+            )
+        outcome.run_ids.append(run.run_id)
+        if request.run_key:
+            outcome.run_keys.append(request.run_key)
         self.steps.finish(run, step_started)
 
 
