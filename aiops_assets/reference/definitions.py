@@ -42,6 +42,8 @@ from aiops_assets.keys import (
 from aiops_assets.reference import automation
 from aiops_assets.reference import clock as pipeline_clock
 from aiops_assets.reference.assets import build_reference_assets
+from aiops_assets.reference.assets.monitoring_report import build_monitoring_report_asset
+from aiops_assets.reference.labels import delayed_labels
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import (
     AccessPolicyResource,
@@ -76,6 +78,9 @@ TRAINING_ASSETS = (
 SCORING_ASSETS = ("anomaly_scores",)
 PARTITIONED_ASSETS = (*INGEST_ASSETS, *SCORING_ASSETS)
 UNPARTITIONED_ASSETS = TRAINING_ASSETS
+# Daily, but in no job: the automation sensor materializes it after the scores' run ended, so it
+# reads their checks' verdicts (inside the run it could go before them).
+REPORT_ASSETS = ("monitoring_report",)
 ROLLBACK_ASSETS = ("champion_model", "score_baseline")
 DAILY_FORMAT = "%Y-%m-%d"
 # No colon (Dagster's default "%Y-%m-%d-%H:%M" has one): a partition key is part of an artifact
@@ -286,6 +291,8 @@ def blocking_checks_upstream(
 
 def build_sensors(
     alert_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    *,
+    rollback_on_estimate: bool = False,
 ) -> list[dg.SensorDefinition]:
     """The closed loop. Stopped by default: a team switches each on in the UI when it is ready
     (``AIOPS_SCHEDULES=on`` starts the check alerts, with the schedules they report on)."""
@@ -294,11 +301,37 @@ def build_sensors(
             job=TRAIN_JOB, drift_checks=[FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
         ),
         build_rollback_on_regression_sensor(
-            job=ROLLBACK_JOB, performance_checks=[PERFORMANCE_CHECK]
+            job=ROLLBACK_JOB,
+            performance_checks=[PERFORMANCE_CHECK],
+            act_on_estimates=rollback_on_estimate,
         ),
         build_alert_on_check_failure_sensor(default_status=alert_status),
         build_staged_rollout_sensor(job=ADOPT_JOB, performance_checks=[PERFORMANCE_CHECK]),
     ]
+
+
+def build_report(
+    settings: PipelineSettings,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    data_checks: Sequence[dg.AssetsDefinition],
+) -> dg.AssetsDefinition:
+    """``monitoring_report``: the drift checks, every other data check (the snapshot's suites
+    among them) as quality, and the performance check, by partition day."""
+    return build_monitoring_report_asset(
+        partitions_def,
+        scores_key=SCORES_KEY,
+        drift_checks=(FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK),
+        quality_checks=[
+            key
+            for check in data_checks
+            for key in sorted(check.check_keys, key=str)
+            if key not in (FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK)
+        ],
+        performance_check=PERFORMANCE_CHECK,
+        automation_condition=automation.late_data_condition(settings),
+        # Shown in the UI like the others'; not paged on: a stale scores asset already is.
+        freshness_policy=automation.freshness_policy(settings),
+    )
 
 
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
@@ -339,8 +372,10 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             assets=assets, asset_checks=[*data_checks, reproducible], resources=resources
         ),
         drift_checks=(FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK),
+        labels=delayed_labels(settings),
     )
     checks = [*data_checks, performance, reproducible]
+    report = build_report(settings, partitions_def, [snapshot, *data_checks])
     executor = build_executor(settings)
     daily_job = dg.define_asset_job(
         DAILY_JOB,
@@ -354,7 +389,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     audit_jobs = [automation.reproducibility_job(REPRODUCIBLE_CHECK), build_audit_verify_job()]
     policed = automation.apply_policies(assets, settings)
     return dg.Definitions(
-        assets=policed,
+        assets=[*policed, report],
         asset_checks=checks,
         schedules=automation.build_schedules(settings, daily_job),
         jobs=[
@@ -391,7 +426,10 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             ),
         ],
         sensors=[
-            *build_sensors(automation.sensor_status(settings)),
+            *build_sensors(
+                automation.sensor_status(settings),
+                rollback_on_estimate=settings.rollback_on_estimate,
+            ),
             automation.build_automation_sensor(settings),
             build_alert_on_stale_asset_sensor(
                 policed, default_status=automation.sensor_status(settings)

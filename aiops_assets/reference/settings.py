@@ -69,6 +69,12 @@ class PipelineSettings:
             ``live`` for the real clock (open-ended partitions), or an ISO datetime.
         schedules: ``AIOPS_SCHEDULES=on`` starts the schedules, the automation sensor and the
             alert sensors with the code location; off (the default), each is switched on in the UI.
+        label_source: Where the labels come from (``AIOPS_LABEL_SOURCE``): empty for the
+            telemetry's label series, a CSV of incident windows (service, start, end), or a
+            SQLAlchemy URL with ``label_table`` (``AIOPS_LABEL_TABLE``).
+        label_delay: How long after a partition ends its labels are mature (``AIOPS_LABEL_DELAY``,
+            e.g. ``2d``); until then the performance check reports a label-free estimate.
+        rollback_on_estimate: ``AIOPS_ROLLBACK_ON_ESTIMATE=1`` lets a failed estimate roll back.
     """
 
     start: date = DEFAULT_START
@@ -95,8 +101,18 @@ class PipelineSettings:
     lag: timedelta = pipeline_clock.DEFAULT_LAG
     clock: str = ""
     schedules: bool = False
+    label_source: str = ""
+    label_table: str = ""
+    label_delay: timedelta = timedelta(0)
+    rollback_on_estimate: bool = False
 
     def __post_init__(self) -> None:
+        if self.label_delay < timedelta(0):
+            raise ValueError(f"AIOPS_LABEL_DELAY must not be negative, got {self.label_delay}")
+        if "://" in self.label_source and not self.label_table:
+            raise ValueError(
+                "a SQL label source needs its table of incident windows (AIOPS_LABEL_TABLE)"
+            )
         pipeline_clock.validate_granularity(self.partition)
         pipeline_clock.validate_lag(self.lag)
         if self.clock:
@@ -196,7 +212,8 @@ class PipelineSettings:
         ``AIOPS_LEDGER_URL``, ``AIOPS_ALERT_WEBHOOK``, ``AIOPS_ALERTMANAGER_URL``,
         ``AIOPS_ALERT_SERVICE``, ``AIOPS_ALERT_RUNBOOK_URL``, ``AIOPS_UI_URL``, ``AIOPS_ACCESS_POLICY``,
         ``AIOPS_EXECUTOR``, ``AIOPS_CELERY_QUEUE``, ``AIOPS_ENV``, ``AIOPS_PARTITION``,
-        ``AIOPS_LAG``, ``AIOPS_NOW`` and ``AIOPS_SCHEDULES``."""
+        ``AIOPS_LAG``, ``AIOPS_NOW``, ``AIOPS_SCHEDULES``, ``AIOPS_LABEL_SOURCE``,
+        ``AIOPS_LABEL_TABLE``, ``AIOPS_LABEL_DELAY`` and ``AIOPS_ROLLBACK_ON_ESTIMATE``."""
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("AIOPS_HOME", ".aiops"))
         return cls(
@@ -228,6 +245,12 @@ class PipelineSettings:
             else pipeline_clock.DEFAULT_LAG,
             clock=env.get("AIOPS_NOW", ""),
             schedules=_switch(env.get("AIOPS_SCHEDULES", ""), "AIOPS_SCHEDULES"),
+            label_source=env.get("AIOPS_LABEL_SOURCE", ""),
+            label_table=env.get("AIOPS_LABEL_TABLE", ""),
+            label_delay=_label_delay(env.get("AIOPS_LABEL_DELAY", "")),
+            rollback_on_estimate=_switch(
+                env.get("AIOPS_ROLLBACK_ON_ESTIMATE", ""), "AIOPS_ROLLBACK_ON_ESTIMATE"
+            ),
         )
 
     def with_overrides(self, **changes: object) -> PipelineSettings:
@@ -244,6 +267,16 @@ class PipelineSettings:
                 if getattr(self, name) == getattr(derived, name):
                     changes.setdefault(name, "")
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _label_delay(value: str) -> timedelta:
+    """``AIOPS_LABEL_DELAY``: a duration like the lag's (``2d``, ``12h``); empty is 0."""
+    try:
+        return pipeline_clock.parse_duration(value) if value.strip() else timedelta(0)
+    except ValueError:
+        raise ValueError(
+            f"AIOPS_LABEL_DELAY must look like 2d, 12h, 1d6h or 0, got {value!r}"
+        ) from None
 
 
 def _switch(value: str, name: str) -> bool:
