@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from aiops_assets_tests.loopback_server import missing, running
 
 BINARY = os.environ.get("AIOPS_TEST_ALERTMANAGER", "/usr/bin/prometheus-alertmanager")
 CONFIG = """\
@@ -57,28 +53,11 @@ def binary_or_skip() -> str:
     found = shutil.which(BINARY) or shutil.which("prometheus-alertmanager")
     if found:
         return found
-    reason = (
+    missing(
         f"Alertmanager not found at {BINARY}: apt-get install -y prometheus-alertmanager "
         "(.ci/services does it in CI)"
     )
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(reason)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as reply:
-            return int(reply.status) == 200
-    except OSError:
-        return False
+    raise AssertionError("unreachable")
 
 
 @contextmanager
@@ -87,39 +66,16 @@ def local_alertmanager() -> Iterator[Alertmanager]:
     with tempfile.TemporaryDirectory(prefix="aiops-alertmanager-") as folder:
         root = Path(folder)
         (root / "alertmanager.yml").write_text(CONFIG)
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
         log = root / "alertmanager.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={root / 'alertmanager.yml'}",
-                    f"--storage.path={root / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--cluster.listen-address=",
-                ],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + START_SECONDS
-            while not _ready(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Alertmanager did not start on {url}: {log.read_text()[-2000:]}")
-                time.sleep(0.1)
+
+        def command(port: int) -> list[str]:
+            return [
+                binary,
+                f"--config.file={root / 'alertmanager.yml'}",
+                f"--storage.path={root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ]
+
+        with running("Alertmanager", command, log, start_seconds=START_SECONDS) as url:
             yield Alertmanager(url=url, log=log)
-        finally:
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)

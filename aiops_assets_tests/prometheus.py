@@ -10,14 +10,9 @@ elsewhere, with the reason printed.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +21,7 @@ import pandas as pd
 import pytest
 
 from aiops_assets.core.telemetry import to_openmetrics
+from aiops_assets_tests.loopback_server import missing, running
 
 CONFIG = "global:\n  scrape_interval: 1h\n"
 START_SECONDS = 30.0
@@ -38,25 +34,8 @@ def binaries_or_skip() -> tuple[str, str]:
     server, tool = shutil.which("prometheus"), shutil.which("promtool")
     if server and tool:
         return server, tool
-    reason = "prometheus/promtool not found: apt-get install -y prometheus (.ci/services does it)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(reason)
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as reply:
-            return int(reply.status) == 200
-    except OSError:
-        return False
+    missing("prometheus/promtool not found: apt-get install -y prometheus (.ci/services does it)")
+    raise AssertionError("unreachable")
 
 
 def backfill(tool: str, frame: pd.DataFrame, storage: Path) -> None:
@@ -82,39 +61,17 @@ def backfilled_prometheus(frame: pd.DataFrame) -> Iterator[str]:
         storage = root / "tsdb"
         backfill(tool, frame, storage)
         (root / "prometheus.yml").write_text(CONFIG)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = root / "prometheus.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [
-                    server,
-                    f"--config.file={root / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={storage}",
-                    f"--storage.tsdb.retention.time={RETENTION}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + START_SECONDS
-            while not _ready(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Prometheus did not start on {url}: {log.read_text()[-2000:]}")
-                time.sleep(0.1)
+
+        def command(port: int) -> list[str]:
+            return [
+                server,
+                f"--config.file={root / 'prometheus.yml'}",
+                f"--storage.tsdb.path={storage}",
+                f"--storage.tsdb.retention.time={RETENTION}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ]
+
+        with running(
+            "Prometheus", command, root / "prometheus.log", start_seconds=START_SECONDS
+        ) as url:
             yield url
-        finally:
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)

@@ -67,3 +67,22 @@ def directory_settings(root: Path, frame: pd.DataFrame) -> PipelineSettings:
         source_kind="directory",
         source_path=str(write_directory(frame, root / "directory-source")),
     )
+
+
+def assert_same_snapshots_as_files(
+    kind: str, url: str, mapping_file: Path, generated: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The days read through source ``kind`` snapshot to the same hashes as from CSV files."""
+    from_files = snapshot_hashes(directory_settings(tmp_path, generated))
+    from_source = snapshot_hashes(
+        PipelineSettings(
+            start=FIRST_DAY,
+            days=SNAPSHOT_DAYS,
+            home=tmp_path / f"{kind}-home",
+            source_kind=kind,  # type: ignore[arg-type]
+            source_url=url,
+            source_mapping=str(mapping_file),
+        )
+    )
+    assert len(set(from_files.values())) == SNAPSHOT_DAYS
+    assert from_source == from_files

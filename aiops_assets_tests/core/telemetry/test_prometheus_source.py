@@ -23,17 +23,15 @@ import pytest
 
 from aiops_assets.core import telemetry
 from aiops_assets.core.telemetry import prometheus as prometheus_source
-from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import TelemetrySourceResource
 from aiops_assets_tests.core.telemetry.snapshots import (
     DAYS,
     FIRST_DAY,
-    SNAPSHOT_DAYS,
-    directory_settings,
+    assert_same_snapshots_as_files,
     scenario_days,
-    snapshot_hashes,
 )
-from aiops_assets_tests.prometheus import backfilled_prometheus, free_port
+from aiops_assets_tests.loopback_server import free_port
+from aiops_assets_tests.prometheus import backfilled_prometheus
 
 pytestmark = pytest.mark.services
 
@@ -248,16 +246,4 @@ def test_transient_server_errors_are_retried_with_backoff() -> None:
 def test_prometheus_and_directory_sources_give_the_same_snapshot_hashes(
     server: str, generated: pd.DataFrame, mapping_file: Path, tmp_path: Path
 ) -> None:
-    from_files = snapshot_hashes(directory_settings(tmp_path, generated))
-    from_prometheus = snapshot_hashes(
-        PipelineSettings(
-            start=FIRST_DAY,
-            days=SNAPSHOT_DAYS,
-            home=tmp_path / "prometheus-home",
-            source_kind="prometheus",
-            source_url=server,
-            source_mapping=str(mapping_file),
-        )
-    )
-    assert len(set(from_files.values())) == SNAPSHOT_DAYS
-    assert from_prometheus == from_files
+    assert_same_snapshots_as_files("prometheus", server, mapping_file, generated, tmp_path)

@@ -18,14 +18,11 @@ import pytest
 import sqlalchemy as sa
 
 from aiops_assets.core import telemetry
-from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets_tests.core.telemetry.snapshots import (
     DAYS,
     FIRST_DAY,
-    SNAPSHOT_DAYS,
-    directory_settings,
+    assert_same_snapshots_as_files,
     scenario_days,
-    snapshot_hashes,
 )
 from aiops_assets_tests.postgres import SERVER_URL, server_or_fail
 
@@ -197,16 +194,4 @@ def test_numeric_columns_read_as_floats(schema: str) -> None:
 def test_sql_and_directory_sources_give_the_same_snapshot_hashes(
     schema: str, generated: pd.DataFrame, mapping_file: Path, tmp_path: Path
 ) -> None:
-    from_files = snapshot_hashes(directory_settings(tmp_path, generated))
-    from_sql = snapshot_hashes(
-        PipelineSettings(
-            start=FIRST_DAY,
-            days=SNAPSHOT_DAYS,
-            home=tmp_path / "sql-home",
-            source_kind="sql",
-            source_url=SERVER_URL,
-            source_mapping=str(mapping_file),
-        )
-    )
-    assert len(set(from_files.values())) == SNAPSHOT_DAYS
-    assert from_sql == from_files
+    assert_same_snapshots_as_files("sql", SERVER_URL, mapping_file, generated, tmp_path)
