@@ -290,6 +290,8 @@ def probe_point_in_time(
     cut point is removed from ``history`` and ``recompute`` runs on what is left; a sample of the
     stored rows at or before the cut point must come out identical (NaN equals NaN, numbers within
     ``tolerance`` relative). Any difference is leakage: a feature that looked into the future.
+    Only the sampled rows' services are recomputed (features are per service); a feature that
+    read other services' rows would differ too and be reported, as it should be looked at.
     """
     if stored_features.empty:
         return LeakageProbe((), 0, 0, ())
@@ -308,7 +310,10 @@ def probe_point_in_time(
         before = stored_features[stored_features[TIMESTAMP] <= cutoff]
         if len(before) > sample_rows:
             before = before.iloc[np.sort(rng.choice(len(before), size=sample_rows, replace=False))]
-        recomputed = recompute(history[history[TIMESTAMP] <= cutoff])
+        # Features are computed per service from that service's rows alone, so only the sampled
+        # rows' services need recomputing: at 1,000 services that is a fifth of the work.
+        kept = (history[TIMESTAMP] <= cutoff) & history[SERVICE].isin(before[SERVICE].unique())
+        recomputed = recompute(history[kept])
         joined = before.merge(
             recomputed, on=[SERVICE, TIMESTAMP], how="left", suffixes=("", "__recomputed")
         )
