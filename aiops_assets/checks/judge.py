@@ -69,6 +69,12 @@ def judge_scores(
     return verdict.passed, dict(verdict.observed), list(verdict.implicated)
 
 
+def f1_failed(f1: float, holdout: Mapping[str, Any], limits: PerformanceLimits) -> bool:
+    """Whether an F1 reading fails the check: more than the tolerance below the holdout's. The
+    diagnosis asks it too, to explain the metric that failed and not another."""
+    return f1 < float(holdout.get("f1", 0.0)) - limits.f1_tolerance
+
+
 def _judge(scores: Any, holdout: dict[str, Any], limits: PerformanceLimits) -> _Verdict:
     """The day's rates, overall and per service, against the holdout and the budget."""
     labels = scores[LABEL].to_numpy().astype("int8")
@@ -96,7 +102,7 @@ def _judge(scores: Any, holdout: dict[str, Any], limits: PerformanceLimits) -> _
             f"{far_limit:.4f} (the holdout's {reference_far:.4f} + "
             f"{limits.false_alarm_tolerance}, at most the budget {limits.false_alarm_budget})"
         )
-    if "f1" in observed and observed["f1"] < reference_f1 - limits.f1_tolerance:
+    if "f1" in observed and f1_failed(observed["f1"], holdout, limits):
         reasons.append(
             f"F1 {observed['f1']:.3f} is more than {limits.f1_tolerance} below the holdout's "
             f"{reference_f1:.3f}"

@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from aiops_assets.changelog import collect_changes, drift_history, performance_history
-from aiops_assets.checks.judge import PerformanceLimits
+from aiops_assets.checks.judge import PerformanceLimits, f1_failed
 from aiops_assets.core.incidents import (
     IncidentReport,
     PerformancePoint,
@@ -215,10 +215,9 @@ def _failing_metric(
     if metric != "f1" or first_bad.model_version is None:
         return metric
     version = ledger.get_version(model_name, first_bad.model_version)
-    reference = None if version is None else version.metrics.get("f1")
-    if reference is None or value < float(reference) - options.limits.f1_tolerance:
+    if version is None or "f1" not in version.metrics:
         return metric
-    return FALLBACK_METRIC
+    return metric if f1_failed(value, version.metrics, options.limits) else FALLBACK_METRIC
 
 
 def _better(metric: str, value: float | None, than: float | None) -> bool:
