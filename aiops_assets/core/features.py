@@ -155,15 +155,28 @@ def compute_features(
         first = ordered.loc[duplicated, [SERVICE, TIMESTAMP]].head(3).to_dict("records")
         raise ValueError(f"telemetry has duplicate (service, timestamp) rows, e.g. {first}")
 
+    # Each service's history rows are cut as soon as its windows are computed, so only the output
+    # window's rows of every service are held at once (half the rows on a day with one day of
+    # history), not the whole history's before one cut at the end.
     per_service = [
-        _service_features(group, metrics, spec) for _, group in ordered.groupby(SERVICE, sort=True)
+        _output_rows(_service_features(group, metrics, spec), output_start, output_end)
+        for _, group in ordered.groupby(SERVICE, sort=True)
     ]
-    features = pd.concat(per_service, ignore_index=True) if per_service else ordered.iloc[0:0]
-    if output_start is not None:
-        features = features[features[TIMESTAMP] >= output_start]
-    if output_end is not None:
-        features = features[features[TIMESTAMP] < output_end]
+    del ordered
+    features = pd.concat(per_service, ignore_index=True) if per_service else telemetry.iloc[0:0]
+    del per_service
     return features.sort_values([TIMESTAMP, SERVICE], kind="mergesort").reset_index(drop=True)
+
+
+def _output_rows(
+    features: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> pd.DataFrame:
+    keep = np.ones(len(features), dtype=bool)
+    if start is not None:
+        keep &= (features[TIMESTAMP] >= start).to_numpy()
+    if end is not None:
+        keep &= (features[TIMESTAMP] < end).to_numpy()
+    return features if keep.all() else features[keep]
 
 
 class MixedColumnsError(ValueError):
