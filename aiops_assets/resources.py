@@ -17,6 +17,7 @@ import dagster as dg
 import pandas as pd
 
 from aiops_assets.core import telemetry
+from aiops_assets.core.alert_queue import PendingAlerts, pending_path
 from aiops_assets.core.alertmanager import DEFAULT_TTL_SECONDS, AlertmanagerSink
 from aiops_assets.core.alerts import (
     Alert,
@@ -362,9 +363,27 @@ class AlertSinkResource(dg.ConfigurableResource):
         try:
             self.get_sink().send(alert)
         except AlertDeliveryError as error:
-            log.warning(f"alert not delivered: {error}")
+            self._queue(log, alert, error)
             return False
         return True
+
+    @property
+    def pending_path(self) -> Path:
+        """The queue of alerts still owed a sink (``redeliver_alerts`` retries it)."""
+        return pending_path(self.outbox_path)
+
+    def _queue(
+        self,
+        log: logging.Logger | dg.DagsterLogManager,
+        alert: Alert,
+        error: AlertDeliveryError,
+    ) -> None:
+        try:
+            PendingAlerts(self.pending_path).add_failed(alert, error)
+        except OSError as queue_error:
+            log.warning(f"alert not delivered and not queued ({queue_error}): {error}")
+            return
+        log.warning(f"alert not delivered, queued for redelivery in {self.pending_path}: {error}")
 
 
 class FeatureFlagsResource(dg.ConfigurableResource):
