@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from aiops_assets.core.memory import release_free_memory
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 
 # Input metadata: the asset can do without some upstream partitions (history, or a training window
@@ -63,6 +64,9 @@ class ArtifactRefIOManager(dg.ConfigurableIOManager):
         self.get_store().set_ref(asset_ref_name(context.asset_key, partition_key), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
+        # A step's inputs load at its start: the steps before it in this process have ended, and
+        # what they freed goes back to the system before this one allocates (core/memory.py).
+        release_free_memory()
         store = self.get_store()
         wants_refs = _wants_refs(context)
         asset_key = context.asset_key
