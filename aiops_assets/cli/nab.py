@@ -1,8 +1,8 @@
 """``aiops nab verify-scorer`` and ``aiops nab evaluate``: the pipeline on real NAB telemetry.
 
-Neither command needs Dagster: both call the same ``core`` functions the assets call (loader,
-canonical snapshot, feature set, detector, drift engine), so the numbers printed here are the
-pipeline's, reproducible from a terminal in minutes (with a line, or a bar, per file meanwhile).
+Neither command needs Dagster. ``evaluate`` chooses among ``core.detectors`` by cross-validation
+(``core.nab_cv``), so its headline is a score on files the choice never saw; ``--pipeline`` adds
+the reference pipeline's own path (loader, snapshot, features, model, drift engine).
 """
 
 from __future__ import annotations
@@ -104,10 +104,12 @@ def verify_scorer(path: Path, tolerance: float, as_json: bool) -> int:
 
 
 @nab.command(
-    help="For every file: canonical snapshot, features, isolation-forest model learned on the "
-    "probationary rows with a label-free alarm rule, drift checks; then NAB's scores per "
-    "profile, normalized on exactly these files, beside every published detector's. PATH is "
-    "the NAB folder (data/, labels/, scoreboard/)."
+    help="Score a declared grid of detectors (isolation forest, seasonal residual, EWMA, "
+    "ensembles) and alarm rules on every file, choose among them by cross-validation (leave "
+    "one category out: the choice for a category is made on the other categories' files), and "
+    "print the cross-validated NAB score per profile, with the in-sample score beside it, per "
+    "category and per detector family, beside the published detectors when scoreboard/ is "
+    "there. PATH is a NAB-format folder (data/<category>/*.csv, labels/combined_windows.json)."
 )
 @_path_argument
 @click.option(
@@ -118,31 +120,56 @@ def verify_scorer(path: Path, tolerance: float, as_json: bool) -> int:
     help="only this file, e.g. realKnownCause/nyc_taxi.csv (repeatable; default: all)",
 )
 @click.option(
+    "--pipeline",
+    is_flag=True,
+    help="also run the reference pipeline on every file (snapshot, features, isolation forest, "
+    "drift checks) and print its score and drift verdicts (minutes on the whole corpus)",
+)
+@click.option(
     "--store",
     type=click.Path(path_type=Path, file_okay=False),
-    help="keep the snapshots in this artifact store (default: none)",
+    help="with --pipeline: keep the snapshots in this artifact store (default: none)",
 )
 @json_option
 @verbose_option
-def evaluate(path: Path, files: tuple[str, ...], store: Path | None, as_json: bool) -> int:
-    from aiops_assets.core.nab import corpus_files
-    from aiops_assets.core.nab import evaluate as evaluate_corpus
+def evaluate(
+    path: Path, files: tuple[str, ...], pipeline: bool, store: Path | None, as_json: bool
+) -> int:
+    from aiops_assets.core.nab import corpus_files, evaluate_pipeline
+    from aiops_assets.core.nab_cv import evaluate as evaluate_corpus
     from aiops_assets.core.store import ArtifactStore
-    from aiops_assets.core.telemetry import TelemetryFormatError
+    from aiops_assets.core.telemetry import TelemetryFormatError, read_nab_windows
 
-    unknown = sorted(set(files) - set(corpus_files(path)))
+    if store is not None and not pipeline:
+        raise CliError("--store keeps the reference pipeline's snapshots: add --pipeline")
+    known = corpus_files(path)
+    unknown = sorted(set(files) - set(known))
     if unknown:
         raise CliError(f"no such NAB file(s): {', '.join(unknown)}")
+    if not known:
+        raise CliError(f"{path / 'data'} holds no <category>/<file>.csv")
+    try:  # before any file runs: a folder without labels fails in one line, not after minutes
+        windows = read_nab_windows(path)
+    except TelemetryFormatError as error:
+        raise CliError(str(error)) from error
+    unlabelled = sorted(set(files or known) - set(windows))
+    if unlabelled:
+        raise CliError(
+            f"no entry in labels/combined_windows.json for {', '.join(unlabelled)} "
+            "(use [] for a file without anomalies)"
+        )
     started = time.monotonic()
     try:
-        result = evaluate_corpus(
-            path,
-            files=list(files) or None,
-            store=ArtifactStore(store) if store is not None else None,
-            progress=make_progress(),
-        )
+        result = evaluate_corpus(path, files=list(files) or None, progress=make_progress())
+        if pipeline:
+            result["pipeline"] = evaluate_pipeline(
+                path,
+                files=list(files) or None,
+                store=ArtifactStore(store) if store is not None else None,
+                progress=make_progress(),
+            )
     except TelemetryFormatError as error:
-        raise CliError(str(error), EXIT_FAILED) from error
+        raise CliError(str(error)) from error
     result["seconds"] = time.monotonic() - started
     if as_json:
         print_json(result)
@@ -151,47 +178,147 @@ def evaluate(path: Path, files: tuple[str, ...], store: Path | None, as_json: bo
     return 0
 
 
+_PROTOCOLS = {
+    "leave_one_category_out": "cross-validated, leave one category out",
+    "leave_one_file_out": "cross-validated, leave one file out within its category",
+    "in_sample": "IN-SAMPLE (chosen on the files scored)",
+}
+
+
 def format_evaluation(result: Mapping[str, Any], *, width: int | None = None) -> str:
-    """The scoreboard (ours among the published detectors, best first) and the drift verdicts."""
-    scoreboard = result["scoreboard"]
+    """The headline, the scoreboard, the per-category and per-family tables, the choices."""
+    board = result["scoreboard"]
+    headline = result["headline"]
     lines = [
-        f"NAB scores on {scoreboard['files']} files ({scoreboard['windows']} windows), "
-        "normalized on these files (null detector 0, perfect 100):",
+        f"NAB on {board['files']} files in {board['categories']} categories "
+        f"({board['windows']} windows), normalized on these files (null 0, perfect 100); "
+        f"{result['grid']['candidates']} candidates. Headline: {_PROTOCOLS[headline]}.",
         format_table(["detector", *PROFILE_COLUMNS], _score_rows(result), width=width),
     ]
-    if scoreboard["incomplete"]:
+    if board["incomplete"]:
         lines.append(
             "left out (no published result for every file): "
-            + ", ".join(sorted(scoreboard["incomplete"]))
+            + ", ".join(sorted(board["incomplete"]))
         )
-    drift = result["drift"]
     lines += [
         "",
-        "Drift checks per file (ERROR verdicts; lead time = hours from the first alarm after the "
-        "previous window to the window's start, negative inside it):",
+        "Per category and profile (a category without windows: raw score, 0 is silent):",
         format_table(
-            ["file", "partitions", "alarms", "windows", "lead time (h)"],
-            _drift_rows(drift),
+            [
+                "category",
+                "files",
+                "windows",
+                "profile",
+                "cross-val",
+                "leave-file-out",
+                "in-sample",
+                "windowedGaussian",
+                "best published",
+            ],
+            _category_rows(result),
             width=width,
         ),
-        f"windows alarmed before they start: {drift['windows_alarmed_before_start']} of "
-        f"{drift['windows']}; inside: {drift['windows_alarmed_inside']}; never: "
-        f"{drift['windows_without_alarm']}",
-        f"alarms on the {drift['negative_control_files']} files without windows: "
-        f"{drift['negative_control_alarms']} in {drift['negative_control_partitions']} partitions",
+        "",
+        "Per detector family (each chosen by the same protocol among its own candidates):",
+        format_table(
+            ["family", "profile", "cross-val", "leave-file-out", "in-sample"],
+            _family_rows(result),
+            width=width,
+        ),
+        "",
+        "Chosen (standard profile): in-sample "
+        + result["choices"]["in_sample"]["standard"]
+        + "; per held-out category:",
+        *(
+            f"  {category}: {choice['standard']}"
+            for category, choice in result["choices"]["leave_one_category_out"].items()
+        ),
     ]
+    if "pipeline" in result:
+        lines += ["", "Reference pipeline:", _format_pipeline(result["pipeline"], width)]
     if "seconds" in result:
         lines.append(f"\n{result['seconds']:.0f} s")
     return "\n".join(lines)
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _score_rows(result: Mapping[str, Any]) -> list[list[str]]:
-    board = {"ours (aiops_assets)": result["ours"], **result["published"]}
-    ranked = sorted(board.items(), key=lambda item: -item[1]["standard"])
+    ours = result["ours"]
+    rows = [
+        (f"ours, {_PROTOCOLS[protocol]}", scores)
+        for protocol, scores in ours.items()
+        if scores is not None
+    ]
+    board = [*rows, *result["published"].items()]
+    ranked = sorted(board, key=lambda item: -item[1]["standard"])
     return [
         [name, *(f"{scores[profile]:.2f}" for profile in PROFILE_COLUMNS)]
         for name, scores in ranked
     ]
+
+
+def _category_rows(result: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for category, summary in result["per_category"].items():
+        for profile in PROFILE_COLUMNS:
+            published = summary["published"]
+            best = max(published.items(), key=lambda item: item[1][profile], default=None)
+            rows.append(
+                [
+                    category,
+                    str(summary["files"]),
+                    str(summary["windows"]),
+                    profile,
+                    *(
+                        _fmt(summary[protocol] and summary[protocol][profile])
+                        for protocol in _PROTOCOLS
+                    ),
+                    _fmt(published["windowedGaussian"][profile])
+                    if "windowedGaussian" in published
+                    else "-",
+                    f"{best[0]} {best[1][profile]:.2f}" if best else "-",
+                ]
+            )
+    return rows
+
+
+def _family_rows(result: Mapping[str, Any]) -> list[list[str]]:
+    return [
+        [
+            family,
+            profile,
+            *(_fmt(summary[protocol] and summary[protocol][profile]) for protocol in _PROTOCOLS),
+        ]
+        for family, summary in result["per_family"].items()
+        for profile in PROFILE_COLUMNS
+    ]
+
+
+def _format_pipeline(pipeline: Mapping[str, Any], width: int | None) -> str:
+    """The reference pipeline's own score (its settings were chosen in-sample) and drift table."""
+    drift = pipeline["drift"]
+    scores = ", ".join(f"{name} {pipeline['ours'][name]:.2f}" for name in PROFILE_COLUMNS)
+    return "\n".join(
+        [
+            f"score (settings chosen on this subset while it was built: in-sample): {scores}",
+            "Drift checks per file (ERROR verdicts; lead time = hours from the first alarm after "
+            "the previous window to the window's start, negative inside it):",
+            format_table(
+                ["file", "partitions", "alarms", "windows", "lead time (h)"],
+                _drift_rows(drift),
+                width=width,
+            ),
+            f"windows alarmed before they start: {drift['windows_alarmed_before_start']} of "
+            f"{drift['windows']}; inside: {drift['windows_alarmed_inside']}; never: "
+            f"{drift['windows_without_alarm']}",
+            f"alarms on the {drift['negative_control_files']} files without windows: "
+            f"{drift['negative_control_alarms']} in {drift['negative_control_partitions']} "
+            "partitions",
+        ]
+    )
 
 
 def _drift_rows(drift: Mapping[str, Any]) -> list[list[str]]:

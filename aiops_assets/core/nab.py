@@ -58,6 +58,7 @@ from aiops_assets.core.telemetry import (
 )
 
 __all__ = [
+    "DEFAULT_PROFILES",
     "PROBATIONARY_PERCENT",
     "CostProfile",
     "DriftAlarm",
@@ -65,18 +66,22 @@ __all__ = [
     "FileScore",
     "NabDetectorConfig",
     "PublishedScoreboard",
+    "RowLayout",
     "ScorerCheck",
     "corpus_files",
-    "evaluate",
+    "evaluate_pipeline",
     "feature_spec",
+    "file_timestamps",
     "likelihood_alarms",
     "load_profiles",
     "normalized_score",
     "probationary_length",
     "read_published",
     "row_contributions",
+    "row_layout",
     "run_file",
     "scaled_sigmoid",
+    "score_alarm_rows",
     "score_detections",
     "spatial_anomalies",
     "subset_scoreboard",
@@ -111,9 +116,21 @@ class CostProfile:
     fn_weight: float
 
 
+DEFAULT_PROFILES: Final = (
+    CostProfile("standard", tp_weight=1.0, fp_weight=0.11, fn_weight=1.0),
+    CostProfile("reward_low_FP_rate", tp_weight=1.0, fp_weight=0.22, fn_weight=1.0),
+    CostProfile("reward_low_FN_rate", tp_weight=1.0, fp_weight=0.11, fn_weight=2.0),
+)
+
+
 def load_profiles(root: str | os.PathLike[str]) -> dict[str, CostProfile]:
-    """NAB's scoring profiles from ``labels/scoring_profiles.json``, in the file's order."""
+    """NAB's scoring profiles from ``labels/scoring_profiles.json``, in the file's order.
+
+    A NAB-format folder of one's own may leave the file out: NAB v1.0's three profiles apply.
+    """
     path = Path(root) / PROFILES_PATH
+    if not path.is_file():
+        return {profile.name: profile for profile in DEFAULT_PROFILES}
     document = json.loads(path.read_text(encoding="utf-8"))
     profiles: dict[str, CostProfile] = {}
     for name, body in document.items():
@@ -166,7 +183,7 @@ def _as_unit(timestamps: Timestamps) -> pd.DatetimeIndex:
 
 
 @dataclass(frozen=True)
-class _RowLayout:
+class RowLayout:
     """Where every row stands relative to the windows: the inputs NAB's sweeper derives once."""
 
     weights: FloatArray  # the score a detection on this row would add (S(t) in NAB's output)
@@ -175,7 +192,7 @@ class _RowLayout:
     spans: list[tuple[int, int]]
 
 
-def _layout(timestamps: Timestamps, windows: Windows, profile: CostProfile) -> _RowLayout:
+def _layout(timestamps: Timestamps, windows: Windows, profile: CostProfile) -> RowLayout:
     index = _as_unit(timestamps)
     rows = len(index)
     spans = window_spans(index, windows)
@@ -202,7 +219,29 @@ def _layout(timestamps: Timestamps, windows: Windows, profile: CostProfile) -> _
     outside = window_of_row < 0
     weights[outside] = scaled_sigmoid(past_position[outside]) * profile.fp_weight
     scorable = positions >= probationary_length(rows)
-    return _RowLayout(weights, window_of_row, scorable, spans)
+    return RowLayout(weights, window_of_row, scorable, spans)
+
+
+def row_layout(timestamps: Timestamps, windows: Windows, profile: CostProfile) -> RowLayout:
+    """Each row's weight under ``profile``, computed once so many alarm sets can be scored fast."""
+    return _layout(timestamps, windows, profile)
+
+
+def score_alarm_rows(layout: RowLayout, profile: CostProfile, rows: npt.ArrayLike) -> float:
+    """The raw score of alarms on ``rows`` (positions in the file), as :func:`score_detections`.
+
+    Within a window the weights fall with the position, so the earliest alarm is the best one.
+    """
+    positions = np.asarray(rows, dtype="int64")
+    positions = positions[layout.scorable[positions]]
+    window_of = layout.window_of_row[positions]
+    score = float(layout.weights[positions[window_of < 0]].sum())
+    for number, (first, last) in enumerate(layout.spans):
+        if not layout.scorable[first : last + 1].any():
+            continue
+        hits = positions[window_of == number]
+        score += float(layout.weights[hits.min()]) if hits.size else -profile.fn_weight
+    return score
 
 
 def row_contributions(
@@ -402,6 +441,11 @@ def null_baseline(
         for name, profile in chosen.items():
             raw[name] += score_detections(timestamps, silent, windows, profile).score
     return NullBaseline(raw=raw, windows=total_windows)
+
+
+def file_timestamps(root: str | os.PathLike[str], key: str) -> pd.DatetimeIndex:
+    """Every row's time in one NAB file, clock repeats included: the rows NAB scores."""
+    return _file_timestamps(Path(root), key)
 
 
 def _file_timestamps(root: Path, key: str) -> pd.DatetimeIndex:
@@ -777,7 +821,7 @@ def corpus_files(root: str | os.PathLike[str]) -> list[str]:
     return sorted(path.relative_to(data_dir).as_posix() for path in data_dir.glob("*/*.csv"))
 
 
-def evaluate(
+def evaluate_pipeline(
     root: str | os.PathLike[str],
     *,
     files: Sequence[str] | None = None,
@@ -785,7 +829,9 @@ def evaluate(
     store: ArtifactStore | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run every file through :func:`run_file` and set our normalized score beside the scoreboard.
+    """The reference pipeline's path (``aiops nab evaluate --pipeline``): every file through
+    :func:`run_file`, our normalized score beside the scoreboard. Its settings were chosen on
+    this subset (in-sample); the cross-validated evaluation is :mod:`aiops_assets.core.nab_cv`.
 
     Returns ``{"ours": {profile: score}, "published": {detector: {profile: score}},
     "drift": {...}, "files": {key: {...}}, "scoreboard": {...}}``, all JSON-able. ``drift``
