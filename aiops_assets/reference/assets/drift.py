@@ -17,8 +17,9 @@ from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
 from aiops_assets.core.drift import build_profile, calibrate
 from aiops_assets.core.features import LABEL, TIMESTAMP
 from aiops_assets.core.flags import pinned_version
-from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion
+from aiops_assets.core.ledger import Ledger, LedgerError
 from aiops_assets.core.models import HOLDOUT, SCORE, SPLIT, AnomalyDetector, score_frame
+from aiops_assets.core.pipeline.scoring import groups_by_version
 from aiops_assets.core.registry import MODEL_NAME, load_model
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN, running_rollout, serving_versions
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
@@ -75,7 +76,7 @@ def build_anomaly_scores_asset(
             pinned=_pinned_versions(feature_flags, services),
         )
         parts = []
-        for served, rows in _groups_by_version(day, serving, version):
+        for served, rows in groups_by_version(day, serving, version):
             detector = _detector(store, registry, served, champion_model)
             part = score_frame(detector, rows)
             part[MODEL_VERSION_COLUMN] = 0 if served is None else served
@@ -133,26 +134,6 @@ def _pinned_versions(flags: FeatureFlagsResource, services: Sequence[str]) -> di
         for service, value in chosen.items()
         if (number := pinned_version(value)) is not None
     }
-
-
-def _groups_by_version(
-    day: pd.DataFrame, serving: dict[str, int | None], champion: ModelVersion | None
-) -> list[tuple[int | None, pd.DataFrame]]:
-    """The day's rows split by the version that scores them, the champion's first."""
-    by_service = day[SERVICE].astype(str).map(serving)
-    champion_number = None if champion is None else champion.version
-    groups: list[tuple[int | None, pd.DataFrame]] = []
-    if by_service.isna().all():
-        return [(champion_number, day)]
-    order = sorted(
-        {int(v) for v in by_service.dropna().unique()}, key=lambda v: (v != champion_number, v)
-    )
-    for served in order:
-        groups.append((served, day[by_service == served]))
-    unassigned = day[by_service.isna()]
-    if not unassigned.empty:
-        groups.append((champion_number, unassigned))
-    return groups
 
 
 def _detector(

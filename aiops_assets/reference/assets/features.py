@@ -1,10 +1,8 @@
 """``features``: the versioned feature set of one day, computed point-in-time correct."""
 
 import warnings
-from collections import Counter
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from aiops_assets.core import features as core_features
@@ -14,10 +12,17 @@ from aiops_assets.core.features import (
     SERVICE,
     FeatureSetSpec,
     MixedColumnsError,
-    compute_features_by_service,
     model_input_columns,
 )
 from aiops_assets.core.lifecycle import spec_of
+from aiops_assets.core.pipeline.features import (
+    FEATURE_LIBRARIES,
+    FEATURES_CODE_VERSION,
+    HISTORY_PARTITIONS,
+    FeatureSetRefused,
+    compute_day_features,
+    history_frame,
+)
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.io import ALLOW_MISSING_PARTITIONS
 from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
@@ -32,14 +37,14 @@ from aiops_assets.metadata import (
 )
 from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
 
-FEATURES_CODE_VERSION = "features-2"
-
-# The libraries whose behaviour decides the feature values: an upgrade of one is a change the
-# incident report must be able to name, even though no code or config of ours changed.
-FEATURE_LIBRARIES = ("pandas", "numpy")
-
-# Features of day D read day D-1 as history, so a trailing window never starts cut off at midnight.
-HISTORY_PARTITIONS = 1
+__all__ = [
+    "FEATURES_CODE_VERSION",
+    "FEATURE_LIBRARIES",
+    "HISTORY_PARTITIONS",
+    "FeaturesConfig",
+    "build_features_asset",
+    "history_input",
+]
 
 
 class FeaturesConfig(dg.Config):
@@ -111,33 +116,15 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
             )
         start, end = partition_window(context)
         store = artifact_store.get_store()
-        history = pd.concat(
-            [store.get_frame(telemetry_snapshot[key]) for key in sorted(telemetry_snapshot)],
-            ignore_index=True,
-        )
+        history = history_frame(store, telemetry_snapshot)
         by_service = _feature_sets_by_service(
             feature_flags, config.spec(), sorted(str(s) for s in history[SERVICE].unique())
         )
-        specs = {spec.version_id: spec for spec in by_service.values()}
-        for candidate in specs.values():
-            if candidate.lookback > pd.Timedelta(days=HISTORY_PARTITIONS):
-                raise dg.Failure(
-                    description=(
-                        f"feature set {candidate.version_id}'s windows {list(candidate.windows)} "
-                        f"look back {candidate.lookback}, more than the {HISTORY_PARTITIONS} "
-                        "day(s) of history this asset reads; shorten the windows"
-                    )
-                )
         try:
-            frame = compute_features_by_service(
-                history, by_service, output_start=start, output_end=end
-            )
-        except MixedColumnsError as error:
+            day = compute_day_features(store, history, by_service, start=start, end=end)
+        except (FeatureSetRefused, MixedColumnsError) as error:
             raise dg.Failure(description=str(error)) from error
-        # The version most services use names the partition; a split is in the metadata.
-        counts = Counter(item.version_id for item in by_service.values())
-        spec = specs[max(sorted(counts), key=counts.__getitem__)]
-        ref = store.put_frame(frame)
+        ref, frame, spec, specs = day.ref, day.frame, day.spec, day.specs
         return versioned_output(
             ref,
             {

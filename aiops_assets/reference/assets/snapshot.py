@@ -12,7 +12,7 @@ from aiops_assets.checks.quality import QualityGate
 from aiops_assets.core import quality as core_quality
 from aiops_assets.core import telemetry
 from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
-from aiops_assets.core.quality import QuarantineRecord, Severity, quarantine
+from aiops_assets.core.pipeline.snapshot import SNAPSHOT_CODE_VERSION, gate_snapshot, replay_refusal
 from aiops_assets.core.store import ArtifactRef, ArtifactStore, StoreError
 from aiops_assets.core.telemetry import contract as telemetry_contract
 from aiops_assets.core.telemetry.revision import compare_snapshots
@@ -29,7 +29,7 @@ from aiops_assets.metadata import (
 )
 from aiops_assets.resources import ArtifactStoreResource, TelemetrySourceResource
 
-SNAPSHOT_CODE_VERSION = "telemetry_snapshot-2"
+__all__ = ["SNAPSHOT_CODE_VERSION", "SNAPSHOT_FRESHNESS", "SnapshotConfig", "build_snapshot_asset"]
 
 # Daily ingest: a day without a new snapshot is worth a warning, two are a failure.
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -95,28 +95,23 @@ def build_snapshot_asset(
             raise dg.Failure(description=f"source {source} has no telemetry in [{start}, {end})")
         store = artifact_store.get_store()
         _refuse_a_replay(context, partitions_def, store, frame, source)
-        # Stored before it is judged: a rejected snapshot is kept (in quarantine), never lost.
-        ref = store.put_frame(frame)
-        report = gate.validate(frame, context)
-        if not report.passed(Severity.ERROR):
-            subject = f"telemetry_snapshot[{context.partition_key}] from {source} (artifact {ref.sha256[:16]})"
-            message = report.failure_message(Severity.ERROR, subject=subject)
-            filed_as = quarantine(
-                store,
-                QuarantineRecord(
-                    asset="telemetry_snapshot",
-                    partition=context.partition_key,
-                    artifact=ref,
-                    report=report.to_dict(),
-                    source=source,
-                    message=message,
-                ),
-            )
+        gated = gate_snapshot(
+            store,
+            frame,
+            gate.suite,
+            partition=context.partition_key,
+            window=(start, end),
+            source=source,
+        )
+        ref, report = gated.ref, gated.report
+        if not gated.accepted:
             context.log.error(
-                f"{message}. Quarantined as {filed_as} in {store.root}; the partition keeps its "
-                "last good snapshot."
+                f"{gated.message}. Quarantined as {gated.quarantined_as} in {store.root}; the "
+                "partition keeps its last good snapshot."
             )
-            yield from gate.results(report, {"quarantined_as": dg.MetadataValue.text(filed_as)})
+            yield from gate.results(
+                report, {"quarantined_as": dg.MetadataValue.text(gated.quarantined_as)}
+            )
             return
         metrics = telemetry.metric_columns(frame)
         yield versioned_output(
@@ -178,17 +173,11 @@ def _refuse_a_replay(
     except StoreError as error:
         context.log.warning(f"replay check skipped: previous snapshot unreadable: {error}")
         return
-    replayed = telemetry.replayed_services(frame, previous)
-    if replayed:
-        names = ", ".join(f"{item.service!r} ({item.rows} rows)" for item in replayed)
-        raise dg.Failure(
-            description=(
-                f"telemetry from {source} replays telemetry_snapshot[{previous_key}] (artifact "
-                f"{ref.sha256[:16]}): {names} repeat its values exactly with every timestamp "
-                f"shifted by {replayed[0].shift}; an earlier export re-sent under new dates is "
-                "refused, and the partition keeps its last good snapshot"
-            )
-        )
+    refusal = replay_refusal(
+        frame, previous, previous_key=previous_key, previous_sha256=ref.sha256, source=source
+    )
+    if refusal:
+        raise dg.Failure(description=refusal)
 
 
 def _revision_metadata(

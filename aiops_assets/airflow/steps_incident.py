@@ -1,0 +1,57 @@
+"""The incident report after a regression: ``core/pipeline/incident.py`` on the shared ledger,
+with the drift the days showed, stored as an artifact next to the models it explains."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiops_assets.airflow.config import ProviderConfig
+from aiops_assets.airflow.records import StepResult, StepSkipped, asset_ref_name, get_facts
+from aiops_assets.airflow.steps_data import DRIFT_CHECK
+from aiops_assets.core.incidents import DriftPoint
+from aiops_assets.core.pipeline.incident import ledger_incident_report
+from aiops_assets.core.registry import MODEL_NAME
+
+INCIDENT_ASSET = "incident_report"
+INCIDENT_CODE_VERSION = "incident_report-1"
+
+
+def drift_points(config: ProviderConfig) -> list[DriftPoint]:
+    """Each day's feature effects and verdicts, from the drift check's stored facts."""
+    store = config.store()
+    points = []
+    for day in config.day_keys():
+        facts = get_facts(store, "checks/" + DRIFT_CHECK, day) or {}
+        verdicts = dict(facts.get("feature_verdicts", {}))
+        for feature, effect in sorted(dict(facts.get("feature_effects", {})).items()):
+            points.append(
+                DriftPoint(
+                    partition=day,
+                    feature=feature,
+                    effect=float(effect),
+                    drifted=verdicts.get(feature, "ok") != "ok",
+                )
+            )
+    return points
+
+
+def incident_step(config: ProviderConfig, at: datetime | None = None) -> StepResult:
+    """The report on the latest failing performance check (at or before ``at``)."""
+    store = config.store()
+    report = ledger_incident_report(config.ledger(), MODEL_NAME, drift_points(config), at=at)
+    if report is None:
+        raise StepSkipped(f"{MODEL_NAME} never failed its performance check: no incident")
+    ref = store.put_json({**report.to_dict(), "markdown": report.markdown()})
+    store.set_ref(asset_ref_name(INCIDENT_ASSET, None), ref)
+    return StepResult(
+        asset=INCIDENT_ASSET,
+        partition=None,
+        sha256=ref.sha256,
+        code_version=INCIDENT_CODE_VERSION,
+        facts={
+            "verdict": report.verdict(),
+            "likely_cause": report.likely_cause(),
+            "first_failing": report.window.first_bad.partition,
+            "suspects": [suspect.change.summary for suspect in report.suspects[:3]],
+        },
+    )
