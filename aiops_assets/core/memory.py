@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import sys
 from collections.abc import Callable
 from functools import cache
 
 
 def release_free_memory() -> None:
-    """Collect garbage, then return the heap's free pages to the operating system."""
-    gc.collect()
+    """Return the heap's free pages to the operating system (microseconds).
+
+    No ``gc.collect()`` first: a finished step's frames are freed by reference counting, and a
+    full collection costs about 0.4 s in a process that has loaded Dagster, on every input.
+    """
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
