@@ -235,3 +235,13 @@ def test_an_hourly_partition_snapshots_only_its_hour(
     first, last = metadata["first_timestamp"], metadata["last_timestamp"]
     assert isinstance(first, dg.TextMetadataValue) and isinstance(last, dg.TextMetadataValue)
     assert (first.text, last.text) == ("2026-01-05 03:00:00", "2026-01-05 03:55:00")
+
+
+def test_an_hourly_features_partition_reads_the_day_before_it() -> None:
+    """24-hour windows need a day of history: 24 hours back for an hour, as one day for a day."""
+    for partition, offset in (("daily", -1), ("hourly", -24)):
+        definitions = build_definitions(_settings(AIOPS_PARTITION=partition))
+        features = definitions.get_assets_def(FEATURES_KEY)
+        mapping = features.get_partition_mapping(SNAPSHOT_KEY)
+        assert isinstance(mapping, dg.TimeWindowPartitionMapping)
+        assert (mapping.start_offset, mapping.end_offset) == (offset, 0)

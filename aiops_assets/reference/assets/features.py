@@ -1,6 +1,7 @@
 """``features``: the versioned feature set of one day, computed point-in-time correct."""
 
 import warnings
+from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -64,8 +65,24 @@ class FeaturesConfig(dg.Config):
         )
 
 
-def _history_mapping() -> dg.TimeWindowPartitionMapping:
-    """Day D reads days D-1 and D; the first day of the range simply has no D-1.
+def history_periods(partitions_def: dg.PartitionsDefinition) -> int:
+    """How many partitions back a partition reads: enough to hold ``HISTORY_PARTITIONS`` days.
+
+    One for daily partitions; 24 for hourly ones, so an hour's 24-hour windows see the day
+    before it as a day's do (with one hour back they would silently start from almost nothing).
+    """
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return HISTORY_PARTITIONS
+    first = partitions_def.get_first_partition_window()
+    if first is None:
+        return HISTORY_PARTITIONS
+    period = first.end - first.start
+    history = timedelta(days=HISTORY_PARTITIONS)
+    return max(1, -(-history // period))
+
+
+def _history_mapping(periods: int) -> dg.TimeWindowPartitionMapping:
+    """Partition P reads P-periods..P; the first ones of the range simply have less history.
 
     ``allow_nonexistent_upstream_partitions`` is a beta parameter; it is the documented way to say
     that a missing earlier partition at the start of the range is expected, so its notice is muted.
@@ -73,15 +90,16 @@ def _history_mapping() -> dg.TimeWindowPartitionMapping:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
         return dg.TimeWindowPartitionMapping(
-            start_offset=-HISTORY_PARTITIONS, allow_nonexistent_upstream_partitions=True
+            start_offset=-periods, allow_nonexistent_upstream_partitions=True
         )
 
 
-def history_input() -> dg.AssetIn:
-    """Snapshots of D-1 and D; D-1 is optional (the first day, or a quarantined day, lacks it)."""
+def history_input(periods: int = HISTORY_PARTITIONS) -> dg.AssetIn:
+    """Snapshots of the day before and of the partition itself; the earlier ones are optional
+    (the first partitions, or a quarantined one, lack them)."""
     return dg.AssetIn(
         key=SNAPSHOT_KEY,
-        partition_mapping=_history_mapping(),
+        partition_mapping=_history_mapping(periods),
         metadata={ALLOW_MISSING_PARTITIONS: True},
     )
 
@@ -94,7 +112,7 @@ def build_features_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDe
         io_manager_key="artifact_io_manager",
         group_name="aiops",
         kinds={"pandas", "parquet"},
-        ins={"telemetry_snapshot": history_input()},
+        ins={"telemetry_snapshot": history_input(history_periods(partitions_def))},
         description=(
             "Rolling means, spreads and z-scores per metric and window, standardized rate of change and "
             "error-to-request ratio; every row uses only rows at or before it."
