@@ -9,7 +9,9 @@ Everything a host project needs is importable from here, and nothing else is pub
   :func:`build_rollback_on_regression_sensor`;
 - resources: :class:`ArtifactStoreResource`, :class:`ArtifactRefIOManager`,
   :class:`AlertSinkResource`, and the registry, :class:`LedgerResource`;
-- the Dagster Component :class:`AiopsMonitoring` (``type: aiops_assets.AiopsMonitoring``).
+- the Dagster Component :class:`AiopsMonitoring` (``type: aiops_assets.AiopsMonitoring``);
+- the model lifecycle for a host's own model: :func:`build_model_lifecycle`, :class:`SklearnModel`
+  and :func:`lifecycle_resources`.
 
 The names load on first use: importing the package stays free of Dagster, so the ``aiops``
 command answers ``--help`` without paying for Dagster's import.
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from aiops_assets.checks.quality import build_quality_checks
     from aiops_assets.components.monitoring import AiopsMonitoring
     from aiops_assets.io import ArtifactRefIOManager
+    from aiops_assets.lifecycle.factory import build_model_lifecycle, lifecycle_resources
+    from aiops_assets.lifecycle.models import SklearnModel
     from aiops_assets.resources import (
         AlertSinkResource,
         ArtifactStoreResource,
@@ -44,13 +48,16 @@ _SOURCES = {
     "ArtifactRefIOManager": "aiops_assets.io",
     "ArtifactStoreResource": "aiops_assets.resources",
     "LedgerResource": "aiops_assets.resources",
+    "SklearnModel": "aiops_assets.lifecycle.models",
     "build_alert_on_check_failure_sensor": "aiops_assets.sensors.alerts",
     "build_drift_baseline_asset": "aiops_assets.baselines",
     "build_drift_checks": "aiops_assets.checks.drift",
+    "build_model_lifecycle": "aiops_assets.lifecycle.factory",
     "build_performance_check": "aiops_assets.checks.performance",
     "build_quality_checks": "aiops_assets.checks.quality",
     "build_retrain_on_drift_sensor": "aiops_assets.sensors.retrain",
     "build_rollback_on_regression_sensor": "aiops_assets.sensors.rollback",
+    "lifecycle_resources": "aiops_assets.lifecycle.factory",
 }
 
 __all__ = [
@@ -59,13 +66,16 @@ __all__ = [
     "ArtifactRefIOManager",
     "ArtifactStoreResource",
     "LedgerResource",
+    "SklearnModel",
     "build_alert_on_check_failure_sensor",
     "build_drift_baseline_asset",
     "build_drift_checks",
+    "build_model_lifecycle",
     "build_performance_check",
     "build_quality_checks",
     "build_retrain_on_drift_sensor",
     "build_rollback_on_regression_sensor",
+    "lifecycle_resources",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Model bytes: an :class:`AnomalyDetector` to and from skops, with a closed list of trusted types.
+"""Model bytes: any scikit-learn model to and from skops, with a closed list of trusted types.
 
 Pickle runs whatever a file tells it to, so a model file anyone could write was a way to run code
 on the scoring workers. skops rebuilds only types it is told to trust and refuses a file that
@@ -19,8 +19,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import skops.io as sio
@@ -46,8 +47,63 @@ _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _ENTRY_MODE = 0o644 << 16
 
 
+# Beyond skops' defaults, what the tree ensembles hold (gradient boosting, forests, histogram
+# boosting); each loaded tree's node indices are checked before anything scores with it.
+SKLEARN_TRUSTED_TYPES: tuple[str, ...] = (
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+SKOPS_FORMAT = "skops"
+
+
 class ModelFormatError(ValueError):
     """The bytes are not a model this version can load safely (pickle, foreign types, damage)."""
+
+
+@runtime_checkable
+class ModelFormat(Protocol):
+    """How a fitted model becomes bytes in the store and comes back: the place to plug another
+    format in (an MLflow pyfunc, say). ``name`` goes into the version's tags and the capsule;
+    ``dump`` must give equal bytes for equal models in any process (the hash is the identity)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def media_type(self) -> str: ...
+
+    def dump(self, model: Any) -> bytes: ...
+
+    def load(self, data: bytes) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SkopsFormat:
+    """scikit-learn estimators and pipelines through skops: nothing outside ``trusted_types``
+    (and skops' own defaults) is ever constructed, whatever the file names."""
+
+    trusted_types: tuple[str, ...] = SKLEARN_TRUSTED_TYPES
+    name: str = SKOPS_FORMAT
+    media_type: str = SKOPS
+
+    def dump(self, model: Any) -> bytes:
+        return dump_model(model)
+
+    def load(self, data: bytes) -> Any:
+        return load_model_bytes(data, self.trusted_types)
+
+
+def dump_model(model: Any) -> bytes:
+    """The skops bytes of any skops-serializable model, identical for identical models."""
+    return _normalized(sio.dumps(model))
+
+
+def load_model_bytes(data: bytes, trusted_types: Sequence[str] = SKLEARN_TRUSTED_TYPES) -> Any:
+    """Rebuild a model from skops bytes, refusing any type outside ``trusted_types``."""
+    model = _load_trusted(data, tuple(trusted_types))
+    _check_estimator_trees(model)
+    return model
 
 
 def dump_detector(detector: AnomalyDetector) -> bytes:
@@ -69,6 +125,16 @@ def load_detector(data: bytes) -> AnomalyDetector:
     (``core.registry.load_model``); this is the second line: even vouched bytes construct nothing
     untrusted.
     """
+    model = _load_trusted(data, TRUSTED_TYPES)
+    if not isinstance(model, AnomalyDetector):
+        raise ModelFormatError(
+            f"the model artifact holds a {type(model).__name__}, not an AnomalyDetector"
+        )
+    _check_trees(model)
+    return model
+
+
+def _load_trusted(data: bytes, trusted_types: tuple[str, ...]) -> Any:
     if data[:1] == b"\x80":
         raise ModelFormatError(
             "the model artifact is a Python pickle; pickled models are no longer loaded (they can "
@@ -77,13 +143,15 @@ def load_detector(data: bytes) -> AnomalyDetector:
     if not data.startswith(_ZIP_MAGIC):
         raise ModelFormatError("the model artifact is not a skops file")
     try:
-        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(trusted_types))
         if untrusted:
             raise ModelFormatError(
                 f"the model artifact names types outside the trusted list: {untrusted}"
             )
         # skops audits the same list again before constructing anything.
-        model = sio.loads(data, trusted=list(TRUSTED_TYPES))
+        model = sio.loads(data, trusted=list(trusted_types))
+    except ModelFormatError:
+        raise  # already says what is wrong; not "unreadable"
     except UntrustedTypesFoundException as error:
         raise ModelFormatError(
             f"the model artifact names untrusted types: {str(error).splitlines()[0]}"
@@ -99,11 +167,6 @@ def load_detector(data: bytes) -> AnomalyDetector:
         raise ModelFormatError(
             f"the model artifact is not a readable skops file: {error}"
         ) from error
-    if not isinstance(model, AnomalyDetector):
-        raise ModelFormatError(
-            f"the model artifact holds a {type(model).__name__}, not an AnomalyDetector"
-        )
-    _check_trees(model)
     return model
 
 
@@ -170,22 +233,39 @@ def _nodes(value: Any) -> Iterator[dict[str, Any]]:
 
 def _check_trees(detector: AnomalyDetector) -> None:
     """Node indices in range: sklearn follows them without bounds checks when scoring."""
-    for step in detector.pipeline.named_steps.values():
-        for estimator in getattr(step, "estimators_", ()):
-            tree = getattr(estimator, "tree_", None)
-            if tree is None:
-                continue
-            count = int(tree.node_count)
-            children = np.concatenate([tree.children_left, tree.children_right])
-            leaf = tree.children_left == -1
-            features = tree.feature[~leaf]
-            if (
-                children.size != 2 * count
-                or ((children != -1) & ((children < 1) | (children >= count))).any()
-                or (leaf != (tree.children_right == -1)).any()
-                or ((features < 0) | (features >= int(tree.n_features))).any()
-            ):
-                raise ModelFormatError(
-                    "the model artifact holds a tree whose node indices are out of range "
-                    "(a crafted or damaged file)"
-                )
+    _check_estimator_trees(detector.pipeline)
+
+
+def _check_estimator_trees(model: Any, depth: int = 0) -> None:
+    """The same bounds check for any estimator: its trees, its ensemble's, its pipeline steps'."""
+    if depth > 8:
+        return
+    tree = getattr(model, "tree_", None)
+    if tree is not None and hasattr(tree, "children_left"):
+        _check_tree(tree)
+    children: list[Any] = []
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list):
+        children += [step for _, step in steps if not isinstance(step, str)]
+    estimators = getattr(model, "estimators_", None)
+    if estimators is not None:
+        children += list(np.asarray(estimators, dtype=object).ravel())
+    for child in children:
+        _check_estimator_trees(child, depth + 1)
+
+
+def _check_tree(tree: Any) -> None:
+    count = int(tree.node_count)
+    children = np.concatenate([tree.children_left, tree.children_right])
+    leaf = tree.children_left == -1
+    features = tree.feature[~leaf]
+    if (
+        children.size != 2 * count
+        or ((children != -1) & ((children < 1) | (children >= count))).any()
+        or (leaf != (tree.children_right == -1)).any()
+        or ((features < 0) | (features >= int(tree.n_features))).any()
+    ):
+        raise ModelFormatError(
+            "the model artifact holds a tree whose node indices are out of range "
+            "(a crafted or damaged file)"
+        )

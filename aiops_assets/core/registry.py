@@ -13,8 +13,15 @@ verify: the fix is to retrain, which stores the new version in the skops format.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiops_assets.core.ledger import ModelVersion
-from aiops_assets.core.model_codec import ModelFormatError, load_detector, media_type_of
+from aiops_assets.core.model_codec import (
+    ModelFormat,
+    ModelFormatError,
+    load_detector,
+    media_type_of,
+)
 from aiops_assets.core.models import AnomalyDetector
 from aiops_assets.core.store import (
     PICKLE,
@@ -35,6 +42,8 @@ ALIASES = (CHAMPION, CHALLENGER, SHADOW)
 # Tags a registered version carries so its artifact ref can be rebuilt from the ledger alone.
 MEDIA_TYPE_TAG = "media_type"
 SIZE_TAG = "size"
+# The format that wrote the bytes (``skops``, or a plugged-in one): the version says how to read it.
+MODEL_FORMAT_TAG = "model_format"
 
 
 class TamperedModelError(IntegrityError):
@@ -95,6 +104,31 @@ def load_model(store: ArtifactStore, version: ModelVersion) -> AnomalyDetector:
         )
     try:
         return load_detector(data)
+    except ModelFormatError as error:
+        raise UnloadableModelError(f"refusing to load {describe(version)}: {error}") from error
+
+
+def load_version(store: ArtifactStore, version: ModelVersion, model_format: ModelFormat) -> Any:
+    """Any model format's registered version, decoded only after its bytes verified.
+
+    The format is the caller's (its trusted types are code, not data); a version recorded under
+    another format is refused rather than handed to a decoder that was not written for it.
+    """
+    _, data = _verified_bytes(store, version)
+    recorded = version.tags.get(MODEL_FORMAT_TAG)
+    if recorded and recorded != model_format.name:
+        raise UnloadableModelError(
+            f"refusing to load {describe(version)}: it was stored as {recorded!r}, and this "
+            f"lifecycle reads {model_format.name!r}"
+        )
+    media_type = version.tags.get(MEDIA_TYPE_TAG) or media_type_of(data)
+    if media_type != model_format.media_type:
+        raise UnloadableModelError(
+            f"refusing to load {describe(version)}: its media type {media_type!r} is not "
+            f"{model_format.name}'s {model_format.media_type!r}"
+        )
+    try:
+        return model_format.load(data)
     except ModelFormatError as error:
         raise UnloadableModelError(f"refusing to load {describe(version)}: {error}") from error
 

@@ -31,9 +31,10 @@ from typing import Any
 
 import pandas as pd
 
+from aiops_assets.core import estimators
 from aiops_assets.core.capsule import Capsule, capture_environment, diff_environments
 from aiops_assets.core.features import FeatureSetSpec, compute_features
-from aiops_assets.core.model_codec import dump_detector
+from aiops_assets.core.model_codec import SKOPS_FORMAT, dump_detector, dump_model, load_model_bytes
 from aiops_assets.core.models import (
     HOLDOUT,
     SPLIT,
@@ -138,6 +139,102 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def reproduce_capsule(
+    capsule: Capsule,
+    store: ArtifactStore,
+    *,
+    metric_tolerance: float = DEFAULT_METRIC_TOLERANCE,
+    current_environment: Mapping[str, Any] | None = None,
+) -> Reproduction:
+    """Any model capsule: a lifecycle model's (a host's estimator) or the reference detector's."""
+    if capsule.kind == MODEL_KIND and estimators.RECIPE_KEY in capsule.config:
+        return reproduce_lifecycle_capsule(
+            capsule,
+            store,
+            metric_tolerance=metric_tolerance,
+            current_environment=current_environment,
+        )
+    return reproduce_model_capsule(
+        capsule, store, metric_tolerance=metric_tolerance, current_environment=current_environment
+    )
+
+
+def reproduce_lifecycle_capsule(
+    capsule: Capsule,
+    store: ArtifactStore,
+    *,
+    metric_tolerance: float = DEFAULT_METRIC_TOLERANCE,
+    current_environment: Mapping[str, Any] | None = None,
+) -> Reproduction:
+    """Re-train a host's estimator from its capsule alone: the training set and the unfitted
+    estimator by hash from the store, the recipe (columns, split, threshold) from the config.
+
+    Training and measuring go through ``core.estimators``, the code the candidate asset ran, so
+    equal bytes mean the same training and not a second implementation that agrees.
+    """
+    started = time.perf_counter()
+    result = Reproduction(capsule_id=capsule.capsule_id)
+    environment = (
+        capture_environment() if current_environment is None else dict(current_environment)
+    )
+    result.environment = diff_environments(capsule.environment, environment).lines()
+    recipe_config = capsule.config[estimators.RECIPE_KEY]
+    if recipe_config.get("kind") != "sklearn" or recipe_config.get("format") != SKOPS_FORMAT:
+        raise ReproductionError(
+            f"capsule {capsule.capsule_id[:12]} records a {recipe_config.get('kind')!r} model "
+            f"in {recipe_config.get('format')!r}; only scikit-learn models stored with skops "
+            "can be re-trained from a capsule alone"
+        )
+    try:
+        recipe = estimators.EstimatorRecipe.from_dict(recipe_config["recipe"])
+        training_sha = capsule.inputs[TRAINING_SET]
+        estimator_sha = capsule.inputs[estimators.ESTIMATOR_INPUT]
+        recorded_model = capsule.outputs[capsule.asset]
+    except KeyError as error:
+        raise ReproductionError(
+            f"capsule {capsule.capsule_id[:12]} lacks {error}; it was not written by a "
+            "lifecycle candidate asset"
+        ) from error
+    result.problems += _stored_output_problems(capsule, store)
+    try:
+        # Trusted types are what the host's code declared when it trained, as the capsule
+        # recorded; the bytes are the ones the capsule's hash names.
+        estimator = load_model_bytes(
+            store.get_bytes(estimator_sha), tuple(recipe_config.get("trusted_types") or ())
+        )
+        frame = store.get_frame(training_sha)
+    except (StoreError, ValueError) as error:
+        result.problems.append(f"the capsule's inputs cannot be read: {error}")
+        result.seconds = time.perf_counter() - started
+        return result
+    result.comparisons.append(
+        _same(
+            "training_set sha256",
+            capsule.outputs.get(TRAINING_SET),
+            hashlib.sha256(canonical_parquet_bytes(frame)).hexdigest(),
+        )
+    )
+    model, metrics = estimators.train_and_evaluate(estimator, recipe, frame)
+    model_sha = hashlib.sha256(dump_model(model)).hexdigest()
+    result.comparisons.append(_same("model sha256", recorded_model, model_sha))
+    result.comparisons += _metric_comparisons(capsule.metrics, metrics, metric_tolerance)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _metric_comparisons(
+    recorded: Mapping[str, float], reproduced: Mapping[str, float], tolerance: float
+) -> list[Comparison]:
+    comparisons = []
+    for name, value in sorted(recorded.items()):
+        again = reproduced.get(name)
+        close = again is not None and math.isclose(
+            float(value), float(again), rel_tol=0.0, abs_tol=tolerance
+        )
+        comparisons.append(Comparison(f"metric {name}", value, again, close))
+    return comparisons
+
+
 def reproduce_model_capsule(
     capsule: Capsule,
     store: ArtifactStore,
@@ -218,12 +315,7 @@ def reproduce_model_capsule(
     model_sha = hashlib.sha256(dump_detector(detector)).hexdigest()
     result.comparisons.append(_same("model sha256", outputs.get(CANDIDATE_MODEL), model_sha))
     metrics = evaluate_detector(detector, frame[frame[SPLIT] == HOLDOUT])
-    for name, recorded in sorted(capsule.metrics.items()):
-        reproduced = metrics.get(name)
-        close = reproduced is not None and math.isclose(
-            float(recorded), float(reproduced), rel_tol=0.0, abs_tol=metric_tolerance
-        )
-        result.comparisons.append(Comparison(f"metric {name}", recorded, reproduced, close))
+    result.comparisons += _metric_comparisons(capsule.metrics, metrics, metric_tolerance)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -286,7 +378,7 @@ def _same(name: str, recorded: Any, reproduced: Any) -> Comparison:
 def run_in_fresh_process(
     capsule: Capsule, store_root: str, *, timeout: float = 1800.0
 ) -> Reproduction:
-    """``reproduce_model_capsule`` in a new interpreter; its report comes back as JSON."""
+    """``reproduce_capsule`` in a new interpreter; its report comes back as JSON."""
     with tempfile.TemporaryDirectory(prefix="aiops-reproduce-") as folder:
         capsule_file = Path(folder) / "capsule.json"
         capsule_file.write_text(capsule.to_json(), encoding="utf-8")
@@ -323,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     capsule = Capsule.from_json(Path(args.capsule).read_text(encoding="utf-8"))
     try:
-        reproduction = reproduce_model_capsule(capsule, ArtifactStore(args.store))
+        reproduction = reproduce_capsule(capsule, ArtifactStore(args.store))
     except ReproductionError as error:
         print(str(error), file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ and ``anomaly_scores`` downstream always scores with the model the registry says
 """
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -17,7 +17,7 @@ from aiops_assets.capsules import package_version, record_capsule
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.experiments import ExperimentRun, criterion_met
 from aiops_assets.core.features import SERVICE, TIMESTAMP
-from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion, StaleChampionError
+from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.lifecycle import LifecycleError, feature_set_mix
 from aiops_assets.core.model_codec import put_detector
 from aiops_assets.core.models import (
@@ -31,21 +31,23 @@ from aiops_assets.core.models import (
     evaluate_detector,
     train_detector,
 )
-from aiops_assets.core.policy import authorize, identify
-from aiops_assets.core.promotion import GateConfig, decide
+from aiops_assets.core.policy import identify
 from aiops_assets.core.registry import (
     CHALLENGER,
-    CHAMPION,
     MODEL_NAME,
     artifact_tags,
-    describe,
     load_model,
-    verify_model,
 )
-from aiops_assets.core.rollout import RolloutError, RolloutPlan, running_rollout, start_rollout
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.io import ALLOW_MISSING_PARTITIONS, asset_ref_name
 from aiops_assets.keys import FEATURES_KEY, SCORES_KEY
+from aiops_assets.lifecycle.champion import (
+    ChampionConfig,
+    GateEvidence,
+    acting_moves,
+    move_champion,
+)
+from aiops_assets.lifecycle.evidence import blocking_outcomes
 from aiops_assets.metadata import (
     artifact_metadata,
     config_hash,
@@ -55,11 +57,7 @@ from aiops_assets.metadata import (
     versioned_output,
 )
 from aiops_assets.reference.assets.features import FEATURES_CODE_VERSION
-from aiops_assets.reference.assets.gate_evidence import (
-    gate_numbers,
-    latest_check_outcomes,
-    scored_pair,
-)
+from aiops_assets.reference.assets.gate_evidence import scored_pair
 from aiops_assets.resources import (
     AccessPolicyResource,
     AlertSinkResource,
@@ -72,9 +70,6 @@ TRAINING_SET_CODE_VERSION = "training_set-2"
 # -3: stored with skops instead of pickle, so the same training gives new bytes.
 CANDIDATE_MODEL_CODE_VERSION = "candidate_model-3"
 CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
-# A gate that lost a race with another gate decides again against the new champion; more
-# losses in a row than this mean something keeps moving the champion, which a person should see.
-GATE_ATTEMPTS = 5
 
 
 class TrainingSetRunConfig(dg.Config):
@@ -107,55 +102,8 @@ class CandidateModelConfig(dg.Config):
     success_criterion: str = ""
 
 
-# One source for the gate's defaults: the run config shown in the launchpad mirrors GateConfig.
-_GATE_DEFAULTS = GateConfig()
-
-
-class ChampionModelConfig(dg.Config):
-    """What this materialization of the champion does.
-
-    ``gate`` (the default, what training runs do) promotes the challenger only when the promotion
-    gate passes; ``promote`` moves the alias to ``version`` (default: the challenger) by the
-    acting identity's authority, skipping the gate; ``rollback`` restores the most recent earlier
-    champion whose checks passed (or ``version``). ``rollout`` starts a staged rollout of
-    ``version`` (default: the challenger) by the plan in ``rollout_plan`` (a YAML path; empty for
-    ``core/rollout_plan.yaml``): the champion stays, and the ``staged_rollout`` sensor moves the
-    new version slice by slice. ``adopt`` materializes the champion the registry already names,
-    after a completed rollout moved the alias; it records nothing. ``reason`` is recorded with
-    the change.
-    The remaining fields configure the gate (see ``core/promotion.py``).
-    """
-
-    action: Literal["gate", "promote", "rollback", "rollout", "adopt"] = "gate"
-    version: int = 0
-    reason: str = ""
-    rollout_plan: str = ""
-    # A rollout of a version the gate refused: allowed only with both, audited with the refusal.
-    override_gate: bool = False
-    override_reason: str = ""
-    metric: str = _GATE_DEFAULTS.metric
-    margin: float = _GATE_DEFAULTS.margin
-    bootstrap_samples: int = _GATE_DEFAULTS.bootstrap_samples
-    confidence: float = _GATE_DEFAULTS.confidence
-    block_rows: int = _GATE_DEFAULTS.block_rows
-    seed: int = _GATE_DEFAULTS.seed
-    shadow_partitions: int = 2
-    shadow_metric: str = _GATE_DEFAULTS.shadow_metric
-    shadow_tolerance: float = _GATE_DEFAULTS.shadow_tolerance
-    max_alert_rate_increase: float = _GATE_DEFAULTS.max_alert_rate_increase
-
-    def gate_config(self) -> GateConfig:
-        return GateConfig(
-            metric=self.metric,
-            margin=self.margin,
-            bootstrap_samples=self.bootstrap_samples,
-            confidence=self.confidence,
-            block_rows=self.block_rows,
-            seed=self.seed,
-            shadow_metric=self.shadow_metric,
-            shadow_tolerance=self.shadow_tolerance,
-            max_alert_rate_increase=self.max_alert_rate_increase,
-        )
+# The champion's run config is the lifecycle's (gate, promote, rollback, rollout, adopt).
+ChampionModelConfig = ChampionConfig
 
 
 @dg.asset(
@@ -494,149 +442,50 @@ def champion_model(
     training_set: ArtifactRef,
 ) -> dg.Output[ArtifactRef]:
     registry = ledger.get_ledger()
-    actor = identify(
+    store = artifact_store.get_store()
+    moves = acting_moves(
+        context,
         registry,
+        store,
+        alert_sink,
         action=config.action,
-        subject=f"{MODEL_NAME}:champion",
-        tags=context.run.tags,
-        run_id=context.run.run_id,
+        model_name=MODEL_NAME,
+        asset_name="champion_model",
     )
-    change = _ChampionChange(context, registry, artifact_store.get_store(), alert_sink, actor)
-    # Whatever happened (a move, a refusal), the head it left is witnessed outside the ledger.
-    try:
-        if config.action == "gate":
-            return change.gate(
-                config, candidate_model, training_set, access_policy, promotion_gate.check_keys()
-            )
-        if config.action == "adopt":
-            return change.adopt()
-        policy = access_policy.get_policy()
-        subject = f"{MODEL_NAME}:{CHAMPION}"
-        try:
-            authorize(
-                policy,
-                registry,
-                actor=actor,
-                # A rollout ends in a promotion: whoever may start one must be allowed to promote.
-                action="promote" if config.action == "rollout" else config.action,
-                subject=subject,
-                run_id=context.run.run_id,
-            )
-        except PermissionError as error:
-            change.alert("access_denied", "WARN", str(error))
-            raise dg.Failure(description=str(error)) from error
-        if config.action == "promote":
-            return change.promote(config)
-        if config.action == "rollout":
-            return change.start_rollout(config, training_set)
-        return change.rollback(config)
-    finally:
-        observe_audit_head(context, registry)
+    evidence = _DetectorEvidence(context, store, config, training_set, promotion_gate.check_keys())
+    return move_champion(
+        context,
+        config,
+        moves,
+        access_policy,
+        candidate_sha256=candidate_model.sha256,
+        evidence=evidence.weigh,
+        services=lambda: sorted(
+            str(service) for service in store.get_frame(training_set)[SERVICE].unique()
+        ),
+    )
 
 
-class _ChampionChange:
-    """The three ways the champion alias moves, sharing the run's ledger, store and alert sink."""
+class _DetectorEvidence:
+    """The gate's evidence for the detector: both models on the training set's holdout days and
+    on the latest days the champion served, and the blocking checks of every trained day."""
 
     def __init__(
         self,
         context: dg.AssetExecutionContext,
-        registry: Ledger,
         store: ArtifactStore,
-        alert_sink: AlertSinkResource,
-        actor: str,
+        config: ChampionModelConfig,
+        training_set: ArtifactRef,
+        gate_checks: list[dg.AssetCheckKey],
     ) -> None:
         self.context = context
-        self.registry = registry
         self.store = store
-        self.alert_sink = alert_sink
-        self.actor = actor
-        self.run_id = context.run.run_id
+        self.config = config
+        self.training_set = training_set
+        self.gate_checks = gate_checks
 
-    def alert(self, kind: str, severity: str, summary: str) -> bool:
-        """Send an alert; a sink that is down is logged, never fails the registry change."""
-        return self.alert_sink.notify(
-            self.context.log,
-            kind=kind,
-            severity=severity,
-            summary=summary,
-            asset="champion_model",
-            run_id=self.run_id,
-        )
-
-    def output(
-        self, version: ModelVersion, decision: str, reason: str, extra: dict[str, object]
-    ) -> dg.Output[ArtifactRef]:
-        ref = verify_model(self.store, version)
-        self.context.log.info(f"champion: {decision}: {reason}")
-        return versioned_output(
-            ref,
-            {
-                **artifact_metadata(ref),
-                **float_metrics(version.metrics),
-                "model_version": dg.MetadataValue.int(version.version),
-                "decision": dg.MetadataValue.text(decision),
-                "reason": dg.MetadataValue.text(reason),
-                "actor": dg.MetadataValue.text(self.actor),
-                **extra,
-            },
-        )
-
-    def gate(
-        self,
-        config: ChampionModelConfig,
-        candidate_ref: ArtifactRef,
-        training_set_ref: ArtifactRef,
-        access_policy: AccessPolicyResource,
-        gate_checks: list[dg.AssetCheckKey],
-    ) -> dg.Output[ArtifactRef]:
-        """Decide, and decide again when a concurrent run moved the champion meanwhile."""
-        for attempt in range(1, GATE_ATTEMPTS + 1):
-            try:
-                return self._gate_once(
-                    config, candidate_ref, training_set_ref, access_policy, gate_checks
-                )
-            except StaleChampionError as error:
-                if attempt == GATE_ATTEMPTS:
-                    raise dg.Failure(description=str(error)) from error
-                self.context.log.warning(f"{error}; deciding again (attempt {attempt + 1})")
-        raise AssertionError("unreachable")
-
-    def _gate_once(
-        self,
-        config: ChampionModelConfig,
-        candidate_ref: ArtifactRef,
-        training_set_ref: ArtifactRef,
-        access_policy: AccessPolicyResource,
-        gate_checks: list[dg.AssetCheckKey],
-    ) -> dg.Output[ArtifactRef]:
-        candidate = self.registry.find_version(MODEL_NAME, candidate_ref.sha256)
-        if candidate is None:
-            raise dg.Failure(
-                description=(
-                    f"candidate {candidate_ref.sha256[:12]} is not registered in the ledger at "
-                    f"{self.registry.url}; materialize candidate_model first"
-                )
-            )
-        champion = self.registry.get_alias(MODEL_NAME, CHAMPION)
-        if champion is not None and champion.version == candidate.version:
-            # Nothing to decide: re-running the gate on the champion must not record a decision.
-            return self.output(
-                champion,
-                "kept",
-                f"{describe(candidate)} already the champion; nothing to decide",
-                {"candidate_version": dg.MetadataValue.int(candidate.version)},
-            )
-        rollout = running_rollout(self.registry, MODEL_NAME)
-        if rollout is not None and champion is not None:
-            # Two ways of moving the champion at once would fight: the rollout finishes first.
-            return self.output(
-                champion,
-                "kept",
-                f"staged rollout {rollout.rollout_id} of v{rollout.to_version} is running; the "
-                f"gate does not judge {describe(candidate)} until it completes or halts",
-                {},
-            )
-        training = self.store.get_frame(training_set_ref)
+    def weigh(self, candidate: ModelVersion, champion: ModelVersion | None) -> GateEvidence:
+        training = self.store.get_frame(self.training_set)
         holdout = training[training[SPLIT] == HOLDOUT]
         trained_days = sorted(training[TIMESTAMP].dt.strftime("%Y-%m-%d").unique())
         candidate_model_obj: AnomalyDetector = load_model(self.store, candidate)
@@ -644,7 +493,7 @@ class _ChampionChange:
         if champion is not None:
             champion_model_obj = load_model(self.store, champion)
         holdout_pair = scored_pair(candidate_model_obj, champion_model_obj, holdout)
-        shadow_keys = self._shadow_partitions(config.shadow_partitions, trained_days[-1])
+        shadow_keys = self._shadow_partitions(self.config.shadow_partitions, trained_days[-1])
         shadow_frame = (
             pd.concat(
                 [self.store.get_frame(self._features_ref(key)) for key in shadow_keys],
@@ -658,189 +507,13 @@ class _ChampionChange:
             if shadow_frame is not None
             else None
         )
-        decision = decide(
-            candidate_id=describe(candidate),
-            champion_id=None if champion is None else describe(champion),
-            blocking_checks=self._blocking_checks(gate_checks, trained_days),
+        return GateEvidence(
             holdout=holdout_pair,
+            blocking_checks=blocking_outcomes(
+                self.context.instance, self.gate_checks, trained_days
+            ),
             shadow=shadow_pair,
-            config=config.gate_config(),
             shadow_partitions=shadow_keys,
-        )
-        if decision.promote:
-            try:
-                authorize(
-                    access_policy.get_policy(),
-                    self.registry,
-                    actor=self.actor,
-                    action="promote",
-                    subject=f"{MODEL_NAME}:{CHAMPION}",
-                    run_id=self.run_id,
-                )
-            except PermissionError as error:
-                self.alert("access_denied", "WARN", str(error))
-                raise dg.Failure(description=str(error)) from error
-        self.registry.record_promotion(
-            MODEL_NAME,
-            candidate.version,
-            champion_version=None if champion is None else champion.version,
-            promoted=decision.promote,
-            reason=decision.reason,
-            evidence=decision.evidence,
-            actor=self.actor,
-            run_id=self.run_id,
-        )
-        if decision.promote:
-            self.alert("promotion", "INFO", f"{describe(candidate)} promoted: {decision.reason}")
-        elif champion is not None:
-            self.alert(
-                "promotion_refused",
-                "INFO",
-                f"{describe(candidate)} not promoted: {decision.reason}",
-            )
-        serving = candidate if decision.promote or champion is None else champion
-        return self.output(
-            serving,
-            "promoted" if decision.promote else "kept",
-            decision.reason,
-            {
-                "candidate_version": dg.MetadataValue.int(candidate.version),
-                "previous_champion_version": dg.MetadataValue.int(
-                    0 if champion is None else champion.version
-                ),
-                "gate_report": dg.MetadataValue.md(decision.markdown()),
-                **gate_numbers(decision),
-                **float_metrics(candidate.metrics, prefix="candidate_"),
-            },
-        )
-
-    def promote(self, config: ChampionModelConfig) -> dg.Output[ArtifactRef]:
-        target = (
-            self.registry.get_version(MODEL_NAME, config.version)
-            if config.version
-            else self.registry.get_alias(MODEL_NAME, CHALLENGER)
-        )
-        if target is None:
-            raise dg.Failure(description=f"{MODEL_NAME} has no challenger to promote")
-        verify_model(self.store, target)
-        previous = self.registry.get_alias(MODEL_NAME, CHAMPION)
-        reason = config.reason or f"manual promotion by {self.actor} (gate skipped)"
-        self.registry.record_promotion(
-            MODEL_NAME,
-            target.version,
-            champion_version=None if previous is None else previous.version,
-            promoted=True,
-            reason=reason,
-            evidence={"manual": True, "gate": "skipped"},
-            actor=self.actor,
-            run_id=self.run_id,
-        )
-        self.alert("promotion", "WARN", f"{describe(target)} promoted manually: {reason}")
-        return self.output(target, "promoted manually", reason, {})
-
-    def start_rollout(
-        self, config: ChampionModelConfig, training_set_ref: ArtifactRef
-    ) -> dg.Output[ArtifactRef]:
-        """Open a staged rollout; the champion keeps serving every service outside its canary."""
-        target = (
-            self.registry.get_version(MODEL_NAME, config.version)
-            if config.version
-            else self.registry.get_alias(MODEL_NAME, CHALLENGER)
-        )
-        current = self.registry.get_alias(MODEL_NAME, CHAMPION)
-        if target is None or current is None:
-            raise dg.Failure(
-                description=(
-                    f"a staged rollout needs a champion and a version to roll out; {MODEL_NAME} "
-                    f"has {'no champion' if current is None else 'no such version'}"
-                )
-            )
-        verify_model(self.store, target)
-        services = sorted(
-            str(service) for service in self.store.get_frame(training_set_ref)[SERVICE].unique()
-        )
-        reason = config.reason or f"staged rollout of {describe(target)} by {self.actor}"
-        if config.override_gate and not config.override_reason.strip():
-            raise dg.Failure(
-                description="override_gate needs an override_reason; it is recorded in the audit log"
-            )
-        try:
-            plan = RolloutPlan.load(config.rollout_plan or None)
-            rollout = start_rollout(
-                self.registry,
-                MODEL_NAME,
-                target.version,
-                plan,
-                services,
-                actor=self.actor,
-                reason=reason,
-                override_reason=config.override_reason if config.override_gate else None,
-            )
-        except (RolloutError, LedgerError) as error:
-            raise dg.Failure(description=f"cannot start the rollout: {error}") from error
-        canary = rollout.stages[0]
-        summary = (
-            f"staged rollout {rollout.rollout_id} of {describe(target)} started: stage "
-            f"{canary.name} serves {', '.join(canary.services)}; {describe(current)} serves the rest"
-        )
-        self.alert("rollout", "INFO", summary)
-        return self.output(
-            current,
-            "rollout started",
-            summary,
-            {
-                "rollout_id": dg.MetadataValue.int(rollout.rollout_id),
-                "rollout_version": dg.MetadataValue.int(target.version),
-                "rollout_plan": dg.MetadataValue.json(rollout.plan),
-            },
-        )
-
-    def adopt(self) -> dg.Output[ArtifactRef]:
-        """The champion the registry names, as this asset's value (after a rollout completed)."""
-        current = self.registry.get_alias(MODEL_NAME, CHAMPION)
-        if current is None:
-            raise dg.Failure(description=f"{MODEL_NAME} has no champion to adopt")
-        history = self.registry.alias_history(MODEL_NAME, CHAMPION)
-        reason = history[-1].reason if history else "the registry's champion"
-        return self.output(current, "adopted", reason, {})
-
-    def rollback(self, config: ChampionModelConfig) -> dg.Output[ArtifactRef]:
-        current = self.registry.get_alias(MODEL_NAME, CHAMPION)
-        if current is None:
-            raise dg.Failure(description=f"{MODEL_NAME} has no champion to roll back")
-        target = (
-            self.registry.get_version(MODEL_NAME, config.version)
-            if config.version
-            else self.registry.last_known_good(MODEL_NAME, alias=CHAMPION)
-        )
-        if target is None or target.version == current.version:
-            message = (
-                f"cannot roll back {describe(current)}: no earlier champion has passing checks "
-                "on record; it stays in service"
-            )
-            self.alert("rollback", "ERROR", message)
-            raise dg.Failure(description=message)
-        verify_model(self.store, target)
-        reason = config.reason or f"manual rollback by {self.actor}"
-        self.registry.set_alias(
-            MODEL_NAME,
-            CHAMPION,
-            target.version,
-            actor=self.actor,
-            reason=reason,
-            kind="rollback",
-            run_id=self.run_id,
-        )
-        self.alert(
-            "rollback",
-            "ERROR",
-            f"{describe(current)} rolled back to {describe(target)}: {reason}",
-        )
-        return self.output(
-            target,
-            "rolled back",
-            reason,
-            {"rolled_back_version": dg.MetadataValue.int(current.version)},
         )
 
     def _features_ref(self, partition: str) -> ArtifactRef:
@@ -863,23 +536,3 @@ class _ChampionChange:
             and self.store.get_ref(asset_ref_name(FEATURES_KEY, key)) is not None
         ]
         return served[-count:]
-
-    def _blocking_checks(
-        self, check_keys: list[dg.AssetCheckKey], partitions: list[str]
-    ) -> dict[str, bool]:
-        """Each required check, per trained partition: did its latest completed execution pass?
-
-        A check that never completed for a partition the model learned from counts as not
-        passed, because nothing proves that data was good.
-        """
-        outcomes: dict[str, bool] = {}
-        for check_key in check_keys:
-            latest = latest_check_outcomes(self.context.instance, check_key, set(partitions))
-            # The run's own graph may not include the checked asset, so its history says
-            # whether the check is per partition.
-            partitioned = any(partition is not None for partition in latest)
-            wanted: list[str | None] = list(partitions) if partitioned else [None]
-            for partition in wanted:
-                label = check_key.to_user_string() + (f"[{partition}]" if partition else "")
-                outcomes[label] = latest.get(partition, False)
-        return outcomes
