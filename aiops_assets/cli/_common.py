@@ -1,5 +1,6 @@
-"""What every ``aiops`` command shares: the home, ``--home``/``--json``/``--verbose``, the ledger,
-the acting identity, one table/JSON printer, progress, and the one way a mistake is reported.
+"""What every ``aiops`` command shares: the home, ``--home``/``--json``/``--verbose``, the code
+location (``-m``/``-f``/``-w``), the ledger, the acting identity, one table/JSON printer, progress,
+and the one way a mistake is reported.
 
 This module is imported by ``aiops --help``: it imports click and the standard library only. The
 ledger (SQLAlchemy), the policy and Dagster are imported inside the functions that need them.
@@ -25,6 +26,9 @@ import click
 from aiops_assets.core.progress import LineProgress
 
 if TYPE_CHECKING:
+    import dagster as dg
+
+    from aiops_assets.cli.location import Pointer
     from aiops_assets.core.ledger import Ledger
     from aiops_assets.core.progress import Progress
     from aiops_assets.reference.settings import PipelineSettings
@@ -127,6 +131,83 @@ def model_option(command: F) -> F:
     )(command)
 
 
+_LOCATION = "aiops.location"
+
+
+def _remember_location(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    # ctx.meta is shared by the whole command chain: the handler reads it back by name.
+    ctx.meta.setdefault(_LOCATION, {})[param.name] = value
+    return value
+
+
+def location_options(command: F) -> F:
+    """The code location's options, spelled and read as Dagster's CLI spells them (``-m``, ``-f``,
+    ``-w``, ``-a``, ``-d``, ``-l`` and their ``DAGSTER_*`` variables); the handler asks
+    :func:`location_definitions` for what they name."""
+    remember: dict[str, Any] = {"expose_value": False, "callback": _remember_location}
+    options = [
+        click.option(
+            "-w",
+            "--workspace",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="a workspace.yaml naming the code location",
+            **remember,
+        ),
+        click.option(
+            "-f",
+            "--python-file",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            envvar="DAGSTER_PYTHON_FILE",
+            help="a Python file whose top-level dg.Definitions is the code location",
+            **remember,
+        ),
+        click.option(
+            "-m",
+            "--module-name",
+            multiple=True,
+            envvar="DAGSTER_MODULE_NAME",
+            metavar="MODULE",
+            help="a module whose top-level dg.Definitions is the code location",
+            **remember,
+        ),
+        click.option("--package-name", multiple=True, hidden=True, **remember),
+        click.option(
+            "--autoload-defs-module-name",
+            metavar="MODULE",
+            help="a defs module (dg project) to load every definition from",
+            **remember,
+        ),
+        click.option(
+            "-a",
+            "--attribute",
+            envvar="DAGSTER_ATTRIBUTE",
+            metavar="NAME",
+            help="the Definitions attribute, when the module defines several",
+            **remember,
+        ),
+        click.option(
+            "-d",
+            "--working-directory",
+            envvar="DAGSTER_WORKING_DIRECTORY",
+            metavar="DIR",
+            help="where local modules are imported from (default: the current folder)",
+            **remember,
+        ),
+        click.option(
+            "-l",
+            "--location",
+            metavar="NAME",
+            help="the code location's name, when the workspace has several",
+            **remember,
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def command_name() -> str:
     """``aiops registry promote``: how messages name the command that is running."""
     ctx = click.get_current_context(silent=True)
@@ -216,6 +297,82 @@ def authorized_actor(settings: PipelineSettings, ledger: Ledger, action: str, su
     return actor
 
 
+# --- the code location -----------------------------------------------------------------------
+
+
+def location_pointer() -> Pointer:
+    """The location the command's ``-m``/``-f``/``-w`` (or the current project) names; a
+    location that cannot be resolved is one line, exit 2."""
+    from aiops_assets.cli.location import LocationError, LocationOptions, resolve
+
+    ctx = click.get_current_context(silent=True)
+    given = dict(ctx.meta.get(_LOCATION, {})) if ctx is not None else {}
+    options = LocationOptions(**{key: value for key, value in given.items() if value})
+    try:
+        return resolve(options)
+    except LocationError as error:
+        raise CliError(str(error)) from error
+
+
+def location_definitions(settings: PipelineSettings) -> dg.Definitions:
+    """The named location's definitions, loaded once per command; the reference is built from
+    ``settings`` (so ``--home`` reaches its resources), any other location imported as is."""
+    from aiops_assets.cli.location import LocationError, load_definitions
+
+    ctx = click.get_current_context(silent=True)
+    cached = ctx.meta.get(f"{_LOCATION}.definitions") if ctx is not None else None
+    if cached is not None:
+        return cached
+    pointer = location_pointer()
+    with dagster_output():
+        if pointer.is_reference:
+            from aiops_assets.reference.definitions import build_definitions
+
+            definitions = build_definitions(settings)
+        else:
+            try:
+                definitions = load_definitions(pointer)
+            except LocationError as error:
+                raise CliError(str(error)) from error
+        definitions.resolve_asset_graph()  # once, here: Dagster's warnings stay quiet
+    if ctx is not None:
+        ctx.meta[f"{_LOCATION}.definitions"] = definitions
+    return definitions
+
+
+def require_reference(what: str) -> None:
+    """Refuse a foreign location in a command built on the reference pipeline's specifics;
+    ``what`` names what the location lacks."""
+    pointer = location_pointer()
+    if not pointer.is_reference:
+        raise CliError(f"code location {pointer.name} ({pointer.describe()}) has no {what}")
+
+
+def require_assets(definitions: dg.Definitions, names: Sequence[str], why: str) -> list[str]:
+    """Those of ``names`` the location defines; the first one is required (``why`` says what
+    for), the others are materialized with it when the location has them."""
+    import dagster as dg
+
+    graph = definitions.resolve_asset_graph()
+    present = [name for name in names if dg.AssetKey(name) in graph.materializable_asset_keys]
+    if not present or present[0] != names[0]:
+        pointer = location_pointer()
+        raise CliError(
+            f"code location {pointer.name} ({pointer.describe()}) has no {names[0]} asset, "
+            f"which {why}"
+        )
+    return present
+
+
+def champion_assets(settings: PipelineSettings, assets: Sequence[str]) -> list[str]:
+    """Which of ``assets`` (the champion asset first) the command materializes; a location
+    without the champion asset is refused before anything is opened or run."""
+    if location_pointer().is_reference:
+        return list(assets)
+    why = f"`{command_name()}` moves the champion with"
+    return require_assets(location_definitions(settings), assets, why)
+
+
 def materialize_champion(
     settings: PipelineSettings,
     *,
@@ -230,15 +387,16 @@ def materialize_champion(
     import dagster as dg
 
     from aiops_assets.core.policy import ACTOR_TAG
-    from aiops_assets.reference.definitions import build_definitions
     from aiops_assets.runner import materialize_selection, prepare_instance, quiet
 
-    run_config: dict[str, Any] = {"ops": {"champion_model": {"config": config}}}
+    selected = champion_assets(settings, assets)
+    definitions = location_definitions(settings)
+    run_config: dict[str, Any] = {"ops": {selected[0]: {"config": config}}}
     with dagster_output():
         run = materialize_selection(
-            build_definitions(settings),
+            definitions,
             prepare_instance(settings.instance_home(home_given=home_given)),
-            dg.AssetSelection.assets(*assets),
+            dg.AssetSelection.assets(*selected),
             run_config=run_config if STATE.verbose else quiet(run_config),
             tags={ACTOR_TAG: actor, "aiops/source": "cli"},
             raise_on_error=False,

@@ -11,6 +11,10 @@ shows progress as it goes. The runs land in the same instance the UI reads, tagg
 A day whose snapshot fails the quality gate is quarantined by design (the blocking check stops
 its run, the data is kept in quarantine); the backfill reports it and goes on with the next day.
 Any other failure stops the backfill and prints the command that resumes from that day.
+
+With ``-m``/``-f``/``-w`` (or a host project's ``pyproject.toml``) it backfills that code
+location instead: every asset with daily time-window partitions, the days checked against those
+partitions rather than the reference's ``AIOPS_START``/``AIOPS_DAYS``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from aiops_assets.cli._common import (
     dagster_output,
     iso_date,
     load_settings,
+    location_definitions,
+    location_options,
+    location_pointer,
     make_progress,
     print_json,
 )
@@ -78,10 +85,14 @@ VERDICTS = {
     help="only snapshot and features, even when a champion could score the days",
 )
 @common_options
+@location_options
 def backfill(first: date, last: date, ingest_only: bool, home: Path | None, as_json: bool) -> int:
     settings = load_settings(home)
-    check_range(settings, first, last)
-    plan = _Plan.make(settings, first, last, ingest_only=ingest_only, home=home)
+    if location_pointer().is_reference:
+        check_range(settings, first, last)
+        plan = _Plan.make(settings, first, last, ingest_only=ingest_only, home=home)
+    else:
+        plan = _location_plan(settings, first, last, home=home)
     outcomes = plan.run(make_progress())
     if as_json:
         print_json(
@@ -145,6 +156,8 @@ class _Plan:
     home: Path | None
     seconds: float = 0.0
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    key_format: str = "%Y-%m-%d"
+    resume_args: tuple[str, ...] = ()
 
     @classmethod
     def make(
@@ -169,12 +182,11 @@ class _Plan:
         return f"{self.days[0]}...{self.days[-1]}"
 
     def run(self, progress: Progress) -> list[dict[str, Any]]:
-        from aiops_assets.reference.definitions import build_definitions
         from aiops_assets.resources import close_ledgers
         from aiops_assets.runner import prepare_instance
 
         dagster_home = self.settings.instance_home(home_given=self.home is not None)
-        definitions = build_definitions(self.settings)
+        definitions = location_definitions(self.settings)
         instance = prepare_instance(dagster_home)
         progress.begin(
             len(self.days),
@@ -206,7 +218,7 @@ class _Plan:
             definitions,
             instance,
             self._selection(),
-            partition_key=day.isoformat(),
+            partition_key=day.strftime(self.key_format),
             run_config=quiet(None),
             tags={"aiops/source": "backfill", BACKFILL_TAG: self.label},
             raise_on_error=False,
@@ -219,7 +231,9 @@ class _Plan:
         if outcome["status"] != "failed":
             return True
         progress.note(run_failure_message(run))
-        resume = f"aiops backfill --from {day} --to {self.days[-1]}"
+        resume = " ".join(
+            ["aiops backfill --from", str(day), "--to", str(self.days[-1]), *self.resume_args]
+        )
         progress.note(f"resume with: {resume}" + (f" --home {self.home}" if self.home else ""))
         return False
 
@@ -228,6 +242,8 @@ class _Plan:
 
         from aiops_assets.reference.definitions import ingest_selection, without_on_demand_checks
 
+        if self.resume_args:  # another code location: its daily assets, with their checks
+            return dg.AssetSelection.assets(*self.assets)
         if self.assets == INGEST_ASSETS:
             return ingest_selection()
         return without_on_demand_checks(dg.AssetSelection.assets(*self.assets))
@@ -240,6 +256,47 @@ class _Plan:
             f"materialized in {self.seconds:.1f}s"
             + (f"; quarantined: {', '.join(stopped)}" if stopped else "")
         )
+
+
+def _location_plan(
+    settings: PipelineSettings, first: date, last: date, *, home: Path | None
+) -> _Plan:
+    """The plan for a host's code location: its daily-partitioned assets over days its
+    partitions hold, checked before anything runs."""
+    import dagster as dg
+
+    pointer = location_pointer()
+    graph = location_definitions(settings).resolve_asset_graph()
+    daily: dict[str, Any] = {}
+    for key in sorted(graph.materializable_asset_keys):
+        partitions_def = graph.get(key).partitions_def
+        if (
+            isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+            and partitions_def.cron_schedule == "0 0 * * *"
+        ):
+            daily[key.to_user_string()] = partitions_def
+    if not daily:
+        raise CliError(f"code location {pointer.name} has no daily-partitioned asset to backfill")
+    if last < first:
+        raise CliError(f"--to {last} is before --from {first}")
+    partitions: Any = next(iter(daily.values()))
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    keys = set.intersection(*(set(each.get_partition_keys()) for each in daily.values()))
+    if any(day.strftime(partitions.fmt) not in keys for day in days):
+        ordered = sorted(keys)
+        raise CliError(
+            f"{first}..{last} is outside the daily partitions {ordered[0] if ordered else '-'}.."
+            f"{ordered[-1] if ordered else '-'} of code location {pointer.name}"
+        )
+    return _Plan(
+        settings,
+        days,
+        tuple(daily),
+        None,
+        home,
+        key_format=partitions.fmt,
+        resume_args=tuple(pointer.cli_args()),
+    )
 
 
 def _outcome(run: Any, day: date, seconds: float) -> dict[str, Any]:

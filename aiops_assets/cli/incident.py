@@ -22,8 +22,12 @@ from aiops_assets.cli._common import (
     dagster_output,
     ledger_of,
     load_settings,
+    location_definitions,
+    location_options,
+    location_pointer,
     make_progress,
     model_option,
+    require_assets,
     say,
 )
 
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     "with each one reverted, and rank the causes by that evidence.",
 )
 @common_options
+@location_options
 @model_option
 @click.option(
     "--at", help="the incident at or before this time (ISO, or 2d ago); default the latest"
@@ -173,17 +178,14 @@ def _diagnose(
     the query's cost follows the window, not the whole instance."""
     import dagster as dg
 
-    from aiops_assets.changelog import drift_history, performance_history
+    from aiops_assets.changelog import MODEL_ASSET, drift_history, performance_history
     from aiops_assets.core.store import ArtifactStore
     from aiops_assets.diagnosis import DiagnosisOptions, diagnose
     from aiops_assets.diagnosis.cache import cached_answer, report_key
-    from aiops_assets.reference.definitions import (
-        FEATURES_DRIFT_CHECK,
-        SCORES_DRIFT_CHECK,
-        build_definitions,
-    )
 
-    checks = [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
+    pointer = location_pointer()
+    if not pointer.is_reference:  # another location's history is another question
+        query = {**query, "location": pointer.describe()}
     store = ArtifactStore(settings.store_root)
     with (
         ledger_of(settings, read_only=True) as ledger,
@@ -199,10 +201,15 @@ def _diagnose(
             answer = cached_answer(store, key)
             if answer is not None:
                 return _Outcome(answer=answer)
+        definitions = location_definitions(settings)
+        # The diagnosis (changelog, replays) follows the scored model's asset and its
+        # performance check by these names; a location without them is refused, not half done.
+        require_assets(definitions, [MODEL_ASSET.to_user_string()], "`aiops incident` diagnoses")
+        checks = _drift_checks(definitions)
         report = diagnose(
             instance,
             ledger,
-            build_definitions(settings),
+            definitions,
             store,
             model_name=model,
             drift_checks=checks,
@@ -214,3 +221,16 @@ def _diagnose(
         drift = drift_history(instance, checks, since=since) if report is not None else []
         evaluations = len(performance_history(instance, since=since)) if report is None else 0
     return _Outcome(report, drift, evaluations, store=store, key=key)
+
+
+def _drift_checks(definitions: Any) -> list[Any]:
+    """The drift checks whose history the report lines up: the reference's two, or every check
+    a host's location names ``drift`` (what the plugin's drift factories and component build)."""
+    if location_pointer().is_reference:
+        from aiops_assets.reference.definitions import FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK
+
+        return [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
+    from aiops_assets.keys import DRIFT_CHECK_NAME
+
+    graph = definitions.resolve_asset_graph()
+    return sorted(key for key in graph.asset_check_keys if key.name == DRIFT_CHECK_NAME)

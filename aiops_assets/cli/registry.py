@@ -18,10 +18,12 @@ from aiops_assets.cli._common import (
     CliError,
     Group,
     authorized_actor,
+    champion_assets,
     common_options,
     emit,
     ledger_of,
     load_settings,
+    location_options,
     materialize_champion,
     model_option,
     print_json,
@@ -155,6 +157,7 @@ def _change_cells(row: dict[str, Any]) -> list[str]:
 
 @registry.command()
 @common_options
+@location_options
 @click.argument("version", type=int)
 @click.option("--reason", required=True, help="why; recorded in the audit log")
 def promote(home: Path | None, as_json: bool, version: int, reason: str) -> int:
@@ -164,6 +167,7 @@ def promote(home: Path | None, as_json: bool, version: int, reason: str) -> int:
 
 @registry.command()
 @common_options
+@location_options
 @click.option("--to", "to", type=int, default=0, help="a specific earlier version")
 @click.option("--reason", required=True, help="why; recorded in the audit log")
 def rollback(home: Path | None, as_json: bool, to: int, reason: str) -> int:
@@ -178,6 +182,7 @@ def _change_champion(
     from aiops_assets.reference.definitions import ROLLBACK_ASSETS
 
     settings = load_settings(home)
+    champion_assets(settings, ROLLBACK_ASSETS)  # a location without one is refused first
     with ledger_of(settings) as ledger:
         if version:
             require_version(ledger, MODEL_NAME, version)
@@ -214,3 +219,10 @@ def require_version(ledger: Ledger, model: str, version: int) -> None:
 
 def _number(value: Any) -> str:
     return "-" if value is None else f"{float(value):.3f}"
+
+
+# The MLflow mirror (cli/mlflow.py: click only at import, MLflow inside the handlers).
+from aiops_assets.cli.mlflow import mlflow_drift, mlflow_sync  # noqa: E402
+
+registry.add_command(mlflow_sync)
+registry.add_command(mlflow_drift)

@@ -18,10 +18,12 @@ from aiops_assets.cli._common import (
     CliError,
     Group,
     authorized_actor,
+    champion_assets,
     common_options,
     emit,
     ledger_of,
     load_settings,
+    location_options,
     materialize_champion,
     model_option,
     print_json,
@@ -93,6 +95,7 @@ def _rollout_row(item: Rollout) -> dict[str, Any]:
 
 @rollout.command()
 @common_options
+@location_options
 @click.argument("version", type=int)
 @click.option(
     "--plan",
@@ -125,6 +128,7 @@ def start(
     if override_gate != bool(override_reason.strip()):
         raise CliError("--override-gate and --override-reason go together (the reason is audited)")
     settings = load_settings(home)
+    champion_assets(settings, ("champion_model",))  # a location without one is refused first
     with ledger_of(settings) as ledger:
         require_version(ledger, MODEL_NAME, version)
         # A rollout ends in a promotion: whoever starts one must be allowed to promote.

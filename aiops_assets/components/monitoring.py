@@ -7,6 +7,7 @@ sensors the factories build. Everything it adds is ordinary Dagster definitions 
 project's code location.
 """
 
+import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,9 +17,16 @@ import dagster as dg
 from aiops_assets.baselines import build_drift_baseline_asset
 from aiops_assets.checks.drift import build_drift_checks
 from aiops_assets.checks.quality import build_quality_checks
+from aiops_assets.components.scaffolder import MonitoringScaffolder
 from aiops_assets.io import ArtifactRefIOManager
 from aiops_assets.keys import DRIFT_CHECK_NAME
-from aiops_assets.resources import AlertSinkResource, ArtifactStoreResource
+from aiops_assets.lifecycle.factory import ModelLifecycle, build_model_lifecycle
+from aiops_assets.resources import (
+    AccessPolicyResource,
+    AlertSinkResource,
+    ArtifactStoreResource,
+    LedgerResource,
+)
 from aiops_assets.sensors.alerts import build_alert_on_check_failure_sensor
 from aiops_assets.sensors.retrain import build_retrain_on_drift_sensor
 
@@ -77,6 +85,34 @@ class RetrainOnDrift(dg.Resolvable, dg.Model):
     cooldown_seconds: Annotated[float, described("Minimum time between two retraining runs.")] = (
         6 * 3600
     )
+
+
+class ModelLifecycleSettings(dg.Resolvable, dg.Model):
+    """A host model's lifecycle (``build_model_lifecycle``): registry, gate, serving, rollback."""
+
+    name: Annotated[str, described("The registered model's name; prefixes every definition.")]
+    spec: Annotated[
+        str,
+        described(
+            "Where the model spec is: 'package.module:attribute', an importable SklearnModel "
+            "(or any LifecycleModel)."
+        ),
+    ]
+    training_set: Annotated[str, described("The training-set asset's key (in assets_from).")]
+    serve: Annotated[
+        str | None, described("The (partitioned) asset to score in service, if any.")
+    ] = None
+    blocking_checks: Annotated[
+        Sequence[str], described("Checks (asset:check) that must pass on every trained day.")
+    ] = ()
+    drift_checks: Annotated[
+        Sequence[str], described("Drift checks (asset:check) whose ERROR retrains the model.")
+    ] = ()
+    performance_limits: Annotated[
+        Mapping[str, float] | None,
+        described("Performance-check limits (false_alarm_budget, f1_tolerance, ...)."),
+    ] = None
+    code_version: Annotated[str, described("The candidate's and champion's code version.")] = "1"
 
 
 class AlertSinkSettings(dg.Resolvable, dg.Model):
@@ -140,6 +176,8 @@ def _by_name(env_var: str, value: str) -> Any:
     return dg.EnvVar(env_var) if env_var else value
 
 
+# `dg scaffold defs aiops_assets.AiopsMonitoring NAME` writes a starter that loads (scaffolder.py).
+@dg.scaffold_with(MonitoringScaffolder)
 class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
     """Quality and drift checks on a host project's assets, with baselines, sensors and alerts.
 
@@ -164,6 +202,9 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
         alerts: Where alerts go.
         sensors_running: Start the sensors running instead of stopped.
         group_name: The asset group of the baseline assets.
+        models: Host models given the whole lifecycle (``build_model_lifecycle``).
+        ledger_url: The ledger (model registry and audit log) for ``models``: a SQLAlchemy URL,
+            or a path relative to the project root for SQLite.
 
     Example:
         A ``defs/monitoring/defs.yaml`` in a ``dg`` project:
@@ -200,6 +241,13 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
     group_name: Annotated[str, described("The asset group of the baseline assets.")] = (
         "aiops_monitoring"
     )
+    models: Annotated[
+        Sequence[ModelLifecycleSettings],
+        described("Host models given the whole lifecycle: registry, gate, serving, rollback."),
+    ] = ()
+    ledger_url: Annotated[
+        str, described("The models' ledger: a SQLAlchemy URL, or a SQLite path under the project.")
+    ] = ".aiops/ledger.db"
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         here = context.path if context.path.is_dir() else context.path.parent
@@ -237,9 +285,11 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
             if self.sensors_running
             else dg.DefaultSensorStatus.STOPPED
         )
+        lifecycles = [self._lifecycle(item, context, status) for item in self.models]
+        model_checks = [check for item in lifecycles for check in item.asset_checks]
         sensors = [
             build_alert_on_check_failure_sensor(
-                check_keys=[key for check in checks for key in check.check_keys],
+                check_keys=[key for check in [*checks, *model_checks] for key in check.check_keys],
                 default_status=status,
             )
         ]
@@ -247,20 +297,61 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
         if self.retrain is not None:
             sensors.append(self._retrain_sensor(self.retrain, drift_keys, status, jobs))
         root = _under(context.project_root, self.store_root)
+        resources: dict[str, Any] = {
+            "artifact_store": ArtifactStoreResource(root=root),
+            "artifact_io_manager": ArtifactRefIOManager(root=root),
+            "alert_sink": self.alerts.resource(context.project_root),
+        }
+        if lifecycles:
+            resources["ledger"] = LedgerResource(url=self._ledger_url(context.project_root))
+            resources["access_policy"] = AccessPolicyResource()
         return dg.Definitions(
-            assets=baselines,
-            asset_checks=checks,
-            sensors=sensors,
-            jobs=jobs,
-            resources={
-                "artifact_store": ArtifactStoreResource(root=root),
-                "artifact_io_manager": ArtifactRefIOManager(root=root),
-                "alert_sink": self.alerts.resource(context.project_root),
-            },
+            assets=[*baselines, *(asset for item in lifecycles for asset in item.assets)],
+            asset_checks=[*checks, *model_checks],
+            sensors=[*sensors, *(sensor for item in lifecycles for sensor in item.sensors)],
+            jobs=[*jobs, *(job for item in lifecycles for job in item.jobs)],
+            resources=resources,
         )
 
-    def _host_assets(self, context: dg.ComponentLoadContext) -> dict[dg.AssetKey, dg.AssetSpec]:
-        """The monitored assets' specs (key and partitions) from where the project defines them."""
+    def _ledger_url(self, project_root: Path) -> str:
+        if "://" in self.ledger_url:
+            return self.ledger_url
+        return f"sqlite:///{_under(project_root, self.ledger_url)}"
+
+    def _lifecycle(
+        self,
+        settings: ModelLifecycleSettings,
+        context: dg.ComponentLoadContext,
+        status: dg.DefaultSensorStatus,
+    ) -> ModelLifecycle:
+        """One model's lifecycle, its spec imported from where the project defines it."""
+        serve = None
+        if settings.serve is not None:
+            hosts = self._assets_in(context)
+            key = dg.AssetKey.from_user_string(settings.serve)
+            if key not in hosts:
+                raise ValueError(
+                    f"AiopsMonitoring: models[{settings.name}].serve {settings.serve} is not "
+                    f"defined in {list(self.assets_from)}"
+                )
+            serve = hosts[key]
+        return build_model_lifecycle(
+            _import_model(settings.spec, settings.name),
+            name=settings.name,
+            training_set=settings.training_set,
+            serve=serve,
+            blocking_checks=[
+                dg.AssetCheckKey.from_user_string(c) for c in settings.blocking_checks
+            ],
+            drift_checks=[dg.AssetCheckKey.from_user_string(c) for c in settings.drift_checks],
+            performance_limits=settings.performance_limits,
+            group_name=self.group_name,
+            code_version=settings.code_version,
+            default_status=status,
+        )
+
+    def _assets_in(self, context: dg.ComponentLoadContext) -> dict[dg.AssetKey, dg.AssetSpec]:
+        """The specs (key and partitions) of every asset defined at ``assets_from``."""
         if not self.assets_from:
             raise ValueError("AiopsMonitoring needs assets_from: where the monitored assets live")
         found: dict[dg.AssetKey, dg.AssetSpec] = {}
@@ -270,6 +361,11 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
                     found.update((spec.key, spec) for spec in item.specs)
                 elif isinstance(item, dg.AssetSpec):
                     found[item.key] = item
+        return found
+
+    def _host_assets(self, context: dg.ComponentLoadContext) -> dict[dg.AssetKey, dg.AssetSpec]:
+        """The monitored assets' specs (key and partitions) from where the project defines them."""
+        found = self._assets_in(context)
         missing = [
             monitor.asset
             for monitor in self.monitors
@@ -310,6 +406,19 @@ class AiopsMonitoring(dg.Component, dg.Resolvable, dg.Model):
             run_config=lambda _evaluation: run_config,
             default_status=status,
         )
+
+
+def _import_model(location: str, name: str) -> Any:
+    """The object at ``package.module:attribute``; a wrong path is one clear line."""
+    module_name, _, attribute = location.partition(":")
+    try:
+        value = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ValueError(
+            f"AiopsMonitoring: models[{name}].spec {location!r} cannot be imported "
+            f"(expected 'package.module:attribute'): {error}"
+        ) from error
+    return value
 
 
 def _under(project_root: Path, location: str) -> str:
