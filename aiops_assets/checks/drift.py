@@ -30,6 +30,12 @@ from aiops_assets.core.drift import (
     load_policy,
     slices_markdown,
 )
+from aiops_assets.core.drift.acknowledgements import (
+    Acknowledgement,
+    acknowledged_by,
+    acknowledgements,
+)
+from aiops_assets.core.drift.episodes import EpisodeState, next_episode
 from aiops_assets.core.store import ArtifactRef
 from aiops_assets.io import partition_frame
 from aiops_assets.keys import DRIFT_CHECK_NAME
@@ -148,10 +154,11 @@ def build_drift_checks(
             if missing:
                 raise dg.Failure(description=f"the baseline does not profile columns {missing}")
             profile = profile.select(selected)
-        previous, previous_slices = _previous_verdicts(
-            context, check_key, partitions_def, resolved.persistence_window - 1
+        previous, previous_slices, before = _previous_verdicts(
+            context, check_key, partitions_def, max(resolved.persistence_window - 1, 1)
         )
         result = evaluate_drift(profile, current, resolved, previous=previous)
+        episode, ack = _episode(context, check_key, before, result, baseline_ref, resolved)
         sliced = profile
         if slice_columns is not None:
             wanted = slice_columns(current) if callable(slice_columns) else slice_columns
@@ -162,6 +169,8 @@ def build_drift_checks(
             baseline_sha256=baseline_ref.sha256,
             slices=slices,
             slice_column=profile.slice_column,
+            episode=episode,
+            acknowledgement=ack,
         )
 
     description = (
@@ -188,12 +197,74 @@ _FEATURE_COLUMNS = [
 ]
 
 
+def _episode(
+    context: dg.AssetCheckExecutionContext,
+    check_key: dg.AssetCheckKey,
+    before: EpisodeState | None,
+    result: DriftResult,
+    baseline_ref: ArtifactRef,
+    policy: DriftPolicy,
+) -> tuple[EpisodeState | None, Acknowledgement | None]:
+    """This partition's episode, continued from the previous partition's, and the person's
+    acknowledgement covering it, if any. An unpartitioned check has no episodes."""
+    if not context.has_partition_key:
+        return None, None
+    episode = next_episode(
+        before,
+        partition=context.partition_key,
+        verdict=result.verdict,
+        baseline_sha256=baseline_ref.sha256,
+        bridge=policy.episode_bridge,
+    )
+    if not episode.open:
+        return episode, None
+    store = context.resources.artifact_store.get_store()
+    ack = acknowledged_by(
+        acknowledgements(store, check_key.to_user_string()),
+        episode_id=episode.episode_id,
+        baseline_sha256=baseline_ref.sha256,
+        partition=context.partition_key,
+        drifted=[name for name in result.drifted if result.feature(name).verdict == "error"],
+    )
+    return episode, ack
+
+
+def _episode_metadata(
+    episode: EpisodeState | None, ack: Acknowledgement | None
+) -> tuple[dict[str, dg.MetadataValue], str]:
+    """The episode's fields for the next partition and the alert sensor, and a summary line."""
+    if episode is None:
+        return {}, ""
+    metadata: dict[str, dg.MetadataValue] = {
+        name: (
+            dg.MetadataValue.int(value) if isinstance(value, int) else dg.MetadataValue.text(value)
+        )
+        for name, value in episode.to_metadata().items()
+    }
+    metadata["episode_acknowledged"] = dg.MetadataValue.bool(ack is not None)
+    if ack is not None:
+        metadata["acknowledged_by"] = dg.MetadataValue.text(
+            f"{ack.actor} at {ack.at} (partition {ack.partition}): {ack.reason}"
+        )
+    line = ""
+    if episode.open:
+        line = (
+            f"**Drift episode** `{episode.episode_id}`: {episode.length} ERROR partition(s) since "
+            f"{episode.start}" + (", acknowledged" if ack is not None else "") + "."
+        )
+    elif episode.ended_id:
+        line = f"**Drift episode** `{episode.ended_id}` ended."
+    return metadata, line
+
+
 def drift_check_result(
     result: DriftResult,
     *,
     baseline_sha256: str,
     slices: Mapping[str, DriftResult] | None = None,
     slice_column: str | None = None,
+    episode: EpisodeState | None = None,
+    acknowledgement: Acknowledgement | None = None,
 ) -> dg.AssetCheckResult:
     rows = [
         {
@@ -219,6 +290,8 @@ def drift_check_result(
         slice_metadata = _slice_metadata(slices or {}, slice_column)
         section = slices_markdown(slices or {}, slice_column)
         summary += f"\n\n{section}" if section else ""
+    episode_metadata, episode_line = _episode_metadata(episode, acknowledgement)
+    summary += f"\n\n{episode_line}" if episode_line else ""
     return dg.AssetCheckResult(
         passed=result.verdict == "ok",
         severity=_SEVERITY.get(result.verdict, dg.AssetCheckSeverity.WARN),
@@ -233,6 +306,7 @@ def drift_check_result(
             "baseline_sha256": dg.MetadataValue.text(baseline_sha256),
             **scores,
             **slice_metadata,
+            **episode_metadata,
         },
     )
 
@@ -271,21 +345,24 @@ def _previous_verdicts(
     check_key: dg.AssetCheckKey,
     partitions_def: dg.PartitionsDefinition | None,
     count: int,
-) -> tuple[list[dict[str, str]], list[dict[str, dict[str, str]]]]:
+) -> tuple[list[dict[str, str]], list[dict[str, dict[str, str]]], EpisodeState | None]:
     """Feature verdicts of the ``count`` partitions just before this one, oldest first, overall
-    and per slice (``{slice value: {feature: verdict}}``).
+    and per slice (``{slice value: {feature: verdict}}``), and the episode state the partition
+    just before this one left.
 
-    A partition never checked contributes an empty mapping (it did not drift, as far as we know).
+    A partition never checked contributes an empty mapping (it did not drift, as far as we know)
+    and no episode (one that was open ends there).
     """
     if count <= 0 or partitions_def is None or not context.has_partition_key:
-        return [], []
+        return [], [], None
     keys = list(partitions_def.get_partition_keys())
     position = keys.index(context.partition_key)
     wanted = keys[max(0, position - count) : position]
     if not wanted:
-        return [], []
+        return [], [], None
     latest: dict[str, dict[str, str]] = {}
     latest_slices: dict[str, dict[str, dict[str, str]]] = {}
+    episode: EpisodeState | None = None
     records = check_execution_page(context.instance, check_key, limit=max(50, 4 * count))
     for record in records:  # newest first
         partition = getattr(record, "partition", None)
@@ -298,7 +375,14 @@ def _previous_verdicts(
             latest[partition] = dict(verdicts.value)
             per_slice = metadata.get("slice_feature_verdicts")
             latest_slices[partition] = dict(per_slice.value) if per_slice is not None else {}
-    return [latest.get(key, {}) for key in wanted], [latest_slices.get(key, {}) for key in wanted]
+            if partition == wanted[-1]:
+                plain = {name: getattr(value, "value", value) for name, value in metadata.items()}
+                episode = EpisodeState.from_metadata(plain)
+    return (
+        [latest.get(key, {}) for key in wanted],
+        [latest_slices.get(key, {}) for key in wanted],
+        episode,
+    )
 
 
 def drifted_slices(
@@ -313,6 +397,13 @@ def drifted_slices(
         text = str(getattr(metadata.get("drifted_slices"), "value", "") or "")
         found += [name.strip() for name in text.split(",") if name.strip()]
     return sorted(set(found))
+
+
+def latest_evaluation_metadata(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, partition: str | None
+) -> Mapping[str, Any]:
+    """The metadata of the latest evaluation of one partition of a check (empty when none)."""
+    return _latest_evaluation_metadata(instance, check_key, partition)
 
 
 def _latest_evaluation_metadata(

@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "incident:incident",
         "line a model's performance drop up with the changes before it, ranked",
     ),
+    "drift": ("drift:drift", "drift episodes: acknowledge a known shift so it stops paging"),
 }
 
 

@@ -82,6 +82,10 @@ def _queue_alerts(tick: Tick, alert_sink: AlertSinkResource) -> list[QueuedAlert
         for item, targets in zip(pending, owed, strict=False)
     ]
     for evaluation in tick.evaluations:
+        if "episode_status" in evaluation.metadata:
+            for label, change in _episode_actions(evaluation, state):
+                queue.append(QueuedAlert(_alert(evaluation, change, alert_sink, label=label)))
+            continue
         action = state.observe(
             evaluation.label, failing=not evaluation.passed, severity=evaluation.severity
         )
@@ -110,22 +114,53 @@ def _report(evaluated: int, sink: str, sent: list[Alert], pending: list[QueuedAl
     )
 
 
-def _alert(evaluation: CheckEvaluation, action: str, alert_sink: AlertSinkResource) -> Alert:
+def _episode_actions(evaluation: CheckEvaluation, state: AlertState) -> list[tuple[str, str]]:
+    """A check that groups its failures into episodes (the drift checks, ``core/drift/episodes``)
+    pages when an episode starts and sends a recovery when it ends, keyed by the episode rather
+    than the partition: a shift that lasts a week is one page, not seven. An acknowledged episode
+    does not page (one paged before the acknowledgement still gets its recovery); WARN
+    partitions and the quiet partitions an episode bridges do not page."""
+    name = evaluation.check_key.to_user_string()
+    actions: list[tuple[str, str]] = []
+    ended = str(evaluation.metadata.get("episode_ended") or "")
+    if ended:
+        label = f"{name}[episode {ended}]"
+        if state.observe(label, failing=False, severity=evaluation.severity) is not None:
+            actions.append((label, "recovery"))
+    current = str(evaluation.metadata.get("episode_id") or "")
+    started = evaluation.metadata.get("episode_status") in ("started", "continues")
+    if current and started and not evaluation.passed:
+        label = f"{name}[episode {current}]"
+        if not evaluation.metadata.get("episode_acknowledged"):
+            action = state.observe(label, failing=True, severity=evaluation.severity)
+            if action is not None:
+                actions.append((label, action))
+    return actions
+
+
+def _alert(
+    evaluation: CheckEvaluation,
+    action: str,
+    alert_sink: AlertSinkResource,
+    *,
+    label: str | None = None,
+) -> Alert:
     recovered = action == "recovery"
+    label = label or evaluation.label
     return Alert(
         kind="check_recovered" if recovered else "check_failed",
         severity="INFO" if recovered else evaluation.severity,
         summary=(
-            f"{evaluation.label} passes again"
+            f"{label} passes again"
             if recovered
-            else f"{evaluation.label} failed: {evaluation.summary()}{_likely_cause(evaluation)}"
+            else f"{label} failed: {evaluation.summary()}{_likely_cause(evaluation)}"
         ),
         asset=evaluation.check_key.asset_key.to_user_string(),
         check=evaluation.check_key.name,
         partition=evaluation.partition,
         run_id=evaluation.run_id,
         run_url=alert_sink.run_url(evaluation.run_id),
-        dedup_key=evaluation.label,
+        dedup_key=label,
     )
 
 

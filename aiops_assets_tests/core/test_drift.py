@@ -457,12 +457,42 @@ def test_warn_escalates_to_error_when_drift_persists() -> None:
     rng = np.random.default_rng(12)
     profile = build_profile(_frame(x=rng.normal(size=20_000)))
     current = _frame(x=rng.normal(0.12, 1.0, size=20_000))  # a real but moderate shift
-    first = evaluate_drift(profile, current)
+    escalating = load_policy().replace({"persistence": {"escalate_at": 0.0}})
+    first = evaluate_drift(profile, current, escalating)
     assert first.verdict == "warn" and first.drifted == ("x",)
-    second = evaluate_drift(profile, current, previous=[first.feature_verdicts()])
+    second = evaluate_drift(profile, current, escalating, previous=[first.feature_verdicts()])
     assert second.verdict == "error" and second.feature("x").persistent
-    calm = evaluate_drift(profile, current, previous=[{"x": "ok"}])
+    calm = evaluate_drift(profile, current, escalating, previous=[{"x": "ok"}])
     assert calm.verdict == "warn"
+
+
+def test_lasting_drift_escalates_only_from_the_policys_share_of_the_error_threshold() -> None:
+    """Calibrated on real telemetry: a small shift that lasts stays a WARN (read, not paged)."""
+    rng = np.random.default_rng(12)
+    profile = build_profile(_frame(x=rng.normal(size=20_000)))
+    small = _frame(x=rng.normal(0.12, 1.0, size=20_000))
+    policy = load_policy().replace({"persistence": {"escalate_at": 0.5}})
+    error = policy.kinds["numeric"].error
+    previous = [{"x": "warn"}, {"x": "warn"}]
+    lasting = evaluate_drift(profile, small, policy, previous=previous)
+    assert lasting.verdict == "warn" and not lasting.feature("x").persistent
+    assert lasting.feature("x").effect < 0.5 * error
+    medium = _frame(x=rng.normal(0.6 * error, 1.0, size=20_000))  # between half and the whole
+    judged = evaluate_drift(profile, medium, policy, previous=previous)
+    assert 0.5 * error <= judged.feature("x").effect < error
+    assert judged.verdict == "error" and judged.feature("x").persistent
+    assert evaluate_drift(profile, medium, policy).verdict == "warn", "not without the history"
+    # The packaged default: persistence never escalates below the error threshold.
+    assert load_policy().persistence_escalate_at == 1.0
+    assert evaluate_drift(profile, medium, previous=previous).verdict == "warn"
+
+
+def test_policy_rejects_an_escalation_share_or_bridge_out_of_range() -> None:
+    with pytest.raises(ValueError, match="escalate_at"):
+        load_policy().replace({"persistence": {"escalate_at": 1.5}})
+    with pytest.raises(ValueError, match="bridge"):
+        load_policy().replace({"episodes": {"bridge": -1}})
+    assert load_policy().episode_bridge == 1
 
 
 def test_calibrated_thresholds_raise_the_floors_to_the_references_own_variation() -> None:

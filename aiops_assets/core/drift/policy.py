@@ -24,7 +24,7 @@ from aiops_assets.core.yaml_mapping import parse_yaml_mapping
 # The packaged default stays at ``core/drift_policy.yaml``, beside this package, where the docs
 # and users' configurations point.
 DEFAULT_POLICY_PATH = Path(__file__).parent.parent / "drift_policy.yaml"
-_POLICY_FIELDS = {"version", "name", "alpha", "kinds", "calibration", "persistence"}
+_POLICY_FIELDS = {"version", "name", "alpha", "kinds", "calibration", "persistence", "episodes"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class KindPolicy:
     warn: float
     error: float
     score: str
+    # The error floor for a calibrated profile, whose thresholds already know the reference's own
+    # day-to-day spread; None: `error` for both.
+    error_calibrated: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class DriftPolicy:
     calibration_sigma: float
     persistence_window: int
     persistence_required: int
+    # Absent from a policy file written before they existed: their defaults keep its meaning.
+    persistence_escalate_at: float = 0.0
+    episode_bridge: int = 1
 
     @property
     def sha256(self) -> str:
@@ -77,6 +83,9 @@ class DriftPolicy:
         }
         calibration = raw.get("calibration") or {}
         persistence = raw.get("persistence") or {}
+        episodes = raw.get("episodes") or {}
+        window = int(persistence.get("window", 1))
+        required = int(persistence.get("required", 1))
         result = cls(
             source=source,
             name=str(raw.get("name", "unnamed")),
@@ -85,13 +94,19 @@ class DriftPolicy:
             kinds=kinds,
             calibration_enabled=bool(calibration.get("enabled", False)),
             calibration_sigma=float(calibration.get("sigma", 3.0)),
-            persistence_window=int(persistence.get("window", 1)),
-            persistence_required=int(persistence.get("required", 1)),
+            persistence_window=window,
+            persistence_required=required,
+            persistence_escalate_at=float(persistence.get("escalate_at", 0.0)),
+            episode_bridge=int(episodes.get("bridge", max(window - required, 0))),
         )
         if not 0 < result.alpha < 1:
             raise ValueError("drift policy: alpha must be in (0, 1)")
         if not 1 <= result.persistence_required <= result.persistence_window:
             raise ValueError("drift policy: persistence needs 1 <= required <= window")
+        if not 0 <= result.persistence_escalate_at <= 1:
+            raise ValueError("drift policy: persistence.escalate_at must be in [0, 1]")
+        if result.episode_bridge < 0:
+            raise ValueError("drift policy: episodes.bridge must be >= 0")
         return result
 
     def to_mapping(self) -> dict[str, Any]:
@@ -105,6 +120,11 @@ class DriftPolicy:
                     "warn": policy.warn,
                     "error": policy.error,
                     "score": policy.score,
+                    **(
+                        {}
+                        if policy.error_calibrated is None
+                        else {"error_calibrated": policy.error_calibrated}
+                    ),
                 }
                 for kind, policy in self.kinds.items()
             },
@@ -112,7 +132,9 @@ class DriftPolicy:
             "persistence": {
                 "window": self.persistence_window,
                 "required": self.persistence_required,
+                "escalate_at": self.persistence_escalate_at,
             },
+            "episodes": {"bridge": self.episode_bridge},
         }
 
     def replace(self, changes: Mapping[str, Any]) -> DriftPolicy:
@@ -129,6 +151,9 @@ def _kind_policy(kind: str, entry: Any) -> KindPolicy:
         warn=float(entry["warn"]),
         error=float(entry["error"]),
         score=str(entry["score"]),
+        error_calibrated=(
+            None if entry.get("error_calibrated") is None else float(entry["error_calibrated"])
+        ),
     )
     for measure in (policy.effect, policy.score):
         if measure not in MEASURES_BY_KIND[kind]:
@@ -137,6 +162,8 @@ def _kind_policy(kind: str, entry: Any) -> KindPolicy:
             )
     if not 0 <= policy.warn <= policy.error:
         raise ValueError(f"drift policy: {kind} needs 0 <= warn <= error")
+    if policy.error_calibrated is not None and policy.error_calibrated < policy.warn:
+        raise ValueError(f"drift policy: {kind} needs warn <= error_calibrated")
     return policy
 
 

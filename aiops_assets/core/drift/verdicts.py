@@ -88,11 +88,18 @@ def _judge_feature(
     effect = stats.metrics[kind_policy.effect]
     warn_threshold, error_threshold, calibrated = _thresholds(feature, kind_policy, policy)
     drifted = bool(q_value < policy.alpha) and effect >= warn_threshold
-    persistent = drifted and persistence_met(
-        [partition.get(stats.name) for partition in previous],
-        drifted,
-        window=policy.persistence_window,
-        required=policy.persistence_required,
+    # Lasting drift escalates only from a share of the error threshold on: real telemetry wanders
+    # a little every day, and "a little, for days" is a WARN a person reads, not a page.
+    escalates = effect >= policy.persistence_escalate_at * error_threshold
+    persistent = (
+        drifted
+        and escalates
+        and persistence_met(
+            [partition.get(stats.name) for partition in previous],
+            drifted,
+            window=policy.persistence_window,
+            required=policy.persistence_required,
+        )
     )
     verdict: Verdict = "ok"
     if drifted:
@@ -130,6 +137,8 @@ def _thresholds(
     if not policy.calibration_enabled or calibration is None:
         return warn_threshold, error_threshold, False
     warn_threshold = max(warn_threshold, calibration.threshold(policy.calibration_sigma))
+    if kind_policy.error_calibrated is not None:
+        error_threshold = kind_policy.error_calibrated
     error_threshold = max(error_threshold, warn_threshold)
     return warn_threshold, error_threshold, True
 
