@@ -39,6 +39,11 @@ if TYPE_CHECKING:
         LedgerResource,
     )
     from aiops_assets.sensors.alerts import build_alert_on_check_failure_sensor
+    from aiops_assets.sensors.mature_labels import (
+        build_rejudge_job,
+        build_rejudge_on_mature_labels_sensor,
+    )
+    from aiops_assets.sensors.redeliver import build_redeliver_alerts_sensor
     from aiops_assets.sensors.retrain import build_retrain_on_drift_sensor
     from aiops_assets.sensors.rollback import build_rollback_on_regression_sensor
 
@@ -55,6 +60,9 @@ _SOURCES = {
     "build_model_lifecycle": "aiops_assets.lifecycle.factory",
     "build_performance_check": "aiops_assets.checks.performance",
     "build_quality_checks": "aiops_assets.checks.quality",
+    "build_redeliver_alerts_sensor": "aiops_assets.sensors.redeliver",
+    "build_rejudge_job": "aiops_assets.sensors.mature_labels",
+    "build_rejudge_on_mature_labels_sensor": "aiops_assets.sensors.mature_labels",
     "build_retrain_on_drift_sensor": "aiops_assets.sensors.retrain",
     "build_rollback_on_regression_sensor": "aiops_assets.sensors.rollback",
     "lifecycle_resources": "aiops_assets.lifecycle.factory",
@@ -73,6 +81,9 @@ __all__ = [
     "build_model_lifecycle",
     "build_performance_check",
     "build_quality_checks",
+    "build_redeliver_alerts_sensor",
+    "build_rejudge_job",
+    "build_rejudge_on_mature_labels_sensor",
     "build_retrain_on_drift_sensor",
     "build_rollback_on_regression_sensor",
     "lifecycle_resources",

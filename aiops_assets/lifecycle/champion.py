@@ -18,6 +18,7 @@ import dagster as dg
 
 from aiops_assets.audit_head import observe_audit_head
 from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion, StaleChampionError
+from aiops_assets.core.mlflow_bridge import mirror_after_move
 from aiops_assets.core.policy import authorize, identify
 from aiops_assets.core.promotion import GateConfig, ScoredRows, decide
 from aiops_assets.core.registry import CHALLENGER, CHAMPION, describe, verify_model
@@ -135,9 +136,21 @@ class ChampionMoves:
                 "decision": dg.MetadataValue.text(decision),
                 "reason": dg.MetadataValue.text(reason),
                 "actor": dg.MetadataValue.text(self.actor),
+                **self.mirror(),
                 **extra,
             },
         )
+
+    def mirror(self) -> dict[str, dg.MetadataValue]:
+        """Bring an MLflow registry in line after the move, when AIOPS_MLFLOW_TRACKING_URI names
+        one (core/mlflow_bridge.py); MLflow being down never fails the move the ledger holds."""
+        report = mirror_after_move(self.registry, self.model_name)
+        if report is None:
+            return {}
+        if report.error is not None:
+            self.context.log.warning(f"MLflow not mirrored: {report.error}")
+        status = "error" if report.error else ("in sync" if report.in_sync else "drift left")
+        return {"mlflow_mirror": dg.MetadataValue.text(status)}
 
     def authorize(self, access_policy: AccessPolicyResource, action: str) -> None:
         try:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from aiops_assets import (
+    build_redeliver_alerts_sensor,
+    build_rejudge_job,
+    build_rejudge_on_mature_labels_sensor,
+)
 from aiops_assets.audits import build_audit_verify_job
 from aiops_assets.baselines import build_drift_baseline_asset
 from aiops_assets.checks.baseline_quality import (
@@ -16,6 +22,7 @@ from aiops_assets.checks.baseline_quality import (
     build_label_health_checks,
 )
 from aiops_assets.checks.drift import build_drift_checks
+from aiops_assets.checks.estimate import DelayedLabels
 from aiops_assets.checks.leakage import build_leakage_check
 from aiops_assets.checks.performance import build_performance_check
 from aiops_assets.checks.quality import build_quality_checks
@@ -98,6 +105,7 @@ def without_on_demand_checks(selection: dg.AssetSelection) -> dg.AssetSelection:
 FEATURES_DRIFT_CHECK = dg.AssetCheckKey(FEATURES_KEY, DRIFT_CHECK_NAME)
 SCORES_DRIFT_CHECK = dg.AssetCheckKey(SCORES_KEY, DRIFT_CHECK_NAME)
 PERFORMANCE_CHECK = dg.AssetCheckKey(SCORES_KEY, PERFORMANCE_CHECK_NAME)
+REJUDGE_JOB = "rejudge_performance_job"
 SNAPSHOT_BASELINE_CHECKS = (
     dg.AssetCheckKey(SNAPSHOT_KEY, BASELINE_QUALITY_CHECK_NAME),
     dg.AssetCheckKey(SNAPSHOT_KEY, LABEL_HEALTH_CHECK_NAME),
@@ -334,6 +342,32 @@ def build_report(
     )
 
 
+@dataclass(frozen=True)
+class LateLabelParts:
+    jobs: list[dg.UnresolvedAssetJobDefinition]
+    sensors: list[dg.SensorDefinition]
+
+
+def _late_label_parts(
+    labels: DelayedLabels | None,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    settings: PipelineSettings,
+) -> LateLabelParts:
+    """With labels that arrive late, the sensor that judges an estimated partition again once
+    they are mature, and its job; nothing when labels come with the telemetry."""
+    if labels is None:
+        return LateLabelParts([], [])
+    job = build_rejudge_job(REJUDGE_JOB, PERFORMANCE_CHECK)
+    sensor = build_rejudge_on_mature_labels_sensor(
+        performance_check=PERFORMANCE_CHECK,
+        labels=labels,
+        partitions_def=partitions_def,
+        job=job,
+        default_status=automation.sensor_status(settings),
+    )
+    return LateLabelParts([job], [sensor])
+
+
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     partitions_def = daily_partitions(settings)
     assets = build_reference_assets(partitions_def, settings.quality_suite)
@@ -364,6 +398,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         [*assets, *data_checks, reproducible], dg.AssetKey("champion_model")
     )
     resources = build_resources(settings, gate_checks=gate_checks)
+    labels = delayed_labels(settings)
     performance = build_performance_check(
         by_name["anomaly_scores"],
         # The incident report walks the whole lineage, which a run that selected only the scores
@@ -372,7 +407,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             assets=assets, asset_checks=[*data_checks, reproducible], resources=resources
         ),
         drift_checks=(FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK),
-        labels=delayed_labels(settings),
+        labels=labels,
     )
     checks = [*data_checks, performance, reproducible]
     report = build_report(settings, partitions_def, [snapshot, *data_checks])
@@ -387,6 +422,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         ),
     )
     audit_jobs = [automation.reproducibility_job(REPRODUCIBLE_CHECK), build_audit_verify_job()]
+    late_label_parts = _late_label_parts(labels, partitions_def, settings)
     policed = automation.apply_policies(assets, settings)
     return dg.Definitions(
         assets=[*policed, report],
@@ -395,6 +431,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         jobs=[
             daily_job,
             *audit_jobs,
+            *late_label_parts.jobs,
             dg.define_asset_job(
                 TRAIN_JOB,
                 selection=without_on_demand_checks(dg.AssetSelection.assets(*UNPARTITIONED_ASSETS)),
@@ -437,6 +474,8 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
             build_alert_on_run_failure_sensor(
                 [daily_job, audit_jobs[0]], default_status=automation.sensor_status(settings)
             ),
+            build_redeliver_alerts_sensor(default_status=automation.sensor_status(settings)),
+            *late_label_parts.sensors,
         ],
         resources=resources,
         executor=executor,

@@ -45,8 +45,26 @@ def build_rejudge_on_mature_labels_sensor(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
     partitions_scanned: int = PARTITIONS_SCANNED,
 ) -> dg.SensorDefinition:
-    """The sensor; ``job`` holds ``performance_check``'s asset, partitioned like it
-    (:func:`build_rejudge_job` builds one), and each run selects the check alone."""
+    """A sensor that judges a partition again once the labels of its estimate are mature.
+
+    Args:
+        performance_check: The performance check built with ``labels`` (its results carry
+            ``label_status: estimate`` until the labels are mature).
+        labels: The check's late-label policy: its delay and clock decide maturity.
+        partitions_def: The checked asset's time partitions.
+        job: A job holding the checked asset, partitioned like it (:func:`build_rejudge_job`);
+            each run selects the check alone, so the scores are judged again, not recomputed.
+        name: The sensor's name (unique in the code location).
+        minimum_interval_seconds: How often the daemon evaluates the sensor.
+        default_status: STOPPED by default, like the other closed-loop sensors.
+        partitions_scanned: How many of the newest partitions' results are looked at.
+
+    Example:
+        >>> job = build_rejudge_job("rejudge_job", check_key)  # doctest: +SKIP
+        >>> build_rejudge_on_mature_labels_sensor(  # doctest: +SKIP
+        ...     performance_check=check_key, labels=labels, partitions_def=daily, job=job
+        ... )
+    """
     skeleton = CheckSensor(
         name=name,
         description=(
@@ -90,11 +108,18 @@ def build_rejudge_on_mature_labels_sensor(
 def build_rejudge_job(
     name: str, performance_check: dg.AssetCheckKey
 ) -> dg.UnresolvedAssetJobDefinition:
-    """The checked asset's job, partitioned like it; the sensor's runs select only the check
-    from it, so the scores are judged again, not recomputed.
+    """The job :func:`build_rejudge_on_mature_labels_sensor` runs the check from.
 
-    (A job of the check alone would be simpler, but Dagster 1.13 infers a job's partitions from
-    its assets only, and a partitioned run needs them.)
+    It holds the checked asset, partitioned like it; the sensor's runs select only the check from
+    it, so the scores are judged again, not recomputed. (A job of the check alone would be
+    simpler, but Dagster 1.13 infers a job's partitions from its assets only.)
+
+    Args:
+        name: The job's name.
+        performance_check: The performance check to judge again.
+
+    Example:
+        >>> build_rejudge_job("rejudge_performance_job", check_key)  # doctest: +SKIP
     """
     return dg.define_asset_job(
         name,

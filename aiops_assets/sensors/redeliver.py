@@ -22,6 +22,20 @@ def build_redeliver_alerts_sensor(
     minimum_interval_seconds: int = 60,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
+    """A sensor that retries the one-off alerts a sink missed, until each is delivered.
+
+    Args:
+        name: The sensor's name (unique in the code location).
+        minimum_interval_seconds: How often the daemon retries.
+        default_status: STOPPED by default, like the other alert sensors.
+
+    Example:
+        >>> dg.Definitions(  # doctest: +SKIP
+        ...     sensors=[build_redeliver_alerts_sensor()],
+        ...     resources={"alert_sink": AlertSinkResource(outbox_path=".aiops/alerts.jsonl")},
+        ... )
+    """
+
     @dg.sensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,

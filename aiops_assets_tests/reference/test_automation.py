@@ -245,3 +245,13 @@ def test_an_hourly_features_partition_reads_the_day_before_it() -> None:
         mapping = features.get_partition_mapping(SNAPSHOT_KEY)
         assert isinstance(mapping, dg.TimeWindowPartitionMapping)
         assert (mapping.start_offset, mapping.end_offset) == (offset, 0)
+
+
+def test_late_labels_bring_the_sensor_that_judges_their_estimates_again() -> None:
+    def sensors(**env: str) -> set[str]:
+        repository = build_definitions(_settings(**env)).get_repository_def()
+        return {sensor.name for sensor in repository.sensor_defs}
+
+    assert "rejudge_on_mature_labels" not in sensors()
+    assert "rejudge_on_mature_labels" in sensors(AIOPS_LABEL_DELAY="2d")
+    assert "redeliver_alerts" in sensors()
