@@ -70,12 +70,14 @@ def test_the_winner_as_a_pager_raises_the_alarms_that_were_scored(tmp_path: Path
     result = nab_cv.evaluate(tmp_path)
     winner = result["winner"]["standard"]
     candidate = nab_cv.Candidate(winner["stream"], winner["family"], AlarmRule(**winner["rule"]))
+    factors = result["grid"]["noise_calibration"][str(candidate.rule.history_rows)]
     profiles = nab.load_profiles(tmp_path)
     raw = 0.0
     for key, summary in result["files"].items():
         values = pd.read_csv(tmp_path / "data" / key)["value"].to_numpy()
         learn = nab.probationary_length(len(values))
-        pager = nab_cv.pager_for(candidate, period=summary["rows_per_day"], learn_rows=learn)
+        period = summary["rows_per_day"]
+        pager = nab_cv.pager_for(candidate, period=period, learn_rows=learn, factors=factors)
         rows = pager.alarms(values, learn_rows=learn)
         assert len(rows) == summary["alarms_in_sample"]
         alarms = np.zeros(len(values), dtype=bool)
@@ -155,3 +157,17 @@ def test_nab_smoke_run_on_four_short_real_files(nab_root: Path) -> None:
         key.split("/")[0] for key in SMOKE_FILES
     }
     assert result["grid"]["candidates"] == len(nab_cv.candidates())
+
+
+def test_a_tie_goes_to_the_quieter_candidate_then_to_the_earlier_one() -> None:
+    # 3 candidates x 2 files x 1 profile: candidates 0 and 1 tie on the training file (0).
+    table = np.array([[[2.0], [9.0]], [[2.0], [0.0]], [[1.0], [9.0]]])
+    alarms = np.array([[5, 1], [3, 9], [0, 0]])
+    train = np.array([True, False])
+    # Candidate 1 pages less than 0 on the training file; file 1's scores and pages are unseen.
+    assert nab_cv.choose(table, alarms, train, [0, 1, 2]) == [1]
+    # Equal pages too: the grid's order decides.
+    assert nab_cv.choose(table, np.zeros((3, 2), dtype="int64"), train, [0, 1, 2]) == [0]
+    # A better score wins however often it pages.
+    assert nab_cv.choose(table, alarms, train, [0, 2]) == [0]
+    assert nab_cv.choose(table, alarms, np.array([False, True]), [0, 1, 2]) == [2]

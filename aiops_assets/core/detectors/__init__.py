@@ -18,6 +18,7 @@ from aiops_assets.core.detectors.alarms import (
     spatial_anomalies,
 )
 from aiops_assets.core.detectors.base import Detector, FloatArray, as_matrix
+from aiops_assets.core.detectors.calibration import calibrated, noise_series, tail_factor
 from aiops_assets.core.detectors.ensemble import EnsembleDetector, combine_scores
 from aiops_assets.core.detectors.forest import IsolationForestDetector
 from aiops_assets.core.detectors.pager import Pager
@@ -39,8 +40,11 @@ __all__ = [
     "any_tail",
     "as_matrix",
     "build_detector",
+    "calibrated",
     "combine_scores",
     "debounce",
     "likelihood_tail",
+    "noise_series",
     "spatial_anomalies",
+    "tail_factor",
 ]

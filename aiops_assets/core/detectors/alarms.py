@@ -50,7 +50,7 @@ class AlarmRule:
         spatial = "off" if self.spatial_tolerance is None else f"{self.spatial_tolerance:g}"
         return (
             f"tail {self.tail_probability:g}, cooldown {self.cooldown_fraction:g} of rows, "
-            f"spatial {spatial}"
+            f"spatial {spatial}, history {self.history_rows} rows"
         )
 
 
@@ -60,12 +60,14 @@ def likelihood_tail(
     """Per row, the normal tail beyond its averaged score, against that average's own past.
 
     Only rows before a row enter its history (``closed="left"``), so the rule runs online; the
-    history needs half the learning rows (``start``) before it says anything but 1.
+    history needs half the learning rows (``start``), or all its own rows if it is shorter,
+    before it says anything but 1.
     """
     averaged = (
         pd.Series(np.asarray(scores, dtype="float64")).rolling(average_rows, min_periods=1).mean()
     )
-    history = averaged.rolling(history_rows, min_periods=max(start // 2, 2), closed="left")
+    warm = min(max(start // 2, 2), history_rows)  # a short history warms up on its own rows
+    history = averaged.rolling(history_rows, min_periods=warm, closed="left")
     spread = history.std().clip(lower=1e-9)
     standardized = ((averaged - history.mean()) / spread).fillna(0.0).to_numpy()
     return np.asarray(scipy_stats.norm.sf(standardized), dtype="float64")

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from aiops_assets.core.detectors import alarms as alarm_rules
 from aiops_assets.core.detectors.base import FloatArray, as_matrix
+from aiops_assets.core.detectors.calibration import calibrated
 from aiops_assets.core.detectors.registry import build_detector
 
 
@@ -25,23 +26,31 @@ class Pager:
 
     components: Sequence[tuple[str, Mapping[str, Any]]]
     rule: alarm_rules.AlarmRule
+    # Per component, its tail's calibration on noise (``calibration.tail_factor``); empty: none.
+    factors: Sequence[float] = ()
 
     def __post_init__(self) -> None:
         if not self.components:
             raise ValueError("a pager needs at least one detector")
+        if self.factors and len(self.factors) != len(self.components):
+            raise ValueError("a pager needs one calibration factor per detector, or none")
 
     def tail(self, values: npt.ArrayLike, *, learn_rows: int) -> FloatArray:
         """Per row, the likelihood tail of "any component is surprised" (small: anomalous)."""
         stream = as_matrix(values)
         learn = stream[: max(learn_rows, 2)]
+        factors = list(self.factors) or [1.0] * len(self.components)
         tails = [
-            alarm_rules.likelihood_tail(
-                build_detector(family, params).fit(learn).score(stream),
-                start=learn_rows,
-                average_rows=self.rule.average_rows,
-                history_rows=self.rule.history_rows,
+            calibrated(
+                alarm_rules.likelihood_tail(
+                    build_detector(family, params).fit(learn).score(stream),
+                    start=learn_rows,
+                    average_rows=self.rule.average_rows,
+                    history_rows=self.rule.history_rows,
+                ),
+                factor,
             )
-            for family, params in self.components
+            for (family, params), factor in zip(self.components, factors, strict=True)
         ]
         return tails[0] if len(tails) == 1 else alarm_rules.any_tail(tails)
 

@@ -108,3 +108,14 @@ def test_rule_cooldown_is_a_share_of_the_stream_and_bad_rules_are_refused() -> N
     for bad in ({"tail_probability": 0.5}, {"cooldown_fraction": 1.0}, {"spatial_tolerance": -1}):
         with pytest.raises(ValueError):
             AlarmRule(**bad)
+
+
+def test_a_history_shorter_than_half_the_learning_rows_still_judges_the_stream() -> None:
+    # An hourly file keeps a short history beside 750 learning rows: its tail must still be
+    # computed (once the history is full), not refused by pandas.
+    rng = np.random.default_rng(3)
+    scores = rng.normal(0.0, 1.0, 1200)
+    scores[1000:1010] += 12.0
+    tail = likelihood_tail(scores, start=750, average_rows=3, history_rows=100)
+    assert (tail[:100] == 0.5).all()  # no history yet: the average is its own mean (z = 0)
+    assert tail[1005] < 1e-6 and np.median(tail[200:1000]) > 0.1
