@@ -46,8 +46,9 @@ def build_retrain_on_drift_sensor(
 ) -> dg.SensorDefinition:
     """A sensor requesting ``job`` when one of ``drift_checks`` fails at ERROR severity.
 
-    Run keys name the drifted partition, so a partition's drift retrains at most once however
-    often its check re-runs. The cooldown counts from the last run this sensor requested (found
+    Run keys name the drift episode (``core/drift/episodes.py``: consecutive ERROR partitions of
+    one check), or the drifted partition for a check without episodes, so one shift retrains at
+    most once however long it lasts and however often its check re-runs. The cooldown counts from the last run this sensor requested (found
     by its tag in the instance, so a restarted daemon remembers it); drift inside the cooldown is
     skipped with the reason shown on the tick, because a retraining already under way is using
     data up to that point. WARN drift never retrains: it is an early signal, not a verdict.
@@ -97,7 +98,7 @@ def build_retrain_on_drift_sensor(
         features = str(newest.metadata.get("drifted", ""))
         reason = f"ERROR drift in {newest.label}" + (f": {features}" if features else "")
         request = dg.RunRequest(
-            run_key=f"{name}:{newest.check_key.to_user_string()}:{newest.partition or '-'}",
+            run_key=f"{name}:{newest.check_key.to_user_string()}:{_drift_key(newest)}",
             run_config=dict(run_config(newest)),
             tags=sensor.run_tags(reason),
         )
@@ -105,6 +106,12 @@ def build_retrain_on_drift_sensor(
         return tick.request([request])
 
     return sensor.define(retrain_on_drift)
+
+
+def _drift_key(evaluation: CheckEvaluation) -> str:
+    """The episode the ERROR belongs to; its partition when the check has no episodes."""
+    episode = str(evaluation.metadata.get("episode_id") or "").strip()
+    return f"episode {episode}" if episode else (evaluation.partition or "-")
 
 
 def _cooldown(

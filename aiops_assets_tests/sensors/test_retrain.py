@@ -23,7 +23,14 @@ def _run_drift_check(instance: dg.DagsterInstance, **outcome: Any) -> None:
         return dg.AssetCheckResult(
             passed=outcome.get("passed", False),
             severity=outcome.get("severity", dg.AssetCheckSeverity.ERROR),
-            metadata={"drifted": dg.MetadataValue.text(outcome.get("drifted", "p95_latency"))},
+            metadata={
+                "drifted": dg.MetadataValue.text(outcome.get("drifted", "p95_latency")),
+                **(
+                    {"episode_id": dg.MetadataValue.text(outcome["episode"])}
+                    if "episode" in outcome
+                    else {}
+                ),
+            },
         )
 
     dg.materialize([latency_features, drift], instance=instance, tags=outcome.get("tags"))
@@ -101,3 +108,22 @@ def test_a_retraining_uses_no_day_after_the_drifted_one() -> None:
     assert default_retrain_run_config(evaluation) == {
         "ops": {"training_set": {"config": {"until": "2026-01-09"}}}
     }
+
+
+def test_one_drift_episode_retrains_once_however_long_it_lasts(
+    instance: dg.DagsterInstance,
+) -> None:
+    cursor, _, _ = _tick(instance, None)
+    _run_drift_check(instance, episode="2026-01-08")
+    cursor, [first], _ = _tick(instance, cursor, cooldown=0)
+    _run_drift_check(instance, episode="2026-01-08")  # the shift goes on the next day
+    cursor, [again], _ = _tick(instance, cursor, cooldown=0)
+    # The same run key: the daemon launches it once.
+    assert (
+        again.run_key
+        == first.run_key
+        == "retrain_on_drift:latency_features:drift:episode 2026-01-08"
+    )
+    _run_drift_check(instance, episode="2026-01-20")  # a new shift, later
+    _, [later], _ = _tick(instance, cursor, cooldown=0)
+    assert later.run_key != first.run_key
