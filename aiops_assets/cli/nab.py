@@ -2,7 +2,8 @@
 
 Neither command needs Dagster. ``evaluate`` chooses among ``core.detectors`` by cross-validation
 (``core.nab_cv``), so its headline is a score on files the choice never saw; ``--pipeline`` adds
-the reference pipeline's own path (loader, snapshot, features, model, drift engine).
+the reference pipeline's own path (loader, snapshot, features, model, drift engine), and
+``--through-dagster`` runs the in-sample choice through the NAB assets (``nab_location``).
 """
 
 from __future__ import annotations
@@ -130,10 +131,22 @@ def verify_scorer(path: Path, tolerance: float, as_json: bool) -> int:
     type=click.Path(path_type=Path, file_okay=False),
     help="with --pipeline: keep the snapshots in this artifact store (default: none)",
 )
+@click.option(
+    "--through-dagster",
+    is_flag=True,
+    help="also run every file through the Dagster assets nab_series and nab_alarms (one "
+    "partition per file, the in-sample choice per profile, a throwaway instance and store), "
+    "score the stored alarms and print that score beside the core path's; exit 1 if they differ",
+)
 @json_option
 @verbose_option
 def evaluate(
-    path: Path, files: tuple[str, ...], pipeline: bool, store: Path | None, as_json: bool
+    path: Path,
+    files: tuple[str, ...],
+    pipeline: bool,
+    store: Path | None,
+    through_dagster: bool,
+    as_json: bool,
 ) -> int:
     from aiops_assets.core.nab import corpus_files, evaluate_pipeline
     from aiops_assets.core.nab_cv import evaluate as evaluate_corpus
@@ -168,6 +181,8 @@ def evaluate(
                 store=ArtifactStore(store) if store is not None else None,
                 progress=make_progress(),
             )
+        if through_dagster:
+            result["dagster"] = _through_dagster(path, list(files) or known, result)
     except TelemetryFormatError as error:
         raise CliError(str(error)) from error
     result["seconds"] = time.monotonic() - started
@@ -175,7 +190,28 @@ def evaluate(
         print_json(result)
     else:
         click.echo(format_evaluation(result, width=output_width()))
-    return 0
+    return EXIT_FAILED if "dagster" in result and not result["dagster"]["identical"] else 0
+
+
+def _through_dagster(path: Path, files: list[str], result: Mapping[str, Any]) -> dict[str, Any]:
+    """The in-sample choice run through the NAB assets, its score beside the core path's."""
+    from aiops_assets.nab_location import (
+        NabDagsterError,
+        candidate_from_winner,
+        evaluate_through_dagster,
+    )
+
+    chosen = {
+        profile: candidate_from_winner(winner) for profile, winner in result["winner"].items()
+    }
+    try:
+        dagster = evaluate_through_dagster(path, files, chosen, progress=make_progress())
+    except NabDagsterError as error:
+        raise CliError(str(error)) from error
+    core = result["ours"]["in_sample"]
+    dagster["core_in_sample"] = core
+    dagster["identical"] = dagster["ours"] == core
+    return dagster
 
 
 _PROTOCOLS = {
@@ -236,9 +272,26 @@ def format_evaluation(result: Mapping[str, Any], *, width: int | None = None) ->
     ]
     if "pipeline" in result:
         lines += ["", "Reference pipeline:", _format_pipeline(result["pipeline"], width)]
+    if "dagster" in result:
+        lines += ["", _format_dagster(result["dagster"])]
     if "seconds" in result:
         lines.append(f"\n{result['seconds']:.0f} s")
     return "\n".join(lines)
+
+
+def _format_dagster(dagster: Mapping[str, Any]) -> str:
+    """The Dagster path's score beside the core path's, per profile, and whether they agree."""
+    scores = ", ".join(
+        f"{name} {dagster['ours'][name]:.2f} (core {dagster['core_in_sample'][name]:.2f})"
+        for name in PROFILE_COLUMNS
+        if name in dagster["ours"]
+    )
+    verdict = "identical to" if dagster["identical"] else "DIFFERENT from"
+    return (
+        f"Through the Dagster assets (nab_series -> nab_alarms, {len(dagster['files'])} "
+        f"partitions, in-sample choice, {dagster['seconds']:.0f} s):\n  {scores}\n  "
+        f"{verdict} the core path's in-sample score"
+    )
 
 
 def _fmt(value: float | None) -> str:
