@@ -24,39 +24,20 @@ from aiops_assets.core.capsule import Capsule, diff_environments
 from aiops_assets.core.flags import FlagError, diff_flags, flag_history
 from aiops_assets.core.incidents import Change
 from aiops_assets.core.ledger import Ledger
+from aiops_assets.core.pipeline.incident import alias_changes
 from aiops_assets.metadata import NULL_FRACTION_PREFIX, PACKAGES_KEY, REVISION_KEY
 
 
 def _alias_changes(
     ledger: Ledger, model_name: str, since: datetime | None, until: datetime | None
 ) -> list[Change]:
-    changes = []
-    for entry in ledger.alias_history(model_name):
-        if (since is not None and entry.at < since) or (until is not None and entry.at >= until):
-            continue
-        old = f"v{entry.from_version}" if entry.from_version is not None else "-"
-        changes.append(
-            Change(
-                kind="alias",
-                subject=f"{model_name}:{entry.alias}",
-                at=entry.at,
-                summary=(
-                    f"{model_name}:{entry.alias} {entry.kind} {old} -> v{entry.to_version} "
-                    f"by {entry.actor}: {entry.reason}"
-                ),
-                run_id=entry.run_id,
-                before=entry.from_version,
-                after=entry.to_version,
-                lineage_distance=0,
-                details={
-                    "to_version": entry.to_version,
-                    "kind": entry.kind,
-                    "actor": entry.actor,
-                    "reason": entry.reason,
-                },
-            )
-        )
-    return changes
+    """Each alias move in ``[since, until)``, worded once for both orchestrators
+    (``core/pipeline/incident.py``)."""
+    return [
+        change
+        for change in alias_changes(ledger, model_name)
+        if (since is None or change.at >= since) and (until is None or change.at < until)
+    ]
 
 
 def _flag_changes(ledger: Ledger, since: datetime | None, until: datetime | None) -> list[Change]:

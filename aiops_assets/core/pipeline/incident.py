@@ -24,7 +24,7 @@ from aiops_assets.core.pipeline.scoring import PERFORMANCE_CHECK_NAME
 
 
 def alias_changes(ledger: Ledger, model_name: str) -> list[Change]:
-    """Each move of an alias, as the change log words it (``changelog/changes.py``)."""
+    """Each move of an alias, worded as the change log (``changelog/changes.py``) shows it."""
     changes = []
     for entry in ledger.alias_history(model_name):
         old = f"v{entry.from_version}" if entry.from_version is not None else "-"
