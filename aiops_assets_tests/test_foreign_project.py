@@ -299,7 +299,10 @@ def test_a_foreign_project_gets_checks_a_baseline_and_a_drift_sensor_that_fires(
     assert drifted[QUALITY_ERROR].passed and not drifted[QUALITY_WARN].passed
 
     (request,), _ = project.tick("retrain_on_drift")
-    assert request.run_key == f"retrain_on_drift:service_metrics:drift:{days[4]}"
+    # Keyed by the drift episode that starts on this day: a shift that lasts retrains once.
+    episode = str(drifted[DRIFT].metadata["episode_id"].value)
+    assert episode.startswith(days[4])
+    assert request.run_key == f"retrain_on_drift:service_metrics:drift:episode {episode}"
     assert defs.get_repository_def().get_sensor_def("retrain_on_drift").job_name == RETRAIN_JOB
     retrained = defs.resolve_job_def(RETRAIN_JOB).execute_in_process(
         instance=instance, run_config=request.run_config, tags=request.tags
