@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,9 +34,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, path: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as reply:
+        with urllib.request.urlopen(f"{url}{path}", timeout=1) as reply:
             return int(reply.status) == 200
     except OSError:
         return False
@@ -44,18 +44,30 @@ def _ready(url: str) -> bool:
 
 @contextmanager
 def running(
-    name: str, command: Callable[[int], Sequence[str]], log: Path, *, start_seconds: float
+    name: str,
+    command: Callable[[int], Sequence[str]],
+    log: Path,
+    *,
+    start_seconds: float,
+    ready_path: str = "/-/ready",
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """The base URL of ``command(port)`` once it answers ``/-/ready``; stopped on exit."""
+    """The base URL of ``command(port)`` once it answers ``ready_path``; stopped on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            list(command(port)), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            list(command(port)),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + start_seconds
-        while not _ready(url):
+        while not _ready(url, ready_path):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"{name} did not start on {url}: {log.read_text()[-2000:]}")
             time.sleep(0.1)
@@ -69,7 +81,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         return
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)

@@ -13,18 +13,15 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiops_assets_tests.loopback_server import free_port, missing
+from aiops_assets_tests.loopback_server import missing, running
 
 VENV = Path(os.environ.get("AIOPS_TEST_MLFLOW_VENV", "/tmp/aiops-mlflow-venv"))
 # The same spec as .ci/services installs.
@@ -83,67 +80,37 @@ def _make_venv(uv: str) -> None:
             missing(f"could not make the MLflow server venv ({' '.join(command)}): {done.stderr}")
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1) as reply:
-            return int(reply.status) == 200
-    except OSError:
-        return False
-
-
 @contextmanager
 def local_mlflow() -> Iterator[MlflowServer]:
     """A fresh tracking server with an empty SQLite registry; stopped on exit."""
     binary = server_binary()
     with tempfile.TemporaryDirectory(prefix="aiops-mlflow-") as folder:
         root = Path(folder)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         log = root / "mlflow.log"
-        command = [
-            str(binary),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ]
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=root,
-                env=os.environ | SERVER_ENV,
-                start_new_session=True,
-            )
-        try:
-            _wait(process, url, log)
+
+        def command(port: int) -> list[str]:
+            return [
+                str(binary),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{root / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(root / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ]
+
+        with running(
+            "MLflow",
+            command,
+            log,
+            start_seconds=START_SECONDS,
+            ready_path="/health",
+            cwd=root,
+            env=os.environ | SERVER_ENV,
+        ) as url:
             yield MlflowServer(url=url, log=log)
-        finally:
-            _stop(process)
-
-
-def _wait(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while not _healthy(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            missing(f"MLflow did not start on {url}: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
