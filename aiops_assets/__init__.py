@@ -10,8 +10,8 @@ Everything a host project needs is importable from here, and nothing else is pub
 - resources: :class:`ArtifactStoreResource`, :class:`ArtifactRefIOManager`,
   :class:`AlertSinkResource`, and the registry, :class:`LedgerResource`;
 - the Dagster Component :class:`AiopsMonitoring` (``type: aiops_assets.AiopsMonitoring``);
-- the model lifecycle for a host's own model: :func:`build_model_lifecycle`, :class:`SklearnModel`
-  and :func:`lifecycle_resources`.
+- the model lifecycle for a host's own model: :func:`build_model_lifecycle`, :class:`SklearnModel`,
+  :class:`PyfuncModel` (an MLflow pyfunc model) and :func:`lifecycle_resources`.
 
 The names load on first use: importing the package stays free of Dagster, so the ``aiops``
 command answers ``--help`` without paying for Dagster's import.
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from aiops_assets.io import ArtifactRefIOManager
     from aiops_assets.lifecycle.factory import build_model_lifecycle, lifecycle_resources
     from aiops_assets.lifecycle.models import SklearnModel
+    from aiops_assets.lifecycle.pyfunc import PyfuncModel
     from aiops_assets.resources import (
         AlertSinkResource,
         ArtifactStoreResource,
@@ -53,6 +54,7 @@ _SOURCES = {
     "ArtifactRefIOManager": "aiops_assets.io",
     "ArtifactStoreResource": "aiops_assets.resources",
     "LedgerResource": "aiops_assets.resources",
+    "PyfuncModel": "aiops_assets.lifecycle.pyfunc",
     "SklearnModel": "aiops_assets.lifecycle.models",
     "build_alert_on_check_failure_sensor": "aiops_assets.sensors.alerts",
     "build_drift_baseline_asset": "aiops_assets.baselines",
@@ -74,6 +76,7 @@ __all__ = [
     "ArtifactRefIOManager",
     "ArtifactStoreResource",
     "LedgerResource",
+    "PyfuncModel",
     "SklearnModel",
     "build_alert_on_check_failure_sensor",
     "build_drift_baseline_asset",

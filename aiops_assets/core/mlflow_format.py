@@ -25,7 +25,8 @@ import shutil
 import tarfile
 import tempfile
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ MLFLOW_EXTRA = "pip install 'aiops-assets[mlflow]'"
 _MLMODEL = "MLmodel"
 _VOLATILE_KEYS = ("utc_time_created", "model_uuid", "model_id")
 _FILE_MODE = 0o644
+_UV_FILES_SWITCH = "MLFLOW_LOG_UV_FILES"
 _DIR_MODE = 0o755
 
 
@@ -183,7 +185,7 @@ class MlflowPyfuncFormat:
             raise TypeError(
                 f"an MLflow pyfunc model is a saved model folder or a PythonModel, not {type(model)}"
             )
-        with tempfile.TemporaryDirectory(prefix="aiops-pyfunc-") as folder:
+        with tempfile.TemporaryDirectory(prefix="aiops-pyfunc-") as folder, _no_project_files():
             saved = Path(folder) / "model"
             mlflow.pyfunc.save_model(
                 str(saved), python_model=model, **dict(self.save_options or {})
@@ -205,6 +207,23 @@ class MlflowPyfuncFormat:
         # Artifacts a model reads lazily (context.artifacts) stay on disk while it is in use.
         weakref.finalize(model, shutil.rmtree, folder, True)
         return model
+
+
+@contextmanager
+def _no_project_files() -> Iterator[None]:
+    """MLflow 3 copies the uv.lock and pyproject.toml of the folder it is saved *from* into the
+    model, so the same model saved from two folders gets two hashes (and the capsule's re-run,
+    started elsewhere, a mismatch). The model's environment is its requirements, not the caller's
+    project: that copy is switched off (``MLFLOW_LOG_UV_FILES``) while we save."""
+    previous = os.environ.get(_UV_FILES_SWITCH)
+    os.environ[_UV_FILES_SWITCH] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_UV_FILES_SWITCH, None)
+        else:
+            os.environ[_UV_FILES_SWITCH] = previous
 
 
 def pyfunc_tags(ref: ArtifactRef, data: bytes) -> dict[str, str]:

@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from aiops_assets.core import estimators
+from aiops_assets.core import estimators, pyfunc_models
 from aiops_assets.core.capsule import Capsule, capture_environment, diff_environments
 from aiops_assets.core.features import FeatureSetSpec, compute_features
 from aiops_assets.core.model_codec import SKOPS_FORMAT, dump_detector, dump_model, load_model_bytes
@@ -44,6 +45,7 @@ from aiops_assets.core.models import (
     evaluate_detector,
     train_detector,
 )
+from aiops_assets.core.pyfunc_models import PYFUNC_KIND
 from aiops_assets.core.store import (
     ArtifactNotFoundError,
     ArtifactStore,
@@ -179,11 +181,13 @@ def reproduce_lifecycle_capsule(
     )
     result.environment = diff_environments(capsule.environment, environment).lines()
     recipe_config = capsule.config[estimators.RECIPE_KEY]
+    if recipe_config.get("kind") == PYFUNC_KIND:
+        return _reproduce_pyfunc(capsule, store, recipe_config, result, metric_tolerance, started)
     if recipe_config.get("kind") != "sklearn" or recipe_config.get("format") != SKOPS_FORMAT:
         raise ReproductionError(
             f"capsule {capsule.capsule_id[:12]} records a {recipe_config.get('kind')!r} model "
             f"in {recipe_config.get('format')!r}; only scikit-learn models stored with skops "
-            "can be re-trained from a capsule alone"
+            "and MLflow pyfunc models can be re-trained from a capsule alone"
         )
     try:
         recipe = estimators.EstimatorRecipe.from_dict(recipe_config["recipe"])
@@ -218,6 +222,52 @@ def reproduce_lifecycle_capsule(
     model_sha = hashlib.sha256(dump_model(model)).hexdigest()
     result.comparisons.append(_same("model sha256", recorded_model, model_sha))
     result.comparisons += _metric_comparisons(capsule.metrics, metrics, metric_tolerance)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _reproduce_pyfunc(
+    capsule: Capsule,
+    store: ArtifactStore,
+    recipe_config: Mapping[str, Any],
+    result: Reproduction,
+    metric_tolerance: float,
+    started: float,
+) -> Reproduction:
+    """A host's pyfunc model: its trainer, imported by the path the capsule recorded, on the
+    training set the capsule names; the archive's hash and the holdout metrics compared."""
+    try:
+        recipe = estimators.EstimatorRecipe.from_dict(recipe_config["recipe"])
+        trainer = pyfunc_models.import_trainer(str(recipe_config["trainer"]))
+        training_sha = capsule.inputs[TRAINING_SET]
+        recorded_model = capsule.outputs[capsule.asset]
+    except KeyError as error:
+        raise ReproductionError(
+            f"capsule {capsule.capsule_id[:12]} lacks {error}; it was not written by a "
+            "lifecycle candidate asset"
+        ) from error
+    except pyfunc_models.TrainerNotImportable as error:
+        raise ReproductionError(str(error)) from error
+    result.problems += _stored_output_problems(capsule, store)
+    try:
+        frame = store.get_frame(training_sha)
+    except (StoreError, ValueError) as error:
+        result.problems.append(f"the capsule's inputs cannot be read: {error}")
+        result.seconds = time.perf_counter() - started
+        return result
+    result.comparisons.append(
+        _same(
+            "training_set sha256",
+            capsule.outputs.get(TRAINING_SET),
+            hashlib.sha256(canonical_parquet_bytes(frame)).hexdigest(),
+        )
+    )
+    training = pyfunc_models.train_and_evaluate(
+        trainer, recipe, frame, save_options=recipe_config.get("save_options") or None
+    )
+    model_sha = hashlib.sha256(training.data).hexdigest()
+    result.comparisons.append(_same("model sha256", recorded_model, model_sha))
+    result.comparisons += _metric_comparisons(capsule.metrics, training.metrics, metric_tolerance)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -396,6 +446,7 @@ def run_in_fresh_process(
             text=True,
             timeout=timeout,
             check=False,
+            env=_importing_as_the_caller(),
         )
     if completed.returncode not in (0, 1):
         raise ReproductionError(
@@ -403,6 +454,18 @@ def run_in_fresh_process(
             f"(exit {completed.returncode}): {completed.stderr.strip()[-2000:]}"
         )
     return Reproduction.from_dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+def _importing_as_the_caller() -> dict[str, str]:
+    """The environment, with the caller's import path: a host's capsule names its own code (a
+    pyfunc trainer), which the re-run must import as the code location that trained it did.
+    Modules are imported afresh; only where they are found is shared."""
+    folders = [entry for entry in sys.path if entry and Path(entry).is_dir()]
+    inherited = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([*folders, *([inherited] if inherited else [])]),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
