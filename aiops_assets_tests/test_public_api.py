@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 import aiops_assets
+from aiops_assets_tests.lifecycle.test_pyfunc import DEFINITIONS as PYFUNC_DEFINITIONS
+from aiops_assets_tests.lifecycle.test_pyfunc import SPEC as PYFUNC_SPEC
 from aiops_assets_tests.test_foreign_model import PROJECT_FILES as MODEL_PROJECT_FILES
 from aiops_assets_tests.test_foreign_project import PROJECT_FILES
 
@@ -109,10 +111,16 @@ def _attributes_of(source: str, module: str) -> set[str]:
 
 def test_the_foreign_project_needs_only_public_names() -> None:
     public = set(aiops_assets.__all__)
-    # The monitoring project and the model project (test_foreign_model.py): both public-only.
+    # The monitoring project, the model project (test_foreign_model.py) and the pyfunc one
+    # (lifecycle/test_pyfunc.py): all public-only.
     sources = {
         path: text
-        for path, text in [*PROJECT_FILES.items(), *MODEL_PROJECT_FILES.items()]
+        for path, text in [
+            *PROJECT_FILES.items(),
+            *MODEL_PROJECT_FILES.items(),
+            ("breach_ops/spec.py", PYFUNC_SPEC),
+            ("breach_ops/definitions.py", PYFUNC_DEFINITIONS),
+        ]
         if path.endswith(".py")
     }
     used: set[str] = set()

@@ -24,8 +24,6 @@ from aiops_assets_tests.cli.process import aiops_process
 from aiops_assets_tests.test_foreign_model import PACKAGE as SLO_PACKAGE
 from aiops_assets_tests.test_foreign_model import PROJECT_FILES as SLO_FILES
 
-pytest.importorskip("mlflow", reason="the mlflow extra (mlflow-skinny) is not installed")
-
 PACKAGE = "breach_ops"
 MODEL = "breach"
 CANDIDATE = dg.AssetKey(f"{MODEL}_candidate")
