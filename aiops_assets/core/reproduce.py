@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,31 +181,15 @@ def reproduce_lifecycle_capsule(
     )
     result.environment = diff_environments(capsule.environment, environment).lines()
     recipe_config = capsule.config[estimators.RECIPE_KEY]
-    if recipe_config.get("kind") == PYFUNC_KIND:
-        return _reproduce_pyfunc(capsule, store, recipe_config, result, metric_tolerance, started)
-    if recipe_config.get("kind") != "sklearn" or recipe_config.get("format") != SKOPS_FORMAT:
-        raise ReproductionError(
-            f"capsule {capsule.capsule_id[:12]} records a {recipe_config.get('kind')!r} model "
-            f"in {recipe_config.get('format')!r}; only scikit-learn models stored with skops "
-            "and MLflow pyfunc models can be re-trained from a capsule alone"
-        )
     try:
         recipe = estimators.EstimatorRecipe.from_dict(recipe_config["recipe"])
         training_sha = capsule.inputs[TRAINING_SET]
-        estimator_sha = capsule.inputs[estimators.ESTIMATOR_INPUT]
         recorded_model = capsule.outputs[capsule.asset]
     except KeyError as error:
-        raise ReproductionError(
-            f"capsule {capsule.capsule_id[:12]} lacks {error}; it was not written by a "
-            "lifecycle candidate asset"
-        ) from error
+        raise _not_a_lifecycle_capsule(capsule, error) from error
     result.problems += _stored_output_problems(capsule, store)
     try:
-        # Trusted types are what the host's code declared when it trained, as the capsule
-        # recorded; the bytes are the ones the capsule's hash names.
-        estimator = load_model_bytes(
-            store.get_bytes(estimator_sha), tuple(recipe_config.get("trusted_types") or ())
-        )
+        retrain = _retrainer(capsule, store, recipe_config, recipe)
         frame = store.get_frame(training_sha)
     except (StoreError, ValueError) as error:
         result.problems.append(f"the capsule's inputs cannot be read: {error}")
@@ -218,58 +202,69 @@ def reproduce_lifecycle_capsule(
             hashlib.sha256(canonical_parquet_bytes(frame)).hexdigest(),
         )
     )
-    model, metrics = estimators.train_and_evaluate(estimator, recipe, frame)
-    model_sha = hashlib.sha256(dump_model(model)).hexdigest()
+    model_bytes, metrics = retrain(frame)
+    model_sha = hashlib.sha256(model_bytes).hexdigest()
     result.comparisons.append(_same("model sha256", recorded_model, model_sha))
     result.comparisons += _metric_comparisons(capsule.metrics, metrics, metric_tolerance)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _reproduce_pyfunc(
+Retrain = Callable[[pd.DataFrame], tuple[bytes, dict[str, float]]]
+
+
+def _retrainer(
     capsule: Capsule,
     store: ArtifactStore,
     recipe_config: Mapping[str, Any],
-    result: Reproduction,
-    metric_tolerance: float,
-    started: float,
-) -> Reproduction:
-    """A host's pyfunc model: its trainer, imported by the path the capsule recorded, on the
-    training set the capsule names; the archive's hash and the holdout metrics compared."""
-    try:
-        recipe = estimators.EstimatorRecipe.from_dict(recipe_config["recipe"])
-        trainer = pyfunc_models.import_trainer(str(recipe_config["trainer"]))
-        training_sha = capsule.inputs[TRAINING_SET]
-        recorded_model = capsule.outputs[capsule.asset]
-    except KeyError as error:
+    recipe: estimators.EstimatorRecipe,
+) -> Retrain:
+    """How this capsule's model is trained again: the unfitted scikit-learn estimator from the
+    store (loaded with the trusted types the host declared when it trained, as the capsule
+    recorded), or the host's pyfunc trainer imported by the path the capsule recorded."""
+    kind, model_format = recipe_config.get("kind"), recipe_config.get("format")
+    if kind == PYFUNC_KIND:
+        try:
+            trainer = pyfunc_models.import_trainer(str(recipe_config["trainer"]))
+        except KeyError as error:
+            raise _not_a_lifecycle_capsule(capsule, error) from error
+        except pyfunc_models.TrainerNotImportable as error:
+            raise ReproductionError(str(error)) from error
+        save_options = recipe_config.get("save_options") or None
+
+        def retrain_pyfunc(frame: pd.DataFrame) -> tuple[bytes, dict[str, float]]:
+            training = pyfunc_models.train_and_evaluate(
+                trainer, recipe, frame, save_options=save_options
+            )
+            return training.data, training.metrics
+
+        return retrain_pyfunc
+    if kind != "sklearn" or model_format != SKOPS_FORMAT:
         raise ReproductionError(
-            f"capsule {capsule.capsule_id[:12]} lacks {error}; it was not written by a "
-            "lifecycle candidate asset"
-        ) from error
-    except pyfunc_models.TrainerNotImportable as error:
-        raise ReproductionError(str(error)) from error
-    result.problems += _stored_output_problems(capsule, store)
-    try:
-        frame = store.get_frame(training_sha)
-    except (StoreError, ValueError) as error:
-        result.problems.append(f"the capsule's inputs cannot be read: {error}")
-        result.seconds = time.perf_counter() - started
-        return result
-    result.comparisons.append(
-        _same(
-            "training_set sha256",
-            capsule.outputs.get(TRAINING_SET),
-            hashlib.sha256(canonical_parquet_bytes(frame)).hexdigest(),
+            f"capsule {capsule.capsule_id[:12]} records a {kind!r} model in {model_format!r}; "
+            "only scikit-learn models stored with skops and MLflow pyfunc models can be "
+            "re-trained from a capsule alone"
         )
+    try:
+        estimator_sha = capsule.inputs[estimators.ESTIMATOR_INPUT]
+    except KeyError as error:
+        raise _not_a_lifecycle_capsule(capsule, error) from error
+    estimator = load_model_bytes(
+        store.get_bytes(estimator_sha), tuple(recipe_config.get("trusted_types") or ())
     )
-    training = pyfunc_models.train_and_evaluate(
-        trainer, recipe, frame, save_options=recipe_config.get("save_options") or None
+
+    def retrain_sklearn(frame: pd.DataFrame) -> tuple[bytes, dict[str, float]]:
+        model, metrics = estimators.train_and_evaluate(estimator, recipe, frame)
+        return dump_model(model), metrics
+
+    return retrain_sklearn
+
+
+def _not_a_lifecycle_capsule(capsule: Capsule, missing: KeyError) -> ReproductionError:
+    return ReproductionError(
+        f"capsule {capsule.capsule_id[:12]} lacks {missing}; it was not written by a "
+        "lifecycle candidate asset"
     )
-    model_sha = hashlib.sha256(training.data).hexdigest()
-    result.comparisons.append(_same("model sha256", recorded_model, model_sha))
-    result.comparisons += _metric_comparisons(capsule.metrics, training.metrics, metric_tolerance)
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def _metric_comparisons(

@@ -107,18 +107,7 @@ class SklearnModel:
     def __post_init__(self) -> None:
         if not hasattr(self.estimator, "fit"):
             raise TypeError(f"{type(self.estimator).__name__} has no fit(): not an estimator")
-        object.__setattr__(
-            self,
-            "_recipe",
-            estimators.EstimatorRecipe(
-                features=tuple(self.features),
-                label=self.label,
-                time_column=self.time_column,
-                service_column=self.service_column,
-                threshold=self.threshold,
-                holdout_fraction=self.holdout_fraction,
-            ),
-        )
+        object.__setattr__(self, "_recipe", column_recipe(self))
 
     @property
     def format(self) -> ModelFormat:
@@ -149,6 +138,19 @@ class SklearnModel:
             "recipe": self._recipe.to_dict(),
         }
         return config, {ESTIMATOR_INPUT: unfitted.sha256}
+
+
+def column_recipe(spec: Any) -> estimators.EstimatorRecipe:
+    """The recipe a model spec's column attributes describe (``SklearnModel``'s and
+    ``PyfuncModel``'s): one place, so both kinds split, order and threshold rows alike."""
+    return estimators.EstimatorRecipe(
+        features=tuple(spec.features),
+        label=spec.label,
+        time_column=spec.time_column,
+        service_column=spec.service_column,
+        threshold=spec.threshold,
+        holdout_fraction=spec.holdout_fraction,
+    )
 
 
 def recorded_tags(model_spec: LifecycleModel) -> Mapping[str, str]:

@@ -21,6 +21,7 @@ from aiops_assets.core.estimators import EstimatorRecipe
 from aiops_assets.core.mlflow_format import MlflowPyfuncFormat
 from aiops_assets.core.model_codec import ModelFormat
 from aiops_assets.core.store import ArtifactStore
+from aiops_assets.lifecycle.models import column_recipe
 
 __all__ = ["PyfuncModel"]
 
@@ -66,18 +67,7 @@ class PyfuncModel:
 
     def __post_init__(self) -> None:
         pyfunc_models.trainer_path(self.trainer)  # refused now, not at the first reproduce
-        object.__setattr__(
-            self,
-            "_recipe",
-            EstimatorRecipe(
-                features=tuple(self.features),
-                label=self.label,
-                time_column=self.time_column,
-                service_column=self.service_column,
-                threshold=self.threshold,
-                holdout_fraction=self.holdout_fraction,
-            ),
-        )
+        object.__setattr__(self, "_recipe", column_recipe(self))
 
     @property
     def format(self) -> ModelFormat:

@@ -18,11 +18,11 @@ import dagster as dg
 import pytest
 
 import aiops_assets
-from aiops_assets.core.ledger import Ledger
 from aiops_assets.resources import close_ledgers
 from aiops_assets_tests.cli.process import aiops_process
 from aiops_assets_tests.test_foreign_model import PACKAGE as SLO_PACKAGE
 from aiops_assets_tests.test_foreign_model import PROJECT_FILES as SLO_FILES
+from aiops_assets_tests.test_foreign_model import Host
 
 PACKAGE = "breach_ops"
 MODEL = "breach"
@@ -120,34 +120,18 @@ def breach_project(tmp_path: Path) -> Iterator[Path]:
         close_ledgers()
 
 
-def _materialize(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    keys: list[dg.AssetKey],
-    partition: str | None = None,
-) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(
-        [*(defs.assets or ()), *(defs.asset_checks or ())],  # type: ignore[list-item]
-        instance=instance,
-        resources=defs.resources,
-        selection=dg.AssetSelection.assets(*keys),
-        partition_key=partition,
-    )
-    assert result.success
-    return result
-
-
 def test_a_pyfunc_model_is_versioned_served_and_reproduced(
     breach_project: Path, instance: dg.DagsterInstance
 ) -> None:
     import importlib
 
     defs = importlib.import_module(f"{PACKAGE}.definitions").defs
-    trained = _materialize(defs, instance, [dg.AssetKey("training_set"), CANDIDATE, CHAMPION])
+    host = Host(defs, instance, breach_project / ".aiops")
+    trained = host.materialize([dg.AssetKey("training_set"), CANDIDATE, CHAMPION])
     (candidate_event,) = trained.asset_materializations_for_node(CANDIDATE.path[-1])
     assert candidate_event.metadata["model_format"].value == "mlflow-pyfunc"
 
-    ledger: Ledger = (defs.resources or {})["ledger"].get_ledger()
+    ledger = host.ledger
     champion = ledger.get_alias(MODEL, "champion")
     assert champion is not None and champion.tags["model_format"] == "mlflow-pyfunc"
     capsule = ledger.get_capsule(str(candidate_event.metadata["capsule_id"].value))
@@ -159,8 +143,8 @@ def test_a_pyfunc_model_is_versioned_served_and_reproduced(
     assert 0.3 < capsule.metrics["pr_auc"] <= 1.0
 
     # Served: the scores asset loads the pyfunc from its verified bytes, the check judges it.
-    _materialize(defs, instance, [dg.AssetKey("service_metrics")], partition="2025-03-08")
-    served = _materialize(defs, instance, [SCORES], partition="2025-03-08")
+    host.materialize([dg.AssetKey("service_metrics")], partition="2025-03-08")
+    served = host.materialize([SCORES], partition="2025-03-08")
     (evaluation,) = [
         item for item in served.get_asset_check_evaluations() if item.asset_check_key == PERFORMANCE
     ]
