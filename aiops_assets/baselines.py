@@ -5,6 +5,7 @@ the reference data. Used by the reference pipeline and by any host project alike
 """
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
@@ -19,12 +20,27 @@ from aiops_assets.resources import ArtifactStoreResource
 
 PROFILE_MEDIA_TYPE = "application/x-aiops-drift-profile"
 BASELINE_CODE_VERSION = "drift_baseline-2"  # 2: per-service slice profiles
+# A reference spans this many days whatever the partitioning, so an hourly one holds whole days
+# (their daily cycle, and hours whose 24-hour features had history) rather than three night hours.
+REFERENCE_DAYS = 3
 
 
 class DriftBaselineConfig(dg.Config):
-    """The reference window: the first ``reference_partitions`` partitions that exist."""
+    """The reference window: the first ``reference_partitions`` partitions that exist; unset,
+    ``REFERENCE_DAYS`` days' worth of them (3 daily partitions, 72 hourly ones)."""
 
-    reference_partitions: int = 3
+    reference_partitions: int | None = None
+
+
+def reference_partition_count(partitions_def: dg.PartitionsDefinition | None) -> int:
+    """How many partitions make ``REFERENCE_DAYS`` days: 3 for daily (or coarser, or untimed)
+    partitions, 72 for hourly ones."""
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return REFERENCE_DAYS
+    first = partitions_def.get_first_partition_window()
+    if first is None:
+        return REFERENCE_DAYS
+    return max(REFERENCE_DAYS, -(-timedelta(days=REFERENCE_DAYS) // (first.end - first.start)))
 
 
 def store_profile(store: ArtifactStore, profile: BaselineProfile) -> ArtifactRef:
@@ -56,8 +72,9 @@ def build_drift_baseline_asset(
     Every numeric column but ``exclude`` and ``labels`` is profiled as a numeric feature;
     ``labels`` (0/1) get label drift. Each reference partition is also a calibration chunk, so the
     policy's calibrated thresholds match the size of the partitions that will be checked. The
-    reference window is the first ``reference_partitions`` (run config, default 3) partitions that
-    have a value; partitions never materialized are skipped, whichever IO manager stores them.
+    reference window is the first ``reference_partitions`` partitions that have a value (run
+    config; by default three days' worth: 3 daily partitions, 72 hourly ones); partitions never
+    materialized are skipped, whichever IO manager stores them.
 
     With ``slice_by`` (by default the ``service`` column, when the reference has one) each value
     of that column also gets its own profile, built and calibrated the same way on its rows only,
@@ -85,6 +102,7 @@ def build_drift_baseline_asset(
         >>> checks = build_drift_checks(service_metrics, baseline)  # doctest: +SKIP
     """
     source_name = source.key.to_user_string()
+    default_reference = reference_partition_count(source.partitions_def)
 
     @dg.asset(
         name=name,
@@ -109,7 +127,9 @@ def build_drift_baseline_asset(
         artifact_store: ArtifactStoreResource,
         source: dict[str, pd.DataFrame],
     ) -> dg.Output[ArtifactRef]:
-        keys = _reference_keys(source, config.reference_partitions, source_name)
+        keys = _reference_keys(
+            source, config.reference_partitions or default_reference, source_name
+        )
         chunks = [source[key] for key in keys]
         reference = pd.concat(chunks, ignore_index=True)
         numeric, present_labels, sliced_by = _profiled_columns(

@@ -39,9 +39,9 @@ def _failed(frame: pd.DataFrame) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def test_the_default_suite_is_versioned_by_the_hash_of_its_file() -> None:
-    assert SUITE.name == "telemetry_default" and SUITE.version == 2
+    assert SUITE.name == "telemetry_default" and SUITE.version == 3
     assert len(SUITE.sha256) == 64
-    assert SUITE.version_id.startswith("telemetry_default-v2-")
+    assert SUITE.version_id.startswith("telemetry_default-v3-")
     assert SUITE.severities() == [Severity.ERROR, Severity.WARN]
     assert load_suite(DEFAULT_FEATURES_SUITE).severities() == [Severity.WARN]
 
