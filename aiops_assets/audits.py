@@ -74,8 +74,14 @@ def _alert(
 
 
 def build_audit_verify_job(name: str = AUDIT_VERIFY_JOB) -> dg.JobDefinition:
-    """The job a daily schedule runs; it needs the ``ledger``, ``access_policy`` and
-    ``alert_sink`` resources of the code location.
+    """The job that verifies the ledger's tamper-evident audit chain, for a schedule to run.
+
+    A broken chain fails the run and sends an alert; a whole chain records the head it saw as an
+    observation, a second witness outside the ledger. It needs the ``ledger``, ``access_policy``
+    and ``alert_sink`` resources of the code location.
+
+    Args:
+        name: The job's name (``audit_verify_job`` by default).
 
     Example:
         >>> job = build_audit_verify_job()  # doctest: +SKIP

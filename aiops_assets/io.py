@@ -8,7 +8,7 @@ manager then only moves the asset's named ref and, downstream, loads and verifie
 
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -34,7 +34,9 @@ class ArtifactRefIOManager(dg.ConfigurableIOManager):
     input receives the decoded object (a DataFrame for Parquet). A partitioned upstream always
     arrives as a dict keyed by partition, even when the mapping selects one partition, so asset
     code does not need to special-case the first partition of a range. An input whose metadata
-    sets ``ALLOW_MISSING_PARTITIONS`` receives only the partitions that have a current version.
+    sets ``ALLOW_MISSING_PARTITIONS`` (``ArtifactRefIOManager.ALLOW_MISSING_PARTITIONS``)
+    receives only the partitions that have a current version; ``ref_name`` says under which store
+    ref a partition's current version is, for an asset that reads one without an input for it.
     Drift baselines are stored through it under the resource key ``artifact_io_manager``.
 
     Attributes:
@@ -45,9 +47,20 @@ class ArtifactRefIOManager(dg.ConfigurableIOManager):
         ...     assets=[baseline],
         ...     resources={"artifact_io_manager": ArtifactRefIOManager(root=".aiops/store")},
         ... )
+        >>> history = dg.AssetIn(  # doctest: +SKIP
+        ...     metadata={ArtifactRefIOManager.ALLOW_MISSING_PARTITIONS: True}
+        ... )
     """
 
+    # The input metadata key, on the class so a host reaches it through the public name.
+    ALLOW_MISSING_PARTITIONS: ClassVar[str] = ALLOW_MISSING_PARTITIONS
+
     root: str
+
+    @staticmethod
+    def ref_name(asset_key: dg.AssetKey, partition_key: str | None) -> str:
+        """The store ref holding an asset partition's current artifact (``None``: unpartitioned)."""
+        return asset_ref_name(asset_key, partition_key)
 
     def get_store(self) -> ArtifactStore:
         # A plain root rather than a nested ArtifactStoreResource: nesting makes Dagster 1.13 call

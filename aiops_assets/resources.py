@@ -249,8 +249,14 @@ class PromotionGateResource(dg.ConfigurableResource):
 class AccessPolicyResource(dg.ConfigurableResource):
     """Which identity may promote, roll back, export or change a threshold.
 
+    The champion asset, the registry commands and the audit job ask it before they act; a
+    refusal is itself an audit entry. Every lifecycle needs it (``access_policy``).
+
     Attributes:
         path: The policy YAML; empty uses ``AIOPS_ACCESS_POLICY`` or the packaged default.
+
+    Example:
+        >>> resources = {"access_policy": AccessPolicyResource(path="policy.yaml")}  # doctest: +SKIP
     """
 
     path: str = ""

@@ -12,28 +12,16 @@ from aiops_assets_tests.test_layering import internal_imports, layer
 # Private plugin modules the reference still imports (issue 21, point 6: to be emptied).
 STILL_PRIVATE = frozenset(
     {
-        "aiops_assets.audit_head",
         "aiops_assets.audits",
         "aiops_assets.baselines",
-        "aiops_assets.capsules",
         "aiops_assets.check_history",
-        "aiops_assets.checks.baseline_quality",
-        "aiops_assets.checks.drift",
-        "aiops_assets.checks.estimate",
-        "aiops_assets.checks.leakage",
-        "aiops_assets.checks.performance",
         "aiops_assets.checks.quality",
-        "aiops_assets.checks.reproducibility",
-        "aiops_assets.io",
         "aiops_assets.keys",
         "aiops_assets.lifecycle.champion",
         "aiops_assets.lifecycle.evidence",
         "aiops_assets.metadata",
         "aiops_assets.resources",
         "aiops_assets.runner",
-        "aiops_assets.sensors",
-        "aiops_assets.sensors.freshness",
-        "aiops_assets.sensors.run_failure",
     }
 )
 

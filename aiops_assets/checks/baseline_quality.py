@@ -18,6 +18,7 @@ from typing import Any
 
 import dagster as dg
 
+from aiops_assets.baselines import reference_partition_count
 from aiops_assets.check_history import check_execution_pages, evaluation_of
 from aiops_assets.checks.drift import check_against_baseline
 from aiops_assets.core.baseline_quality import (
@@ -52,8 +53,10 @@ def build_baseline_quality_checks(
     columns: Sequence[str] | None = None,
     name: str = BASELINE_QUALITY_CHECK_NAME,
 ) -> list[dg.AssetChecksDefinition]:
-    """A check of each partition of ``asset``: every service's level, spread and rows against
-    its own slice of the profile ``baseline`` stores.
+    """A check of each partition of ``asset`` against a fixed baseline profile, per service.
+
+    Every service's level, spread and rows are compared with its own slice of the profile
+    ``baseline`` stores.
 
     The check fails when a service's median, interquartile range or row count is beyond its
     tolerance factor (``BaselineTolerances``; by default x2.25, x4 and x2 either way) or when a
@@ -245,6 +248,9 @@ def build_label_health_checks(
         label: The 0/1 label column.
         quiet_partitions: How many all-zero partitions in a row fail.
         name: The check's name.
+
+    Example:
+        >>> checks = build_label_health_checks(features, features_baseline)  # doctest: +SKIP
     """
     if quiet_partitions < 1:
         raise ValueError(f"quiet_partitions must be at least 1, got {quiet_partitions}")
@@ -320,28 +326,44 @@ def build_label_collapse_checks(
     *,
     label: str = LABEL,
     alert: str = ALERT,
-    reference_partitions: int = 3,
+    reference_partitions: int | None = None,
     name: str = LABEL_HEALTH_CHECK_NAME,
 ) -> list[dg.AssetChecksDefinition]:
-    """A check of each partition of a scores asset: did the positive labels vanish while the
-    model kept alerting as it did on the reference partitions?
+    """A check of each partition of a scores asset: whether its positive labels collapsed.
+
+    That is: did the positive labels vanish while the model kept alerting as it did on the
+    reference partitions?
 
     The reference is fixed: the first ``reference_partitions`` partitions of ``asset`` with a
     stored value, other than the checked one (a trailing window would learn a label break and
-    pass). Their precision (positives among alerts) makes a binomial tail for today's alerts
-    (``core.label_health.assess_labels``): the check fails at WARN when today's positives are
-    that improbable (p below ``COLLAPSE_P``) while the model alerts at most
-    ``NORMAL_ALERT_FACTOR`` times its reference rate (a model alerting far more is a model
+    pass); by default three days' worth (3 daily partitions, 72 hourly ones: three hours would
+    hold too few alerts to judge by). Their precision (positives among alerts) makes a binomial
+    tail for today's alerts (``core.label_health.assess_labels``): the check fails at WARN when
+    today's positives are that improbable (p below ``COLLAPSE_P``) while the model alerts at
+    most ``NORMAL_ALERT_FACTOR`` times its reference rate (a model alerting far more is a model
     problem, not a label one), or when the labels are mostly missing or all 1 where the
     reference varied. Never blocking. It reads the reference partitions from the artifact store
     (``ArtifactRefIOManager``), so ``asset`` must be stored through it.
 
     Metadata: ``summary``, ``problems``, ``p_value``, ``reference_precision``, ``alert_rate``,
     ``reference_alert_rate``, ``label_rate``, ``reference_label_rate``, ``reference_partitions``.
+
+    Args:
+        asset: The scores asset (a DataFrame per partition holding ``label`` and ``alert``).
+        label: The 0/1 label column.
+        alert: The 0/1 column saying whether the model alerted on the row.
+        reference_partitions: How many first stored partitions are the reference; unset, three
+            days' worth.
+        name: The check's name.
+
+    Example:
+        >>> checks = build_label_collapse_checks(anomaly_scores)  # doctest: +SKIP
     """
+    partitions_def = asset.partitions_def
+    if reference_partitions is None:
+        reference_partitions = reference_partition_count(partitions_def)
     if reference_partitions < 1:
         raise ValueError(f"reference_partitions must be at least 1, got {reference_partitions}")
-    partitions_def = asset.partitions_def
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
 

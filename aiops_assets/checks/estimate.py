@@ -62,6 +62,14 @@ class DelayedLabels:
         now: The pipeline's clock (fixed for the demo and tests, live in production).
         score_baseline: The asset whose latest profile the estimate's score shift is tested
             against; None leaves the shift out.
+
+    Until a partition's labels mature, ``build_performance_check`` judges it on a label-free
+    estimate (``label_status: estimate``); ``build_rejudge_on_mature_labels_sensor`` judges it
+    again once they have.
+
+    Example:
+        >>> labels = DelayedLabels(delay=timedelta(days=2), windows=load_incidents)  # doctest: +SKIP
+        >>> check = build_performance_check(scores, labels=labels)  # doctest: +SKIP
     """
 
     delay: timedelta = timedelta(0)

@@ -22,6 +22,14 @@ def build_reproducible_check(
 ) -> dg.AssetChecksDefinition:
     """An ERROR check that the model behind ``alias`` re-trains to the same bytes and metrics.
 
+    On demand: it re-runs the version's recorded capsule in a fresh process (``aiops
+    reproduce``), which costs a training, so no job or sensor launches it.
+
+    Args:
+        model_asset: The model asset the check is attached to.
+        model_name: The registered model whose version is re-trained.
+        alias: The alias naming that version (``champion`` by default).
+
     Example:
         >>> check = build_reproducible_check("champion_model")  # doctest: +SKIP
     """

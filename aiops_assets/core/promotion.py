@@ -34,14 +34,17 @@ The holdout criterion passes iff the lower bound of the percentile confidence in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import sparse
 
 from aiops_assets.core.markdown import md_code, md_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRICS = ("pr_auc", "f1", "precision", "recall")
 
@@ -224,6 +227,36 @@ class _Ranked:
         if metric == "pr_auc":
             return self.average_precision(weights)
         return self.threshold_metric(weights, metric)
+
+
+def paired_rows(
+    score: Callable[[Any, pd.DataFrame], np.ndarray],
+    threshold_of: Callable[[Any], float],
+    candidate: Any,
+    champion: Any | None,
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+) -> tuple[ScoredRows, ScoredRows] | None:
+    """Both models on the same rows, given in time order (the bootstrap resamples blocks of
+    time); None when there is no champion or it cannot score these rows.
+
+    One pairing for every model and orchestrator: the lifecycle's gate, the reference detector's
+    and the Airflow task's, so the same two models on the same rows give the gate the same pair.
+    """
+    if champion is None or frame.empty:
+        return None
+    try:
+        champion_scores = score(champion, frame)
+    except (ValueError, KeyError):
+        # A champion trained on other inputs cannot score these rows: no paired comparison is
+        # possible, and the gate says so rather than guessing.
+        return None
+    return (
+        ScoredRows(
+            labels=labels, scores=score(candidate, frame), threshold=threshold_of(candidate)
+        ),
+        ScoredRows(labels=labels, scores=champion_scores, threshold=threshold_of(champion)),
+    )
 
 
 def weighted_metric_values(rows: ScoredRows, metric: str, weights: np.ndarray) -> np.ndarray:

@@ -6,19 +6,19 @@ hash with the holdout metrics, the format and the capsule a re-run needs. The ve
 the challenger; only the champion asset can make it serve.
 """
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from aiops_assets.audit_head import observe_audit_head
-from aiops_assets.capsules import package_version, record_capsule
-from aiops_assets.core.capsule import build_capsule
-from aiops_assets.core.experiments import ExperimentRun
+from aiops_assets.capsules import capsule_metadata, package_version
+from aiops_assets.core.capsule import Capsule, build_capsule
+from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.policy import identify
-from aiops_assets.core.registry import CHALLENGER, artifact_tags
-from aiops_assets.core.store import ArtifactStore
+from aiops_assets.core.registration import Training, register_training
+from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.lifecycle.models import RECIPE_KEY, LifecycleModel, recorded_tags
 from aiops_assets.metadata import artifact_metadata, float_metrics, versioned_output
 from aiops_assets.resources import ArtifactStoreResource, LedgerResource
@@ -44,6 +44,83 @@ def stored_training_set(store: ArtifactStore, value: Any) -> tuple[str, pd.DataF
     """The training set's data version, and the frame as a re-run will read it back."""
     ref = store.put_frame(as_frame(value))
     return ref.sha256, store.get_frame(ref)
+
+
+def register_candidate(
+    context: dg.AssetExecutionContext,
+    ledger: Ledger,
+    store: ArtifactStore,
+    *,
+    model_name: str,
+    model: ArtifactRef,
+    capsule: Capsule,
+    metrics: Mapping[str, float],
+    training_set_version: str,
+    feature_set_version: str = "",
+    tags: Mapping[str, str] | None = None,
+    hypothesis: str = "",
+    success_criterion: str = "",
+) -> tuple[ModelVersion, dict[str, dg.MetadataValue]]:
+    """Register a model a training asset stored: a version, its capsule, the challenger alias.
+
+    For a host that writes its own training asset (``build_model_lifecycle`` does this for a
+    ``LifecycleModel``): the version is registered by the run's acting identity with the
+    artifact's hash, metrics and tags; the capsule is recorded (``aiops reproduce`` re-runs it);
+    the run goes into the experiment ledger with its own tags (not Dagster's); the version
+    becomes the challenger, which only the champion asset can make serve; and the audit head
+    the run leaves is observed in the event log. A re-run of the same training registers no
+    second version. The same function (``core.registration``) registers the Airflow tasks'.
+
+    Args:
+        context: The training asset's execution context (run id, tags, event log).
+        ledger: The registry (``LedgerResource.get_ledger()``).
+        store: The artifact store holding ``model`` (``ArtifactStoreResource.get_store()``).
+        model_name: The registered model's name.
+        model: The stored model's ref (its hash is the version's identity).
+        capsule: What re-creates the model (``core.capsule.build_capsule``).
+        metrics: The holdout metrics the gate and the performance check compare.
+        training_set_version: The data version of the training set.
+        feature_set_version: The feature-set version the model was trained on, if any.
+        tags: More tags for the version (after the artifact's media type and size).
+        hypothesis: What the run set out to show, declared before it ran.
+        success_criterion: When it did (``pr_auc>=0.95, false_alarm_rate<0.02``).
+
+    Returns:
+        The registered version and the metadata linking the materialization to its capsule.
+
+    Example:
+        >>> version, links = register_candidate(  # doctest: +SKIP
+        ...     context, ledger.get_ledger(), store, model_name="churn", model=ref,
+        ...     capsule=capsule, metrics=metrics, training_set_version=training.sha256,
+        ... )
+    """
+    actor = identify(
+        ledger,
+        action="register",
+        subject=model_name,
+        tags=context.run.tags,
+        run_id=context.run.run_id,
+    )
+    registered = register_training(
+        ledger,
+        store,
+        Training(
+            model_name=model_name,
+            model=model,
+            capsule=capsule,
+            metrics=metrics,
+            training_set_version=training_set_version,
+            actor=actor,
+            run_id=context.run.run_id,
+            feature_set_version=feature_set_version,
+            tags=tags,
+            run_tags={k: v for k, v in context.run.tags.items() if not k.startswith("dagster/")},
+            hypothesis=hypothesis,
+            success_criterion=success_criterion,
+        ),
+    )
+    observe_audit_head(context, ledger)
+    return registered.version, capsule_metadata(registered.capsule_facts)
 
 
 def build_candidate_asset(
@@ -79,14 +156,6 @@ def build_candidate_asset(
         training_sha, frame = stored_training_set(store, training_set)
         fitted, metrics = model.train(frame)
         ref = store.put_bytes(model.format.dump(fitted), model.format.media_type)
-        registry = ledger.get_ledger()
-        actor = identify(
-            registry,
-            action="register",
-            subject=model_name,
-            tags=context.run.tags,
-            run_id=context.run.run_id,
-        )
         recipe, recipe_inputs = model.recipe(store)
         capsule = build_capsule(
             kind="model",
@@ -99,48 +168,23 @@ def build_candidate_asset(
             outputs={TRAINING_SET_INPUT: training_sha, name: ref.sha256},
             metrics=metrics,
         )
-        capsule_metadata = record_capsule(registry, store, capsule)
-        version = registry.register_model_version(
-            model_name,
-            ref.sha256,
+        version, capsule_links = register_candidate(
+            context,
+            ledger.get_ledger(),
+            store,
+            model_name=model_name,
+            model=ref,
+            capsule=capsule,
             metrics=metrics,
             training_set_version=training_sha,
-            feature_set_version="",
-            actor=actor,
-            capsule_ref=capsule.capsule_id,
-            run_id=context.run.run_id,
-            tags={**artifact_tags(ref), **recorded_tags(model)},
+            tags=recorded_tags(model),
         )
-        registry.record_experiment_run(
-            ExperimentRun(
-                run_id=context.run.run_id,
-                model_name=model_name,
-                model_version=version.version,
-                capsule_id=capsule.capsule_id,
-                at=capsule.created_at or datetime.now(UTC),
-                config=dict(capsule.config),
-                metrics=dict(metrics),
-                tags={k: v for k, v in context.run.tags.items() if not k.startswith("dagster/")},
-                dataset_version=training_sha,
-            )
-        )
-        current = registry.get_alias(model_name, CHALLENGER)
-        if current is None or current.version != version.version:
-            registry.set_alias(
-                model_name,
-                CHALLENGER,
-                version.version,
-                actor=actor,
-                reason=f"trained in run {context.run.run_id}",
-                run_id=context.run.run_id,
-            )
-        observe_audit_head(context, registry)
         return versioned_output(
             ref,
             {
                 **artifact_metadata(ref),
                 **float_metrics(metrics),
-                **capsule_metadata,
+                **capsule_links,
                 "model_version": dg.MetadataValue.int(version.version),
                 "model_format": dg.MetadataValue.text(model.format.name),
                 "training_set_sha256": dg.MetadataValue.text(training_sha),

@@ -3,14 +3,13 @@ scored on the same rows, and the gate's numbers as plottable metadata."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from aiops_assets.check_history import check_execution_pages
-from aiops_assets.core.promotion import GateDecision, ScoredRows
+from aiops_assets.core.promotion import GateDecision
+from aiops_assets.core.promotion import paired_rows as paired_rows  # the lifecycle's pairing
 
 
 def latest_check_outcomes(
@@ -49,32 +48,6 @@ def blocking_outcomes(
             label = check_key.to_user_string() + (f"[{partition}]" if partition else "")
             outcomes[label] = latest.get(partition, False)
     return outcomes
-
-
-def paired_rows(
-    score: Callable[[object, pd.DataFrame], np.ndarray],
-    threshold_of: Callable[[object], float],
-    candidate: object,
-    champion: object | None,
-    frame: pd.DataFrame,
-    labels: np.ndarray,
-) -> tuple[ScoredRows, ScoredRows] | None:
-    """Both models on the same rows, given in time order (the bootstrap resamples blocks of
-    time); None when there is no champion or it cannot score these rows."""
-    if champion is None or frame.empty:
-        return None
-    try:
-        champion_scores = score(champion, frame)
-    except (ValueError, KeyError):
-        # A champion trained on other inputs cannot score these rows: no paired comparison is
-        # possible, and the gate says so rather than guessing.
-        return None
-    return (
-        ScoredRows(
-            labels=labels, scores=score(candidate, frame), threshold=threshold_of(candidate)
-        ),
-        ScoredRows(labels=labels, scores=champion_scores, threshold=threshold_of(champion)),
-    )
 
 
 def gate_numbers(decision: GateDecision) -> dict[str, dg.MetadataValue]:

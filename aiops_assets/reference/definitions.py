@@ -10,27 +10,34 @@ from typing import Any
 import dagster as dg
 
 from aiops_assets import (
+    AccessPolicyResource,
+    AlertSinkResource,
+    ArtifactRefIOManager,
+    ArtifactStoreResource,
+    DelayedLabels,
+    LedgerResource,
+    build_alert_on_check_failure_sensor,
+    build_alert_on_run_failure_sensor,
+    build_alert_on_stale_asset_sensor,
+    build_audit_verify_job,
+    build_baseline_quality_checks,
+    build_drift_baseline_asset,
+    build_drift_checks,
+    build_label_collapse_checks,
+    build_label_health_checks,
+    build_performance_check,
+    build_quality_checks,
     build_redeliver_alerts_sensor,
     build_rejudge_job,
     build_rejudge_on_mature_labels_sensor,
+    build_reproducible_check,
+    build_retrain_on_drift_sensor,
+    build_rollback_on_regression_sensor,
+    build_staged_rollout_sensor,
 )
-from aiops_assets.audits import build_audit_verify_job
-from aiops_assets.baselines import build_drift_baseline_asset
-from aiops_assets.checks.baseline_quality import (
-    build_baseline_quality_checks,
-    build_label_collapse_checks,
-    build_label_health_checks,
-)
-from aiops_assets.checks.drift import build_drift_checks
-from aiops_assets.checks.estimate import DelayedLabels
-from aiops_assets.checks.leakage import build_leakage_check
-from aiops_assets.checks.performance import build_performance_check
-from aiops_assets.checks.quality import build_quality_checks
-from aiops_assets.checks.reproducibility import build_reproducible_check
 from aiops_assets.core.baseline_quality import BaselineTolerances
 from aiops_assets.core.features import model_input_columns
 from aiops_assets.core.quality import DEFAULT_FEATURES_SUITE, Severity
-from aiops_assets.io import ArtifactRefIOManager
 from aiops_assets.keys import (
     ADOPT_JOB,
     BASELINE_QUALITY_CHECK_NAME,
@@ -51,24 +58,13 @@ from aiops_assets.reference import clock as pipeline_clock
 from aiops_assets.reference.assets import build_reference_assets
 from aiops_assets.reference.assets.monitoring_report import build_monitoring_report_asset
 from aiops_assets.reference.labels import delayed_labels
+from aiops_assets.reference.leakage import build_leakage_check
 from aiops_assets.reference.settings import PipelineSettings
 from aiops_assets.resources import (
-    AccessPolicyResource,
-    AlertSinkResource,
-    ArtifactStoreResource,
     FeatureFlagsResource,
-    LedgerResource,
     PromotionGateResource,
     TelemetrySourceResource,
 )
-from aiops_assets.sensors import (
-    build_alert_on_check_failure_sensor,
-    build_retrain_on_drift_sensor,
-    build_rollback_on_regression_sensor,
-    build_staged_rollout_sensor,
-)
-from aiops_assets.sensors.freshness import build_alert_on_stale_asset_sensor
-from aiops_assets.sensors.run_failure import build_alert_on_run_failure_sensor
 
 # The pipeline's stages, in the order a first run needs them: daily ingest, then training and the
 # drift baselines (which need some days of features), then daily scoring and drift checks (which

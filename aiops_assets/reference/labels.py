@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from aiops_assets.checks.estimate import DelayedLabels
+from aiops_assets import DelayedLabels
 from aiops_assets.core.delayed_labels import read_incident_csv, read_incident_table
 from aiops_assets.reference.settings import PipelineSettings
 

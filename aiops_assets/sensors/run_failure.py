@@ -25,6 +25,14 @@ def build_alert_on_run_failure_sensor(
 ) -> dg.SensorDefinition:
     """A run-failure sensor sending one ERROR alert per failed run of ``monitored_jobs``.
 
+    A failed run is an operational problem the check sensors never see (no check ran), so it
+    gets its own alert, with the partition and the first error, through the ``alert_sink``.
+
+    Args:
+        monitored_jobs: The jobs whose failed runs are alerted on; at least one.
+        name: The sensor's name.
+        default_status: The sensor's initial status (STOPPED: a team switches it on).
+
     Example:
         >>> build_alert_on_run_failure_sensor([my_job])  # doctest: +SKIP
     """

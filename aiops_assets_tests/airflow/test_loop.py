@@ -74,6 +74,19 @@ def test_only_a_failure_of_the_current_champion_rolls_back_once_per_version() ->
 def test_the_code_versions_are_the_dagster_assets_own() -> None:
     from aiops_assets.reference.assets import models
 
-    assert TRAINING_SET_CODE_VERSION == models.TRAINING_SET_CODE_VERSION
-    assert CANDIDATE_MODEL_CODE_VERSION == models.CANDIDATE_MODEL_CODE_VERSION
-    assert CHAMPION_MODEL_CODE_VERSION == models.CHAMPION_MODEL_CODE_VERSION
+    # The Dagster assets' own code versions, as their definitions carry them.
+    versions = {
+        key.to_user_string(): version
+        for asset in (models.training_set, models.candidate_model, models.champion_model)
+        for key, version in asset.code_versions_by_key.items()
+    }
+    assert versions == {
+        "training_set": TRAINING_SET_CODE_VERSION,
+        "candidate_model": CANDIDATE_MODEL_CODE_VERSION,
+        "champion_model": CHAMPION_MODEL_CODE_VERSION,
+    }
+    assert versions == {
+        "training_set": "training_set-2",
+        "candidate_model": "candidate_model-3",
+        "champion_model": "champion_model-2",
+    }, "a code version changed: say in the change why the computation changed"

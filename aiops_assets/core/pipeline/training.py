@@ -1,14 +1,14 @@
 """From feature days to a registered candidate: the training set, the model and their capsules.
 
-Mirrors ``reference/assets/models.py`` step for step (configs with the same fields and defaults,
-the same capsule layout, the same ledger records), so an orchestrator other than Dagster trains
-the same bytes and leaves the same registry facts behind; ``aiops reproduce`` re-runs either.
+Both orchestrators build their capsules here: the reference ``reference/assets/models.py`` and the
+Airflow tasks (configs with the same fields and defaults, so the same capsule layout), and both
+register through ``core.registration``, so an orchestrator other than Dagster trains the same
+bytes and leaves the same registry facts behind; ``aiops reproduce`` re-runs either.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -19,15 +19,16 @@ import pandas as pd
 
 from aiops_assets.core.capsule import Capsule, build_capsule
 from aiops_assets.core.features import LABEL, TIMESTAMP
-from aiops_assets.core.ledger import Ledger
 from aiops_assets.core.models import AnomalyDetector
 from aiops_assets.core.pipeline.features import FEATURES_CODE_VERSION
-from aiops_assets.core.promotion import ScoredRows
-from aiops_assets.core.store import ArtifactStore
+from aiops_assets.core.promotion import ScoredRows, paired_rows
+from aiops_assets.core.registration import package_version
 
-# The same strings as ``reference/assets/models.py`` (a test holds them equal): a code version
-# names the computation, and the computation is the same whoever schedules it.
+# The code versions of the reference assets (``reference/assets/models.py`` imports them) and of
+# the Airflow tasks alike: a code version names the computation, and the computation is the same
+# whoever schedules it. Bump one only when that computation changes.
 TRAINING_SET_CODE_VERSION = "training_set-2"
+# -3: stored with skops instead of pickle, so the same training gives new bytes.
 CANDIDATE_MODEL_CODE_VERSION = "candidate_model-3"
 CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
 
@@ -54,28 +55,10 @@ class CandidateSettings:
     success_criterion: str = ""
 
 
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("aiops-assets")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def settings_hash(settings: TrainingSetSettings | CandidateSettings) -> str:
     """What ``metadata.config_hash`` gives the Dagster config with the same values."""
     canonical = json.dumps(asdict(settings), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def record_capsule(ledger: Ledger, store: ArtifactStore, capsule: Capsule) -> dict[str, str]:
-    """In the ledger (what ``aiops reproduce`` queries) and in the store (what travels)."""
-    capsule_id = ledger.record_capsule(capsule)
-    artifact = store.put_json(json.loads(capsule.to_json()))
-    return {
-        "capsule_id": capsule_id,
-        "capsule_artifact": artifact.sha256,
-        "capsule_command": f"aiops reproduce {capsule_id[:12]}",
-    }
 
 
 def features_capsule_parts(
@@ -162,9 +145,10 @@ def model_capsule(
 def scored_pair(
     candidate: AnomalyDetector, champion: AnomalyDetector | None, frame: pd.DataFrame
 ) -> tuple[ScoredRows, ScoredRows] | None:
-    """Both models on the same rows, in time order (the bootstrap resamples blocks of time).
+    """Both detectors on the same rows, in time order (the bootstrap resamples blocks of time).
 
-    The same pairing as ``reference/assets/gate_evidence.scored_pair``.
+    The detector's side of the gate's evidence, for the reference ``champion_model`` and the
+    Airflow gate task alike; rows without a ``label`` column count as negatives.
     """
     if champion is None or frame.empty:
         return None
@@ -174,12 +158,11 @@ def scored_pair(
         if LABEL in ordered
         else np.zeros(len(ordered), "int8")
     )
-    try:
-        champion_scores = champion.score(ordered)
-    except ValueError:
-        # A champion trained on another feature set cannot score these rows.
-        return None
-    return (
-        ScoredRows(labels=labels, scores=candidate.score(ordered), threshold=candidate.threshold),
-        ScoredRows(labels=labels, scores=champion_scores, threshold=champion.threshold),
+    return paired_rows(
+        lambda model, rows: model.score(rows),
+        lambda model: model.threshold,
+        candidate,
+        champion,
+        ordered,
+        labels,
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from aiops_assets.baselines import build_drift_baseline_asset
+from aiops_assets import build_drift_baseline_asset
 from aiops_assets.reference.assets.drift import build_anomaly_scores_asset, score_baseline
 from aiops_assets.reference.assets.features import build_features_asset
 from aiops_assets.reference.assets.models import candidate_model, champion_model, training_set

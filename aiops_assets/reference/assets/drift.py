@@ -9,8 +9,10 @@ the reference data.
 from collections.abc import Sequence
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
+from aiops_assets import ArtifactStoreResource, LedgerResource
 from aiops_assets.baselines import profile_metadata, store_profile
 from aiops_assets.core import models as core_models
 from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
@@ -24,12 +26,13 @@ from aiops_assets.core.registry import MODEL_NAME, load_model
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN, running_rollout, serving_versions
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 from aiops_assets.core.telemetry import SERVICE
-from aiops_assets.metadata import artifact_metadata, frame_metadata, versioned_output
-from aiops_assets.resources import (
-    ArtifactStoreResource,
-    FeatureFlagsResource,
-    LedgerResource,
+from aiops_assets.metadata import (
+    artifact_metadata,
+    frame_metadata,
+    latest_materialization_metadata,
+    versioned_output,
 )
+from aiops_assets.resources import FeatureFlagsResource
 
 SCORES_CODE_VERSION = "anomaly_scores-3"
 SCORE_BASELINE_CODE_VERSION = "score_baseline-1"
@@ -166,10 +169,11 @@ def _detector(
     kinds={"numpy"},
     description=(
         "Prediction-drift reference: the champion's score distribution (and label rate) on its own "
-        "training data, calibrated per training day."
+        "training data, calibrated per training partition."
     ),
 )
 def score_baseline(
+    context: dg.AssetExecutionContext,
     artifact_store: ArtifactStoreResource,
     ledger: LedgerResource,
     champion_model: ArtifactRef,
@@ -181,9 +185,9 @@ def score_baseline(
     train = training[training[SPLIT] != HOLDOUT]
     scores = score_frame(detector, train)
     profile = build_profile(scores, numeric=[], predictions=[SCORE], labels=[LABEL])
-    chunks = [day for _, day in scores.groupby(scores[TIMESTAMP].dt.floor("D"))]
-    # Calibration needs at least two chunks to measure spread; with a single training day the
-    # policy's plain floors apply, and the metadata says so.
+    chunks = partition_chunks(scores, _training_partitions(context, training_set))
+    # Calibration needs at least two chunks to measure spread; with a single training partition
+    # the policy's plain floors apply, and the metadata says so.
     calibrated = len(chunks) >= 2
     if calibrated:
         profile = calibrate(profile, chunks)
@@ -193,7 +197,31 @@ def score_baseline(
         {
             **artifact_metadata(ref),
             **profile_metadata(profile, scores),
-            "calibrated_on_days": dg.MetadataValue.int(len(chunks) if calibrated else 0),
+            "calibrated_on_partitions": dg.MetadataValue.int(len(chunks) if calibrated else 0),
             "model_sha256": dg.MetadataValue.text(champion_model.sha256),
         },
     )
+
+
+def _training_partitions(context: dg.AssetExecutionContext, training_set: ArtifactRef) -> list[str]:
+    """The partitions the training set recorded it was built from; none when the latest record
+    is another training set's."""
+    recorded = latest_materialization_metadata(context.instance, dg.AssetKey("training_set"))
+    if recorded.get("sha256") != training_set.sha256:
+        return []
+    return [key.strip() for key in str(recorded.get("partitions", "")).split(",") if key.strip()]
+
+
+def partition_chunks(frame: pd.DataFrame, partitions: Sequence[str]) -> list[pd.DataFrame]:
+    """``frame``'s rows per partition, oldest first: the drift check judges one partition at a
+    time, so the baseline is calibrated on chunks of that size (an hour each for hourly
+    partitions; a day's chunk would calibrate thresholds far too tight for an hour's rows).
+
+    ``partitions`` are time keys (``2026-01-05``, ``2026-01-05T03``); without them, by day.
+    """
+    if not partitions:
+        return [day for _, day in frame.groupby(frame[TIMESTAMP].dt.floor("D"))]
+    starts = np.sort(pd.to_datetime(list(partitions)).to_numpy("datetime64[ns]"))
+    stamps = frame[TIMESTAMP].to_numpy("datetime64[ns]")
+    position = np.searchsorted(starts, stamps, side="right") - 1
+    return [chunk for _, chunk in frame.groupby(position) if not chunk.empty]

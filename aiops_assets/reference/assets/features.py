@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
+from aiops_assets import ArtifactRefIOManager, ArtifactStoreResource
 from aiops_assets.core import features as core_features
 from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
 from aiops_assets.core.environments import EnvironmentRefusal
@@ -25,7 +26,6 @@ from aiops_assets.core.pipeline.features import (
     history_frame,
 )
 from aiops_assets.core.store import ArtifactRef
-from aiops_assets.io import ALLOW_MISSING_PARTITIONS
 from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
 from aiops_assets.metadata import (
     PACKAGES_KEY,
@@ -36,7 +36,7 @@ from aiops_assets.metadata import (
     partition_window,
     versioned_output,
 )
-from aiops_assets.resources import ArtifactStoreResource, FeatureFlagsResource
+from aiops_assets.resources import FeatureFlagsResource
 
 __all__ = [
     "FEATURES_CODE_VERSION",
@@ -100,7 +100,7 @@ def history_input(periods: int = HISTORY_PARTITIONS) -> dg.AssetIn:
     return dg.AssetIn(
         key=SNAPSHOT_KEY,
         partition_mapping=_history_mapping(periods),
-        metadata={ALLOW_MISSING_PARTITIONS: True},
+        metadata={ArtifactRefIOManager.ALLOW_MISSING_PARTITIONS: True},
     )
 
 

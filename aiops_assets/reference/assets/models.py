@@ -6,16 +6,21 @@ promotion, a rollback), so each change is also a materialization the UI shows wi
 and ``anomaly_scores`` downstream always scores with the model the registry says is in service.
 """
 
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from aiops_assets.audit_head import observe_audit_head
-from aiops_assets.capsules import package_version, record_capsule
-from aiops_assets.core.capsule import Capsule, build_capsule
-from aiops_assets.core.experiments import ExperimentRun, criterion_met
+from aiops_assets import (
+    AccessPolicyResource,
+    AlertSinkResource,
+    ArtifactRefIOManager,
+    ArtifactStoreResource,
+    LedgerResource,
+    record_capsule,
+    register_candidate,
+)
+from aiops_assets.core.capsule import Capsule
 from aiops_assets.core.features import SERVICE, TIMESTAMP
 from aiops_assets.core.ledger import Ledger, ModelVersion
 from aiops_assets.core.lifecycle import LifecycleError, feature_set_mix
@@ -31,15 +36,21 @@ from aiops_assets.core.models import (
     evaluate_detector,
     train_detector,
 )
-from aiops_assets.core.policy import identify
+from aiops_assets.core.pipeline.training import (
+    CANDIDATE_MODEL_CODE_VERSION,
+    CHAMPION_MODEL_CODE_VERSION,
+    TRAINING_SET_CODE_VERSION,
+    CandidateSettings,
+    TrainingSetSettings,
+    model_capsule,
+    scored_pair,
+    training_set_capsule,
+)
 from aiops_assets.core.registry import (
-    CHALLENGER,
     MODEL_NAME,
-    artifact_tags,
     load_model,
 )
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
-from aiops_assets.io import ALLOW_MISSING_PARTITIONS, asset_ref_name
 from aiops_assets.keys import FEATURES_KEY, SCORES_KEY
 from aiops_assets.lifecycle.champion import (
     ChampionConfig,
@@ -56,20 +67,21 @@ from aiops_assets.metadata import (
     latest_materialization_metadata,
     versioned_output,
 )
-from aiops_assets.reference.assets.features import FEATURES_CODE_VERSION
-from aiops_assets.reference.assets.gate_evidence import scored_pair
-from aiops_assets.resources import (
-    AccessPolicyResource,
-    AlertSinkResource,
-    ArtifactStoreResource,
-    LedgerResource,
-    PromotionGateResource,
-)
+from aiops_assets.resources import PromotionGateResource
 
-TRAINING_SET_CODE_VERSION = "training_set-2"
-# -3: stored with skops instead of pickle, so the same training gives new bytes.
-CANDIDATE_MODEL_CODE_VERSION = "candidate_model-3"
-CHAMPION_MODEL_CODE_VERSION = "champion_model-2"
+# The code versions are the core's (``core/pipeline/training.py``): the Airflow tasks run the
+# same computation under the same names.
+__all__ = [
+    "CANDIDATE_MODEL_CODE_VERSION",
+    "CHAMPION_MODEL_CODE_VERSION",
+    "TRAINING_SET_CODE_VERSION",
+    "CandidateModelConfig",
+    "ChampionModelConfig",
+    "TrainingSetRunConfig",
+    "candidate_model",
+    "champion_model",
+    "training_set",
+]
 
 
 class TrainingSetRunConfig(dg.Config):
@@ -111,7 +123,7 @@ ChampionModelConfig = ChampionConfig
     io_manager_key="artifact_io_manager",
     group_name="aiops",
     kinds={"pandas", "parquet"},
-    ins={"features": dg.AssetIn(metadata={ALLOW_MISSING_PARTITIONS: True})},
+    ins={"features": dg.AssetIn(metadata={ArtifactRefIOManager.ALLOW_MISSING_PARTITIONS: True})},
     description="All feature partitions split by time into train and holdout; never shuffled across time.",
 )
 def training_set(
@@ -138,21 +150,14 @@ def training_set(
     )
     store = artifact_store.get_store()
     ref = store.put_frame(frame)
-    capsule_inputs, features_config = _features_capsule_parts(store, used, feature_metadata)
-    capsule = build_capsule(
-        kind="training_set",
-        asset="training_set",
+    capsule = training_set_capsule(
         run_id=context.run.run_id,
-        seeds={"training_set": config.seed},
-        config={"features": features_config, "training_set": config.model_dump()},
-        inputs=capsule_inputs,
-        code_versions={
-            "features": FEATURES_CODE_VERSION,
-            "training_set": TRAINING_SET_CODE_VERSION,
-            "aiops_assets": package_version(),
+        settings=TrainingSetSettings(**config.model_dump()),
+        feature_facts={
+            key: {**feature_metadata.get(key, {}), "sha256": _features_data_version(store, key)}
+            for key in used
         },
-        outputs={"training_set": ref.sha256},
-        metrics={},
+        training_set_sha256=ref.sha256,
     )
     feature_set_versions = sorted(
         {
@@ -207,7 +212,7 @@ def _feature_set_mix(feature_metadata: dict[str, dict[str, Any]], registry: Ledg
 
 def _features_data_version(store: ArtifactStore, partition: str) -> str:
     """The data version of a feature partition as the IO manager stored it (what was loaded)."""
-    ref = store.get_ref(asset_ref_name(FEATURES_KEY, partition))
+    ref = store.get_ref(ArtifactRefIOManager.ref_name(FEATURES_KEY, partition))
     if ref is None:
         raise dg.Failure(description=f"features[{partition}] has no stored version")
     return ref.sha256
@@ -234,34 +239,6 @@ def _latest_feature_metadata(
             },
         )
     return latest
-
-
-def _features_capsule_parts(
-    store: ArtifactStore, used: list[str], feature_metadata: dict[str, dict[str, Any]]
-) -> tuple[dict[str, str], dict[str, Any]]:
-    """The inputs (feature and snapshot data versions) and the feature config of a training set.
-
-    With the snapshots each feature day was computed from, and the spec and window it used, a
-    re-run can start from the snapshots rather than trust the stored features.
-    """
-    inputs: dict[str, str] = {}
-    features_config: dict[str, Any] = {}
-    for key in used:
-        inputs[f"features[{key}]"] = _features_data_version(store, key)
-        facts = feature_metadata.get(key, {})
-        snapshots = facts.get("history_snapshots")
-        spec = facts.get("feature_spec")
-        if not isinstance(snapshots, dict) or not isinstance(spec, dict):
-            continue  # materialized before provenance was recorded: the re-run starts at features
-        for snapshot_key, sha in snapshots.items():
-            inputs[f"telemetry_snapshot[{snapshot_key}]"] = str(sha)
-        start = pd.Timestamp(key)
-        features_config[key] = {
-            "spec": spec,
-            "history": sorted(snapshots),
-            "window": [start.isoformat(), (start + pd.Timedelta(days=1)).isoformat()],
-        }
-    return inputs, features_config
 
 
 @dg.asset(
@@ -296,65 +273,38 @@ def candidate_model(
         context.instance, dg.AssetKey("training_set")
     )
     registry = ledger.get_ledger()
-    actor = identify(
-        registry,
-        action="register",
-        subject=MODEL_NAME,
-        tags=context.run.tags,
+    capsule = model_capsule(
         run_id=context.run.run_id,
+        parent=_training_set_capsule(context, registry, training_set),
+        settings=CandidateSettings(**config.model_dump()),
+        training_set_sha256=training_set.sha256,
+        model_sha256=ref.sha256,
+        metrics=metrics,
     )
-    capsule = _model_capsule(context, registry, config, training_set, ref, metrics)
-    capsule_metadata = record_capsule(registry, store, capsule)
-    version = registry.register_model_version(
-        MODEL_NAME,
-        ref.sha256,
+    version, capsule_links = register_candidate(
+        context,
+        registry,
+        store,
+        model_name=MODEL_NAME,
+        model=ref,
+        capsule=capsule,
         metrics=metrics,
         training_set_version=training_set.sha256,
         feature_set_version=str(training_metadata.get("feature_set_version", "")),
-        actor=actor,
-        capsule_ref=capsule.capsule_id,
-        run_id=context.run.run_id,
         tags={
-            **artifact_tags(ref),
             "seed": str(config.seed),
             "config_hash": config_hash(config),
             "trained_until": str(training_metadata.get("until", "")),
         },
+        hypothesis=config.hypothesis,
+        success_criterion=config.success_criterion,
     )
-    registry.record_experiment_run(
-        ExperimentRun(
-            run_id=context.run.run_id,
-            model_name=MODEL_NAME,
-            model_version=version.version,
-            capsule_id=capsule.capsule_id,
-            at=capsule.created_at or datetime.now(UTC),
-            config=dict(capsule.config),
-            metrics=dict(metrics),
-            tags={k: v for k, v in context.run.tags.items() if not k.startswith("dagster/")},
-            dataset_version=training_set.sha256,
-            feature_set_version=str(training_metadata.get("feature_set_version", "")),
-            hypothesis=config.hypothesis,
-            success_criterion=config.success_criterion,
-            criterion_met=criterion_met(config.success_criterion, metrics),
-        )
-    )
-    current = registry.get_alias(MODEL_NAME, CHALLENGER)
-    if current is None or current.version != version.version:
-        registry.set_alias(
-            MODEL_NAME,
-            CHALLENGER,
-            version.version,
-            actor=actor,
-            reason=f"trained in run {context.run.run_id}",
-            run_id=context.run.run_id,
-        )
-    observe_audit_head(context, registry)
     return versioned_output(
         ref,
         {
             **artifact_metadata(ref),
             **float_metrics(metrics),
-            **capsule_metadata,
+            **capsule_links,
             "model_version": dg.MetadataValue.int(version.version),
             "threshold": dg.MetadataValue.float(detector.threshold),
             "input_features": dg.MetadataValue.int(len(detector.feature_columns)),
@@ -362,38 +312,6 @@ def candidate_model(
             "config_hash": dg.MetadataValue.text(config_hash(config)),
             "training_set_sha256": dg.MetadataValue.text(training_set.sha256),
         },
-    )
-
-
-def _model_capsule(
-    context: dg.AssetExecutionContext,
-    registry: Ledger,
-    config: CandidateModelConfig,
-    training_set: ArtifactRef,
-    model: ArtifactRef,
-    metrics: dict[str, float],
-) -> Capsule:
-    """The model's capsule: its training set's capsule (feature versions, config, seed) plus
-    this step, so the whole chain from features to model can be re-run from it alone."""
-    parent = _training_set_capsule(context, registry, training_set)
-    return build_capsule(
-        kind="model",
-        asset="candidate_model",
-        run_id=context.run.run_id,
-        seeds={**(parent.seeds if parent else {}), "candidate_model": config.seed},
-        config={
-            **(parent.config if parent else {}),
-            "candidate_model": config.model_dump(),
-        },
-        inputs={**(parent.inputs if parent else {}), "training_set": training_set.sha256},
-        code_versions={
-            **(parent.code_versions if parent else {}),
-            "candidate_model": CANDIDATE_MODEL_CODE_VERSION,
-            "aiops_assets": package_version(),
-        },
-        outputs={"training_set": training_set.sha256, "candidate_model": model.sha256},
-        metrics=metrics,
-        parent=parent.capsule_id if parent else None,
     )
 
 
@@ -487,7 +405,7 @@ class _DetectorEvidence:
     def weigh(self, candidate: ModelVersion, champion: ModelVersion | None) -> GateEvidence:
         training = self.store.get_frame(self.training_set)
         holdout = training[training[SPLIT] == HOLDOUT]
-        trained_days = sorted(training[TIMESTAMP].dt.strftime("%Y-%m-%d").unique())
+        trained_days = self._trained_partitions(training)
         candidate_model_obj: AnomalyDetector = load_model(self.store, candidate)
         champion_model_obj: AnomalyDetector | None = None
         if champion is not None:
@@ -516,8 +434,21 @@ class _DetectorEvidence:
             shadow_partitions=shadow_keys,
         )
 
+    def _trained_partitions(self, training: pd.DataFrame) -> list[str]:
+        """The feature partitions the training set was built from, as its materialization
+        recorded them: hourly partitions are checked per hour (their rows' days would name
+        partitions that do not exist, and the gate would see no check pass). The rows' days
+        when the record is not this training set's (a training set materialized elsewhere)."""
+        recorded = latest_materialization_metadata(
+            self.context.instance, dg.AssetKey("training_set")
+        )
+        partitions = str(recorded.get("partitions", ""))
+        if recorded.get("sha256") == self.training_set.sha256 and partitions:
+            return sorted(key.strip() for key in partitions.split(",") if key.strip())
+        return sorted(training[TIMESTAMP].dt.strftime("%Y-%m-%d").unique())
+
     def _features_ref(self, partition: str) -> ArtifactRef:
-        ref = self.store.get_ref(asset_ref_name(FEATURES_KEY, partition))
+        ref = self.store.get_ref(ArtifactRefIOManager.ref_name(FEATURES_KEY, partition))
         if ref is None:
             raise dg.Failure(description=f"features[{partition}] has no current version")
         return ref
@@ -532,7 +463,7 @@ class _DetectorEvidence:
             key
             for key in sorted(self.context.instance.get_materialized_partitions(SCORES_KEY))
             if key <= until
-            and self.store.get_ref(asset_ref_name(SCORES_KEY, key)) is not None
-            and self.store.get_ref(asset_ref_name(FEATURES_KEY, key)) is not None
+            and self.store.get_ref(ArtifactRefIOManager.ref_name(SCORES_KEY, key)) is not None
+            and self.store.get_ref(ArtifactRefIOManager.ref_name(FEATURES_KEY, key)) is not None
         ]
         return served[-count:]

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from aiops_assets import ArtifactRefIOManager, ArtifactStoreResource
 from aiops_assets.checks.quality import QualityGate
 from aiops_assets.core import quality as core_quality
 from aiops_assets.core import telemetry
@@ -16,7 +17,6 @@ from aiops_assets.core.pipeline.snapshot import SNAPSHOT_CODE_VERSION, gate_snap
 from aiops_assets.core.store import ArtifactRef, ArtifactStore, StoreError
 from aiops_assets.core.telemetry import contract as telemetry_contract
 from aiops_assets.core.telemetry.revision import compare_snapshots
-from aiops_assets.io import asset_ref_name
 from aiops_assets.keys import SNAPSHOT_KEY
 from aiops_assets.metadata import (
     NULL_FRACTION_PREFIX,
@@ -27,7 +27,7 @@ from aiops_assets.metadata import (
     partition_window,
     versioned_output,
 )
-from aiops_assets.resources import ArtifactStoreResource, TelemetrySourceResource
+from aiops_assets.resources import TelemetrySourceResource
 
 __all__ = ["SNAPSHOT_CODE_VERSION", "SNAPSHOT_FRESHNESS", "SnapshotConfig", "build_snapshot_asset"]
 
@@ -165,7 +165,7 @@ def _refuse_a_replay(
         return
     window = context.partition_time_window
     previous_key = (window.start - (window.end - window.start)).strftime(partitions_def.fmt)
-    ref = store.get_ref(asset_ref_name(SNAPSHOT_KEY, previous_key))
+    ref = store.get_ref(ArtifactRefIOManager.ref_name(SNAPSHOT_KEY, previous_key))
     if ref is None:
         return
     try:
@@ -193,7 +193,7 @@ def _revision_metadata(
     (reported) record nothing.
     """
     partition = context.partition_key if context.has_partition_key else None
-    current = store.get_ref(asset_ref_name(SNAPSHOT_KEY, partition))
+    current = store.get_ref(ArtifactRefIOManager.ref_name(SNAPSHOT_KEY, partition))
     if current is None or current.sha256 == ref.sha256:
         return {}
     try:

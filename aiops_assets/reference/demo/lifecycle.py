@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from aiops_assets import LedgerResource
 from aiops_assets.core.features import FeatureSetSpec
 from aiops_assets.core.flags import DEFAULT_FLAGS_PATH, apply_flags
 from aiops_assets.core.lifecycle import (
@@ -23,7 +24,6 @@ from aiops_assets.reference.assets.models import TrainingSetRunConfig
 from aiops_assets.reference.demo.steps import DemoSteps
 from aiops_assets.reference.sandbox import ReadOnlyStore
 from aiops_assets.reference.settings import PipelineSettings
-from aiops_assets.resources import LedgerResource
 
 if TYPE_CHECKING:
     from aiops_assets.core.ledger import Ledger

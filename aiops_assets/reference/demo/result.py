@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiops_assets import LedgerResource
 from aiops_assets.core.alerts import OutboxSink
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
 from aiops_assets.reference.settings import PipelineSettings
-from aiops_assets.resources import LedgerResource
 
 
 @dataclass

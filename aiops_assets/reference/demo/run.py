@@ -20,6 +20,7 @@ from typing import Any, Literal, TextIO
 
 import dagster as dg
 
+from aiops_assets import LedgerResource
 from aiops_assets.core.policy import ACTOR_TAG
 from aiops_assets.core.progress import LineProgress, Progress
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
@@ -40,7 +41,6 @@ from aiops_assets.reference.demo.result import DemoResult, record_registry
 from aiops_assets.reference.demo.steps import SILENT, DemoSteps, SensorLoop
 from aiops_assets.reference.demo.ticks import SCHEDULE_TAG, TickOutcome, TickRecorder
 from aiops_assets.reference.settings import PipelineSettings
-from aiops_assets.resources import LedgerResource
 from aiops_assets.runner import daily_partition_keys
 
 FIRE_DRILL_RUN_CONFIG: dict[str, Any] = {

@@ -1,4 +1,10 @@
-"""The point-in-time check on ``features``: recompute without the future, nothing may move."""
+"""The point-in-time check on the reference ``features``: recompute without the future, nothing may
+move.
+
+The reference's own check, not a plugin factory: it reads back the feature spec and snapshot
+versions the reference ``features`` asset records (``feature_spec``, ``history_snapshots``) and
+recomputes with the reference's feature code.
+"""
 
 import warnings
 from typing import Any
@@ -6,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from aiops_assets import ArtifactStoreResource
 from aiops_assets.core.features import (
     SERVICE,
     FeatureSetSpec,
@@ -15,7 +22,6 @@ from aiops_assets.core.features import (
 from aiops_assets.core.markdown import md_code, md_text
 from aiops_assets.keys import FEATURES_KEY, LEAKAGE_CHECK_NAME
 from aiops_assets.metadata import partition_window
-from aiops_assets.resources import ArtifactStoreResource
 
 
 def build_leakage_check(
