@@ -51,7 +51,9 @@ PROJECT_FILES: dict[str, str] = {
         SERVICES = ["api", "checkout", "search", "web"]
 
 
-        def generate(day: str, latency_shift_ms: float = 0.0) -> pd.DataFrame:
+        def generate(
+            day: str, latency_shift_ms: float = 0.0, percent_error: tuple[str, ...] = ()
+        ) -> pd.DataFrame:
             start = pd.Timestamp(day)
             rng = np.random.default_rng(int(start.strftime("%Y%m%d")))
             frames = []
@@ -69,7 +71,8 @@ PROJECT_FILES: dict[str, str] = {
                             "service": service,
                             "cpu_pct": rng.normal(45.0, 8.0, rows).clip(0.0, 100.0),
                             "latency_ms": latency + latency_shift_ms,
-                            "error_rate": errors,
+                            # A collector that reports percent instead of a fraction.
+                            "error_rate": errors * (100.0 if service in percent_error else 1.0),
                             "queue_depth": queue.astype("float64"),
                             "slo_breach": breach.astype("int64"),
                         }
@@ -80,13 +83,18 @@ PROJECT_FILES: dict[str, str] = {
 
         class MetricsConfig(dg.Config):
             latency_shift_ms: float = 0.0
+            percent_error_services: list[str] = []
 
 
         @dg.asset(partitions_def=DAYS)
         def service_metrics(
             context: dg.AssetExecutionContext, config: MetricsConfig
         ) -> pd.DataFrame:
-            return generate(context.partition_key, config.latency_shift_ms)
+            return generate(
+                context.partition_key,
+                config.latency_shift_ms,
+                tuple(config.percent_error_services),
+            )
         ''',
     f"{PACKAGE}/training.py": '''\
         """The host's training set: its first six days, from its own history store."""

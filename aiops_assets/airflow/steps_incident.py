@@ -1,27 +1,42 @@
 """The incident report after a regression: ``core/pipeline/incident.py`` on the shared ledger,
-with the drift the days showed, stored as an artifact next to the models it explains."""
+with the drift the days showed, stored as an artifact next to the models it explains.
+
+``aiops incident`` on an Airflow home reads the same facts through :func:`drift_points`, so this
+module stays light: the store, the ledger and the incident engine, no pipeline step.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aiops_assets.airflow.config import ProviderConfig
-from aiops_assets.airflow.records import StepResult, StepSkipped, asset_ref_name, get_facts
-from aiops_assets.airflow.steps_data import DRIFT_CHECK
+from aiops_assets.airflow.records import (
+    DRIFT_CHECK,
+    StepResult,
+    StepSkipped,
+    asset_ref_name,
+    fact_partitions,
+    get_facts,
+)
 from aiops_assets.core.incidents import DriftPoint
 from aiops_assets.core.pipeline.incident import ledger_incident_report
-from aiops_assets.core.registry import MODEL_NAME
+
+if TYPE_CHECKING:
+    from aiops_assets.airflow.config import ProviderConfig
+    from aiops_assets.core.store import ArtifactStore
 
 INCIDENT_ASSET = "incident_report"
 INCIDENT_CODE_VERSION = "incident_report-1"
+DRIFT_FACTS = "checks/" + DRIFT_CHECK
 
 
-def drift_points(config: ProviderConfig) -> list[DriftPoint]:
-    """Each day's feature effects and verdicts, from the drift check's stored facts."""
-    store = config.store()
+def drift_points(store: ArtifactStore, days: Sequence[str] | None = None) -> list[DriftPoint]:
+    """Each day's feature effects and verdicts, from the drift check's stored facts; ``days``
+    None reads every day the store has a drift result for."""
     points = []
-    for day in config.day_keys():
-        facts = get_facts(store, "checks/" + DRIFT_CHECK, day) or {}
+    for day in fact_partitions(store, DRIFT_FACTS) if days is None else days:
+        facts = get_facts(store, DRIFT_FACTS, day) or {}
         verdicts = dict(facts.get("feature_verdicts", {}))
         for feature, effect in sorted(dict(facts.get("feature_effects", {})).items()):
             points.append(
@@ -37,8 +52,13 @@ def drift_points(config: ProviderConfig) -> list[DriftPoint]:
 
 def incident_step(config: ProviderConfig, at: datetime | None = None) -> StepResult:
     """The report on the latest failing performance check (at or before ``at``)."""
+    # Here, not at the top: the registry loads the model codec, which the CLI's reader never needs.
+    from aiops_assets.core.registry import MODEL_NAME
+
     store = config.store()
-    report = ledger_incident_report(config.ledger(), MODEL_NAME, drift_points(config), at=at)
+    report = ledger_incident_report(
+        config.ledger(), MODEL_NAME, drift_points(store, config.day_keys()), at=at
+    )
     if report is None:
         raise StepSkipped(f"{MODEL_NAME} never failed its performance check: no incident")
     ref = store.put_json({**report.to_dict(), "markdown": report.markdown()})

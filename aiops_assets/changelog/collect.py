@@ -211,6 +211,10 @@ class _ChangeReader:
         # A reported (runless) materialization has no code version: that is no deploy.
         if old is None or new is None or old == new:
             return []
+        # An asset that declares no code version gets its run's id as one: every run is not a
+        # deploy (a host's own assets and the lifecycle's scores often declare none).
+        if old == before.run_id and new == after.run_id:
+            return []
         details: dict[str, Any] = {}
         fingerprints = before.text(FINGERPRINT_KEY), after.text(FINGERPRINT_KEY)
         if None not in fingerprints:

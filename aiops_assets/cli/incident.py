@@ -27,7 +27,6 @@ from aiops_assets.cli._common import (
     location_pointer,
     make_progress,
     model_option,
-    require_assets,
     say,
 )
 
@@ -98,9 +97,16 @@ def incident(
     settings = load_settings(home)
     dagster_home = settings.instance_home(home_given=home is not None)
     if not (dagster_home / "dagster.yaml").is_file():
+        from aiops_assets.cli.incident_airflow import airflow_incident, provider_home
+
+        if provider_home(settings):  # run by the Airflow provider: its ledger and step facts
+            return airflow_incident(
+                settings, model=model, at=moment, metric=metric, top=top, as_json=as_json, png=png
+            )
         raise CliError(
-            f"no Dagster instance at {dagster_home}; run the pipeline (make demo) or point "
-            "--home / DAGSTER_HOME at one"
+            f"no Dagster instance at {dagster_home} and no Airflow provider home at "
+            f"{settings.root.absolute()}; run the pipeline (make demo) or point --home / "
+            "DAGSTER_HOME at one"
         )
     since = (moment or datetime.now(UTC)) - timedelta(days=history_days)
     links_to = ui_url or settings.ui_url
@@ -124,7 +130,7 @@ def incident(
     report = outcome.report
     if report is None:
         say(
-            f"no failed performance check of {model}"
+            f"no failed performance check of {outcome.model_name or model}"
             + (f" up to {moment.isoformat()}" if moment else "")
             + f" in {outcome.evaluations} evaluation(s): no incident"
         )
@@ -154,6 +160,7 @@ class _Outcome:
     answer: str | None = None
     store: ArtifactStore | None = None
     key: str | None = None
+    model_name: str = ""
 
     def remember(self, answer: str) -> None:
         if self.store is not None and self.key is not None:
@@ -178,7 +185,7 @@ def _diagnose(
     the query's cost follows the window, not the whole instance."""
     import dagster as dg
 
-    from aiops_assets.changelog import MODEL_ASSET, drift_history, performance_history
+    from aiops_assets.changelog import drift_history, performance_history
     from aiops_assets.core.store import ArtifactStore
     from aiops_assets.diagnosis import DiagnosisOptions, diagnose
     from aiops_assets.diagnosis.cache import cached_answer, report_key
@@ -203,33 +210,63 @@ def _diagnose(
                 return _Outcome(answer=answer)
         definitions = location_definitions(settings)
         # The diagnosis (changelog, replays) follows the scored model's asset and its
-        # performance check by these names; a location without them is refused, not half done.
-        require_assets(definitions, [MODEL_ASSET.to_user_string()], "`aiops incident` diagnoses")
-        checks = _drift_checks(definitions)
+        # performance check, found from the location; one without them is refused, not half done.
+        target = _target(definitions, model)
+        checks = _drift_checks(definitions, target)
         report = diagnose(
             instance,
             ledger,
             definitions,
             store,
-            model_name=model,
+            model_name=target.model_name,
             drift_checks=checks,
             since=since,
             at=at,
             options=DiagnosisOptions(max_replays=replays, use_cache=use_cache, metric=metric),
             progress=make_progress(),
+            target=target,
         )
         drift = drift_history(instance, checks, since=since) if report is not None else []
-        evaluations = len(performance_history(instance, since=since)) if report is None else 0
-    return _Outcome(report, drift, evaluations, store=store, key=key)
+        evaluations = (
+            len(performance_history(instance, check_key=target.performance_check, since=since))
+            if report is None
+            else 0
+        )
+    return _Outcome(report, drift, evaluations, store=store, key=key, model_name=target.model_name)
 
 
-def _drift_checks(definitions: Any) -> list[Any]:
-    """The drift checks whose history the report lines up: the reference's two, or every check
-    a host's location names ``drift`` (what the plugin's drift factories and component build)."""
+def _target(definitions: Any, model: str) -> Any:
+    """The reference's scored model, or the location's own: the one it serves (or the one
+    ``--model`` names, when it serves several)."""
+    from click.core import ParameterSource
+
+    from aiops_assets.diagnosis.target import TargetError, find_target, reference_target
+
+    if location_pointer().is_reference:
+        return reference_target(model)
+    ctx = click.get_current_context(silent=True)
+    given = ctx is not None and ctx.get_parameter_source("model") != ParameterSource.DEFAULT
+    pointer = location_pointer()
+    try:
+        return find_target(
+            definitions,
+            model if given else None,
+            location=f"{pointer.name} ({pointer.describe()})",
+        )
+    except TargetError as error:
+        raise CliError(str(error)) from error
+
+
+def _drift_checks(definitions: Any, target: Any) -> list[Any]:
+    """The drift checks whose history the report lines up: the reference's two, those a host's
+    model declares (``build_model_lifecycle(drift_checks=...)``), else every check a host's
+    location names ``drift`` (what the plugin's drift factories and component build)."""
     if location_pointer().is_reference:
         from aiops_assets.reference.definitions import FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK
 
         return [FEATURES_DRIFT_CHECK, SCORES_DRIFT_CHECK]
+    if target.drift_checks:
+        return list(target.drift_checks)
     from aiops_assets.keys import DRIFT_CHECK_NAME
 
     graph = definitions.resolve_asset_graph()

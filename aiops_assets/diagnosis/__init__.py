@@ -34,8 +34,10 @@ from aiops_assets.diagnosis.evidence import (
     measure_data,
     partitions_known,
 )
+from aiops_assets.diagnosis.host import HostRows, host_replays, measure_host_data
 from aiops_assets.diagnosis.plan import plan_replays
 from aiops_assets.diagnosis.replay import ReplayContext, run_replay
+from aiops_assets.diagnosis.target import DiagnosisTarget, reference_target
 from aiops_assets.keys import FEATURES_KEY, SNAPSHOT_KEY
 
 # Labels come only on days with enough anomalies to judge F1; the false-alarm rate always exists.
@@ -72,17 +74,30 @@ def diagnose(
     options: DiagnosisOptions = DiagnosisOptions(),
     progress: Progress | None = None,
     pending: PerformancePoint | None = None,
+    target: DiagnosisTarget | None = None,
 ) -> IncidentReport | None:
     """The incident report for the latest failure (at or before ``at``), with its evidence.
 
     ``pending`` is an evaluation not yet recorded (the performance check diagnosing its own
-    failure); it replaces any recorded one of its partition.
+    failure); it replaces any recorded one of its partition. ``target`` is the scored model to
+    explain (``diagnosis.target``: a host's model follows its own assets, checks and scoring);
+    None is the reference's ``anomaly_scores``.
     """
+    target = target or reference_target(model_name)
+    if target.served is not None:  # the host's check judged with the limits it was given
+        options = dataclasses.replace(options, limits=target.served.limits)
     progress = progress or NoProgress()
     progress.begin(4, "diagnosis")
     progress.step("changes upstream of the model")
-    changes = collect_changes(instance, ledger, definitions, model_name=model_name, since=since)
-    performance = performance_history(instance, since=since)
+    changes = collect_changes(
+        instance,
+        ledger,
+        definitions,
+        model_asset=target.scores,
+        model_name=target.model_name,
+        since=since,
+    )
+    performance = performance_history(instance, check_key=target.performance_check, since=since)
     if pending is not None:
         performance = [p for p in performance if p.partition != pending.partition] + [pending]
     drift = drift_history(instance, list(drift_checks), since=since)
@@ -90,14 +105,18 @@ def diagnose(
     if window is None:
         progress.end()
         return None
+    model_name = target.model_name
     metric = _failing_metric(ledger, model_name, window.first_bad, options)
     progress.step("what changed in the data")
-    data = (
-        measure_data(store, window, partitions_known(changes))
-        if store is not None
-        else DataEvidence(failing=[window.first_bad.partition], references=[])
-    )
-    changes = characterized_changes(changes, data, window.first_bad.implicated)
+    rows = HostRows(definitions, instance, target) if target.is_host else None
+    if rows is not None:
+        data = measure_host_data(rows, store, window, partitions_known(changes))
+    elif store is not None:
+        data = measure_data(store, window, partitions_known(changes))
+    else:
+        data = DataEvidence(failing=[window.first_bad.partition], references=[])
+    subject = (target.data or SNAPSHOT_KEY).to_user_string()
+    changes = characterized_changes(changes, data, window.first_bad.implicated, subject)
     prior = score_suspects(
         changes, performance, drift, window, metric=metric, lookback=options.lookback
     )
@@ -115,6 +134,7 @@ def diagnose(
         metric,
         options,
         measurable,
+        rows,
     )
     progress.step("ranking by evidence")
     report = build_incident_report(
@@ -147,9 +167,12 @@ def _replays(
     metric: str,
     options: DiagnosisOptions,
     measurable: Sequence[str] = (),
+    rows: HostRows | None = None,
 ) -> list[Replay]:
     if options.max_replays == 0 or window.last_good is None or store is None:
         return []
+    if rows is not None:
+        return _host_replays(ledger, store, model_name, window, prior, metric, options, rows)
 
     def flags_version_at(partition: str) -> int | None:
         """The flag version in force when the partition's features were computed (0: none yet)."""
@@ -199,6 +222,54 @@ def _replays(
         context.close()
 
 
+def _host_replays(
+    ledger: Ledger,
+    store: ArtifactStore,
+    model_name: str,
+    window: Any,
+    prior: Sequence[Any],
+    metric: str,
+    options: DiagnosisOptions,
+    rows: HostRows,
+) -> list[Replay]:
+    """A host model's replays, re-scored with its own model (none when the model was not built
+    in this process: the ranking stands on the data and the timeline then)."""
+    if rows.target.served is None:
+        return []
+    context = ReplayContext(
+        definitions=rows.definitions,
+        store=store,
+        ledger=ledger,
+        model_name=model_name,
+        metric=metric,
+        limits=options.limits,
+        use_cache=options.use_cache,
+        scores_key=rows.target.scores,
+    )
+    good_value, bad_value = _baseline_values(context, window)
+    return host_replays(
+        context,
+        rows,
+        prior,
+        window,
+        limit=options.max_replays,
+        good_value=good_value,
+        bad_value=bad_value,
+    )
+
+
+def _baseline_values(context: ReplayContext, window: Any) -> tuple[float | None, float | None]:
+    """The metric on the last good and the first bad partition; recovering means reaching the
+    serving version's holdout when the last good day is not better (too few labels)."""
+    good = context.stored_scores(window.last_good.partition)
+    bad = context.stored_scores(window.first_bad.partition)
+    good_value = context.measure(good)[0] if good is not None else None
+    bad_value = context.measure(bad)[0] if bad is not None else None
+    if not _better(context.metric, good_value, bad_value):
+        good_value = context.holdout_value(window.first_bad.partition)
+    return good_value, bad_value
+
+
 def _failing_metric(
     ledger: Ledger, model_name: str, first_bad: PerformancePoint, options: DiagnosisOptions
 ) -> str:
@@ -241,4 +312,10 @@ def _op_config(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: 
     return entry.get("config") if isinstance(entry, dict) else None
 
 
-__all__ = ["DEFAULT_MAX_REPLAYS", "DiagnosisOptions", "change_key", "diagnose"]
+__all__ = [
+    "DEFAULT_MAX_REPLAYS",
+    "DiagnosisOptions",
+    "DiagnosisTarget",
+    "change_key",
+    "diagnose",
+]

@@ -131,14 +131,14 @@ def _against_baseline(store: ArtifactStore, evidence: DataEvidence, known: Seque
 
 
 def _label_health(
-    store: ArtifactStore, partition: str, references: Sequence[str]
+    store: ArtifactStore, partition: str, references: Sequence[str], scores_key: Any = SCORES_KEY
 ) -> LabelHealth | None:
-    current = _frame(store, SCORES_KEY, partition)
+    current = _frame(store, scores_key, partition)
     if current is None or LABEL not in current or ALERT not in current:
         return None
     refs = {}
     for key in references:
-        frame = _frame(store, SCORES_KEY, key)
+        frame = _frame(store, scores_key, key)
         if frame is not None and LABEL in frame and ALERT in frame:
             refs[key] = (frame[LABEL].to_numpy(dtype=float), frame[ALERT].to_numpy(dtype=float))
     if not refs:
@@ -152,20 +152,22 @@ def _label_health(
 
 
 def characterized_changes(
-    changes: Sequence[Change], evidence: DataEvidence, implicated: Sequence[str] = ()
+    changes: Sequence[Change],
+    evidence: DataEvidence,
+    implicated: Sequence[str] = (),
+    data_subject: str = SNAPSHOT_KEY.to_user_string(),
 ) -> list[Change]:
     """The change log with each failing snapshot refresh split into the services that moved
     (what, where, by how much, in words), the services the failed check ``implicated`` whose
     columns did not move beyond their noise (still worth a replay: a drift too slow or too
     sparse to show in a day's distribution can still page), and the routine rest; broken
-    labels added."""
+    labels added. ``data_subject`` is the asset whose rows the model serves (the snapshot in
+    the reference pipeline, a host's own asset otherwise)."""
     out: list[Change] = []
     for change in changes:
         found = (
             evidence.snapshot_findings(change.partition)
-            if change.kind == "data"
-            and change.subject == SNAPSHOT_KEY.to_user_string()
-            and change.partition
+            if change.kind == "data" and change.subject == data_subject and change.partition
             else None
         )
         quiet = _quiet_implicated(found, implicated, evidence)
@@ -173,7 +175,7 @@ def characterized_changes(
             out.append(change)
             continue
         out += _per_service(change, found, quiet)
-    labels = _labels_change(changes, evidence)
+    labels = _labels_change(changes, evidence, data_subject)
     if labels is not None:
         out.append(labels)
     return sorted(out, key=lambda c: (c.at, c.kind, c.subject, str(c.details.get("service", ""))))
@@ -259,7 +261,9 @@ def _since(words: str, since: str) -> str:
     return f"{head} since {since}{paren}{tail}"
 
 
-def _labels_change(changes: Sequence[Change], evidence: DataEvidence) -> Change | None:
+def _labels_change(
+    changes: Sequence[Change], evidence: DataEvidence, data_subject: str
+) -> Change | None:
     health = evidence.label_health
     if health is None or not health.problems or health.evidence <= 0:
         return None
@@ -267,9 +271,7 @@ def _labels_change(changes: Sequence[Change], evidence: DataEvidence) -> Change 
     arrived = [
         c
         for c in changes
-        if c.kind == "data"
-        and c.subject == SNAPSHOT_KEY.to_user_string()
-        and c.partition == partition
+        if c.kind == "data" and c.subject == data_subject and c.partition == partition
     ]
     strength = health.evidence
     caveat = ""
@@ -288,7 +290,7 @@ def _labels_change(changes: Sequence[Change], evidence: DataEvidence) -> Change 
     anchor = arrived[0] if arrived else None
     return Change(
         kind="labels",
-        subject=SNAPSHOT_KEY.to_user_string(),
+        subject=data_subject,
         at=anchor.at if anchor else _fallback_time(changes),
         summary=f"labels of {partition}: {health.words}",
         partition=partition,

@@ -97,6 +97,7 @@ class ReplayContext:
     metric: str
     limits: PerformanceLimits = field(default_factory=lambda: PerformanceLimits())
     use_cache: bool = True
+    scores_key: dg.AssetKey = SCORES_KEY  # a host model's own scores asset
     _workdir: Path | None = None
 
     def close(self) -> None:
@@ -136,7 +137,7 @@ class ReplayContext:
         return number or None
 
     def stored_scores(self, partition: str) -> pd.DataFrame | None:
-        ref = self.store.get_ref(asset_ref_name(SCORES_KEY, partition))
+        ref = self.store.get_ref(asset_ref_name(self.scores_key, partition))
         return None if ref is None else self.store.get_frame(ref)
 
 

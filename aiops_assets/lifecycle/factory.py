@@ -20,6 +20,14 @@ from aiops_assets.checks.performance import build_performance_check
 from aiops_assets.core.ledger import ModelVersion
 from aiops_assets.core.promotion import ScoredRows
 from aiops_assets.core.store import ArtifactRef
+from aiops_assets.diagnosis.target import (
+    DRIFT_CHECKS_METADATA,
+    PERFORMANCE_CHECK_METADATA,
+    SCORED_MODEL_METADATA,
+    SERVED_DATA_METADATA,
+    ServedModel,
+    remember_served_model,
+)
 from aiops_assets.io import ArtifactRefIOManager
 from aiops_assets.lifecycle.candidate import build_candidate_asset, stored_training_set
 from aiops_assets.lifecycle.champion import (
@@ -288,10 +296,7 @@ def _serving(
 def _performance_check(
     scores: dg.AssetsDefinition, model_name: str, limits: Mapping[str, float]
 ) -> dg.AssetChecksDefinition:
-    unknown = set(limits) - set(PerformanceLimits.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown performance limits {sorted(unknown)}")
-    chosen = replace(PerformanceLimits(), **dict(limits))  # type: ignore[arg-type]
+    chosen = _limits(limits)
     return build_performance_check(
         scores,
         model_name=model_name,
@@ -300,6 +305,33 @@ def _performance_check(
         false_alarm_budget=chosen.false_alarm_budget,
         min_positives=int(chosen.min_positives),
     )
+
+
+def _limits(limits: Mapping[str, float]) -> PerformanceLimits:
+    unknown = set(limits) - set(PerformanceLimits.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown performance limits {sorted(unknown)}")
+    return replace(PerformanceLimits(), **dict(limits))  # type: ignore[arg-type]
+
+
+def _described(
+    scores: dg.AssetsDefinition,
+    served: ServedModel,
+    checks: Sequence[dg.AssetChecksDefinition],
+    drift_checks: Sequence[dg.AssetCheckKey],
+) -> dg.AssetsDefinition:
+    """The scores asset, saying which model it serves, from which rows, judged by which checks;
+    and the model kept for the diagnosis to replay."""
+    performance = [key.name for check in checks for key in check.check_keys]
+    metadata = {
+        SCORED_MODEL_METADATA: served.model_name,
+        SERVED_DATA_METADATA: served.data.to_user_string(),
+        PERFORMANCE_CHECK_METADATA: performance[0],
+        DRIFT_CHECKS_METADATA: [key.to_user_string() for key in drift_checks],
+    }
+    described = scores.map_asset_specs(lambda spec: spec.merge_attributes(metadata=metadata))
+    remember_served_model(served)
+    return described
 
 
 def build_model_lifecycle(
@@ -386,6 +418,11 @@ def build_model_lifecycle(
         if serve is not None
         else (None, [], [])
     )
+    if scores is not None and serve is not None:
+        served = ServedModel(
+            name, model, _limits(performance_limits or {}), scores.key, _key(serve)
+        )
+        scores = _described(scores, served, checks, drift_checks)
     if drift_checks:
         sensors.append(
             build_retrain_on_drift_sensor(

@@ -151,14 +151,16 @@ def test_a_module_named_with_m_is_backfilled_with_its_own_assets_and_checks(
     ]
     assert _days(home) == (["2025-03-01", "2025-03-02"], [True, True])
     # `aiops incident` reads the same location's history, but its diagnosis follows a scored
-    # model's asset, which this location (monitoring only) does not have: one line, exit 2.
+    # model (its scores asset and performance check), which this location (monitoring only)
+    # does not have: one line, exit 2.
     monkeypatch.setenv("AIOPS_AUDIT_KEY", "a-test-key-that-is-long-enough-for-hmac")
     with ledger_of(load_settings(home)):
         pass
     code, _, err = aiops("incident", "--home", str(home), "-m", MODULE, "-d", str(project))
     assert code == 2
     assert _one_line(err) == (
-        f"aiops incident: code location {MODULE} (-m {MODULE}) has no anomaly_scores asset, "
+        f"aiops incident: code location {MODULE} (-m {MODULE}) has no scored model with a "
+        "performance check (build_model_lifecycle with serve=, or an anomaly_scores asset), "
         "which `aiops incident` diagnoses"
     )
 

@@ -81,6 +81,7 @@ def ledger_incident_report(
     drift: Sequence[DriftPoint] = (),
     *,
     at: datetime | None = None,
+    metric: str = "f1",
 ) -> IncidentReport | None:
     """None when the model never failed its performance check (no incident to explain)."""
     return build_incident_report(
@@ -89,4 +90,5 @@ def ledger_incident_report(
         performance_points(ledger, model_name),
         drift,
         at=at,
+        metric=metric,
     )
