@@ -18,17 +18,9 @@ import pandas as pd
 
 from aiops_assets.core import telemetry
 from aiops_assets.core.alert_queue import PendingAlerts, pending_path
-from aiops_assets.core.alertmanager import DEFAULT_TTL_SECONDS, AlertmanagerSink
-from aiops_assets.core.alerts import (
-    Alert,
-    AlertDeliveryError,
-    AlertSink,
-    FanOutSink,
-    JournaledSink,
-    OutboxSink,
-    WebhookSink,
-    sink_from_url,
-)
+from aiops_assets.core.alert_routing import build_sink
+from aiops_assets.core.alertmanager import DEFAULT_TTL_SECONDS
+from aiops_assets.core.alerts import Alert, AlertDeliveryError, AlertSink
 from aiops_assets.core.environments import EnvironmentRefusal, get_environment
 from aiops_assets.core.flags import FlagSet, current_flags, flags_as_of, pinned_version
 from aiops_assets.core.ledger import AUDIT_KEY_ENV, WITNESS_ENV, FeatureSetRecord, Ledger
@@ -307,41 +299,17 @@ class AlertSinkResource(dg.ConfigurableResource):
     alertmanager_ttl_seconds: float = DEFAULT_TTL_SECONDS
 
     def get_sink(self) -> AlertSink:
-        webhook_url = secret_value(self.webhook_url)
-        managers = self._alertmanagers()
-        if managers:
-            sinks: list[AlertSink] = [self._webhook(webhook_url)] if webhook_url else []
-            return JournaledSink(FanOutSink(sinks + managers), OutboxSink(Path(self.outbox_path)))
-        if webhook_url.startswith(("http://", "https://")):
-            webhook = WebhookSink(
-                webhook_url,
-                max_attempts=self.max_attempts,
-                backoff_seconds=self.backoff_seconds,
-            )
-            return JournaledSink(webhook, OutboxSink(Path(self.outbox_path)))
-        return sink_from_url(webhook_url or None, outbox=Path(self.outbox_path))
-
-    def _webhook(self, url: str) -> AlertSink:
-        if url.startswith(("http://", "https://")):
-            return WebhookSink(
-                url, max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds
-            )
-        return sink_from_url(url, outbox=Path(self.outbox_path))
-
-    def _alertmanagers(self) -> list[AlertSink]:
-        urls = [url.strip() for url in secret_value(self.alertmanager_urls).split(",")]
-        return [
-            AlertmanagerSink(
-                url,
-                service=self.service,
-                runbook_url=self.runbook_url,
-                ttl_seconds=self.alertmanager_ttl_seconds,
-                max_attempts=self.max_attempts,
-                backoff_seconds=self.backoff_seconds,
-            )
-            for url in urls
-            if url
-        ]
+        # The one assembly both orchestrators use (core/alert_routing.py).
+        return build_sink(
+            secret_value(self.webhook_url),
+            secret_value(self.alertmanager_urls),
+            self.outbox_path,
+            service=self.service,
+            runbook_url=self.runbook_url,
+            ttl_seconds=self.alertmanager_ttl_seconds,
+            max_attempts=self.max_attempts,
+            backoff_seconds=self.backoff_seconds,
+        )
 
     def run_url(self, run_id: str | None) -> str | None:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}" if run_id else None

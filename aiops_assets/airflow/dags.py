@@ -1,9 +1,11 @@
 """The reference pipeline as three Airflow 3 DAGs on the task SDK.
 
 ``aiops_reference_daily`` (one day: snapshot -> features -> drift check and scores with the
-performance check -> the loop's requests), ``aiops_reference_train`` (scheduled on the retraining
-request: drift baseline -> training set -> candidate -> promotion gate) and
-``aiops_reference_rollback`` (scheduled on the rollback request: rollback -> incident report).
+performance and prediction-drift checks -> the loop's requests, and the monitoring report of the
+last days), ``aiops_reference_train``
+(scheduled on the retraining request: drift baseline -> training set -> candidate -> promotion
+gate -> score baseline) and ``aiops_reference_rollback`` (scheduled on the rollback request:
+rollback -> incident report and score baseline).
 Every task's outlet event
 carries the step's data version, code version and check results in its ``extra``.
 """
@@ -31,6 +33,7 @@ from aiops_assets.airflow import assets
 from aiops_assets.airflow.config import ProviderConfig
 from aiops_assets.airflow.loop import PriorRequest, retrain_request, rollback_request
 from aiops_assets.airflow.records import StepFailed, StepResult, StepSkipped
+from aiops_assets.airflow.steps_baseline import score_baseline_step
 from aiops_assets.airflow.steps_data import (
     drift_baseline_step,
     drift_step,
@@ -45,6 +48,7 @@ from aiops_assets.airflow.steps_model import (
     rollback_step,
     training_set_step,
 )
+from aiops_assets.airflow.steps_report import monitoring_report_step
 from aiops_assets.core.pipeline.scoring import PERFORMANCE_CHECK_NAME
 from aiops_assets.core.pipeline.training import TrainingSetSettings
 from aiops_assets.core.registry import CHAMPION, MODEL_NAME
@@ -110,6 +114,17 @@ def _triggering_extra(asset: Asset) -> Mapping[str, Any]:
     return dict(events[-1].extra or {}) if events else {}
 
 
+def _score_baseline_task(config_factory: ConfigFactory) -> Any:
+    """The ``score_baseline`` task, in the DAG being defined (the train and rollback DAGs)."""
+
+    @task(outlets=[assets.SCORE_BASELINE])
+    def score_baseline() -> dict[str, Any]:
+        conf = config_factory()
+        return _run(lambda: score_baseline_step(conf), assets.SCORE_BASELINE)
+
+    return score_baseline()
+
+
 def build_daily_dag(config_factory: ConfigFactory = ProviderConfig.from_env) -> DAG:
     config = config_factory()
 
@@ -137,7 +152,7 @@ def build_daily_dag(config_factory: ConfigFactory = ProviderConfig.from_env) -> 
         @task(outlets=[assets.FEATURES_DRIFT])
         def drift_check() -> dict[str, Any]:
             conf = config_factory()
-            return _run(lambda: drift_step(conf, _day(conf)), assets.FEATURES_DRIFT)
+            return _run(lambda: drift_step(conf, _day(conf), _run_id()), assets.FEATURES_DRIFT)
 
         @task(outlets=[assets.SCORES])
         def anomaly_scores() -> dict[str, Any]:
@@ -172,13 +187,21 @@ def build_daily_dag(config_factory: ConfigFactory = ProviderConfig.from_env) -> 
                 assets.ROLLBACK_REQUEST,
             )
 
+        # After the day's checks, whatever they decided (a skipped scoring still has a report).
+        @task(outlets=[assets.MONITORING_REPORT], trigger_rule="all_done")
+        def monitoring_report() -> dict[str, Any]:
+            conf = config_factory()
+            return _run(lambda: monitoring_report_step(conf, _day(conf)), assets.MONITORING_REPORT)
+
+        snapshot = telemetry_snapshot()
         day_features = features()
-        telemetry_snapshot() >> day_features
+        snapshot >> day_features
         drift = drift_check()
         scores = anomaly_scores()
         day_features >> [drift, scores]
         request_retraining(drift)
         request_rollback(scores)
+        [snapshot, drift, scores] >> monitoring_report()
 
     return aiops_reference_daily()
 
@@ -223,7 +246,9 @@ def build_train_dag(config_factory: ConfigFactory = ProviderConfig.from_env) -> 
             conf = config_factory()
             return _run(lambda: champion_gate_step(conf, _run_id()), assets.CHAMPION)
 
-        drift_baseline() >> training_set() >> candidate_model() >> champion_model()
+        # Rebuilt after every gate decision: the champion it profiles may have changed.
+        gated = drift_baseline() >> training_set() >> candidate_model() >> champion_model()
+        gated >> _score_baseline_task(config_factory)
 
     return aiops_reference_train()
 
@@ -255,7 +280,10 @@ def build_rollback_dag(config_factory: ConfigFactory = ProviderConfig.from_env) 
             conf = config_factory()
             return _run(lambda: incident_step(conf), assets.INCIDENT_REPORT)
 
-        rollback() >> incident_report()
+        rolled_back = rollback()
+        rolled_back >> incident_report()
+        # The restored champion's scores are the prediction-drift reference again.
+        rolled_back >> _score_baseline_task(config_factory)
 
     return aiops_reference_rollback()
 

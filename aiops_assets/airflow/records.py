@@ -13,6 +13,9 @@ from typing import Any
 
 from aiops_assets.core.store import ArtifactRef, ArtifactStore
 
+# The drift check's facts live under ``facts/checks/drift/<day>`` (``steps_data.drift_step``).
+DRIFT_CHECK = "drift"
+
 
 class StepFailed(Exception):
     """The step cannot produce its asset; the message is the one line the operator reads."""
@@ -43,6 +46,24 @@ def get_facts(store: ArtifactStore, asset: str, partition: str | None) -> dict[s
         return None
     facts = store.get_json(ref)
     return facts if isinstance(facts, dict) else None
+
+
+def fact_partitions(store: ArtifactStore, asset: str) -> list[str]:
+    """The partitions ``asset`` has facts for, sorted: what a reader outside the DAGs (``aiops
+    incident``) finds in a home without knowing the ``AIOPS_START``/``AIOPS_DAYS`` it was run with.
+
+    The store keeps a ref ``<name>`` at ``refs/<name>.json`` (``core/store.py``); listing that
+    folder is the only way to enumerate refs.
+    """
+    folder = store.root / "refs" / facts_ref_name(asset, None).rsplit("/", 1)[0]
+    if not folder.exists():
+        return []
+    suffix = ".json"
+    return sorted(
+        entry.name[: -len(suffix)]
+        for entry in folder.iterdir()
+        if entry.name.endswith(suffix) and entry.name != "_" + suffix
+    )
 
 
 def current_ref(store: ArtifactStore, asset: str, partition: str | None) -> ArtifactRef:

@@ -13,8 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from aiops_assets.airflow.config import ProviderConfig
+from aiops_assets.airflow.alerting import check_alert
+from aiops_assets.airflow.config import ConfigError, ProviderConfig
 from aiops_assets.airflow.records import (
+    DRIFT_CHECK,
     StepFailed,
     StepResult,
     StepSkipped,
@@ -43,6 +45,7 @@ from aiops_assets.core.features import (
 )
 from aiops_assets.core.ledger import Ledger, LedgerError
 from aiops_assets.core.models import SCORE, score_frame
+from aiops_assets.core.pipeline.baselines import SCORE_BASELINE_ASSET
 from aiops_assets.core.pipeline.features import (
     FEATURES_ASSET,
     FEATURES_CODE_VERSION,
@@ -70,8 +73,8 @@ BASELINE_ASSET = "drift_baseline"
 BASELINE_CODE_VERSION = "drift_baseline-2"  # baselines.BASELINE_CODE_VERSION
 PROFILE_MEDIA_TYPE = "application/x-aiops-drift-profile"
 REFERENCE_PARTITIONS = 3
-DRIFT_CHECK = "drift"
 SCORES_CODE_VERSION = "anomaly_scores-3"
+SCORE_DRIFT_FACTS = f"checks/{SCORES_ASSET}.{DRIFT_CHECK}"
 
 
 def day_window(day: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -91,6 +94,9 @@ def snapshot_step(config: ProviderConfig, day: str) -> StepResult:
         frame = config.load_window(start.to_pydatetime(), end.to_pydatetime())
     except telemetry.TelemetryFormatError as error:
         raise StepFailed(f"telemetry from {source} is malformed: {error}") from error
+    except (telemetry.TelemetrySourceError, telemetry.MappingError, ConfigError) as error:
+        # Already one line that names the source (its password hidden): the operator's message.
+        raise StepFailed(str(error)) from error
     if frame.empty:
         raise StepFailed(f"source {source} has no telemetry in [{start}, {end})")
     store = config.store()
@@ -223,7 +229,11 @@ def drift_baseline_step(config: ProviderConfig) -> StepResult:
 
 
 def _previous_verdicts(
-    config: ProviderConfig, store: ArtifactStore, day: str, count: int
+    config: ProviderConfig,
+    store: ArtifactStore,
+    day: str,
+    count: int,
+    facts_name: str = "checks/" + DRIFT_CHECK,
 ) -> tuple[list[dict[str, str]], list[dict[str, dict[str, str]]]]:
     """The drift verdicts of the ``count`` days before ``day``, oldest first (persistence)."""
     keys = config.day_keys()
@@ -233,14 +243,15 @@ def _previous_verdicts(
     overall: list[dict[str, str]] = []
     sliced: list[dict[str, dict[str, str]]] = []
     for key in keys[max(0, position - count) : position]:
-        facts = get_facts(store, "checks/" + DRIFT_CHECK, key) or {}
+        facts = get_facts(store, facts_name, key) or {}
         overall.append(dict(facts.get("feature_verdicts", {})))
         sliced.append(dict(facts.get("slice_feature_verdicts", {})))
     return overall, sliced
 
 
-def drift_step(config: ProviderConfig, day: str) -> StepResult:
-    """The day's features against the stored baseline, by the packaged drift policy."""
+def drift_step(config: ProviderConfig, day: str, run_id: str | None = None) -> StepResult:
+    """The day's features against the stored baseline, by the packaged drift policy; an ERROR
+    verdict pages (once per day), an ``ok`` re-run of a paged day sends the recovery."""
     store = config.store()
     baseline = store.get_ref(asset_ref_name(BASELINE_ASSET, None))
     if baseline is None:
@@ -276,6 +287,17 @@ def drift_step(config: ProviderConfig, day: str) -> StepResult:
             },
         },
     )
+    if result.verdict != "warn":  # WARN is shown on the asset event, it does not page
+        check_alert(
+            config,
+            asset=FEATURES_ASSET,
+            check=DRIFT_CHECK,
+            partition=day,
+            failing=result.verdict == "error",
+            severity="ERROR",
+            summary=f"ERROR drift in {check['drifted']}",
+            run_id=run_id,
+        )
     return StepResult(
         asset=FEATURES_ASSET,
         partition=day,
@@ -285,7 +307,7 @@ def drift_step(config: ProviderConfig, day: str) -> StepResult:
     )
 
 
-def _detector(registry: Ledger, store: ArtifactStore, version: int) -> Any:
+def vouched_detector(registry: Ledger, store: ArtifactStore, version: int) -> Any:
     """Loaded only as a version the audit chain vouches for (invariant 4)."""
     try:
         vouched = registry.vouched_version(MODEL_NAME, version=version)
@@ -314,7 +336,7 @@ def score_step(config: ProviderConfig, day: str, run_id: str) -> StepResult:
     )
     parts = []
     for served, rows in groups_by_version(features, serving, champion):
-        part = score_frame(_detector(registry, store, served or champion.version), rows)
+        part = score_frame(vouched_detector(registry, store, served or champion.version), rows)
         part[MODEL_VERSION_COLUMN] = served or champion.version
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True).sort_values(
@@ -344,17 +366,56 @@ def score_step(config: ProviderConfig, day: str, run_id: str) -> StepResult:
         **observed,
     }
     put_facts(store, "checks/" + PERFORMANCE_CHECK_NAME, day, check)
+    checks = {PERFORMANCE_CHECK_NAME: check}
+    prediction_drift = _score_drift(config, store, day, frame)
+    if prediction_drift is not None:
+        checks[DRIFT_CHECK] = prediction_drift
     return StepResult(
         asset=SCORES_ASSET,
         partition=day,
         sha256=ref.sha256,
         code_version=SCORES_CODE_VERSION,
-        checks={PERFORMANCE_CHECK_NAME: check},
+        checks=checks,
         facts={
             "mean_score": float(frame[SCORE].mean()),
             "alert_rate": float(frame["alert"].mean()),
         },
     )
+
+
+def _score_drift(
+    config: ProviderConfig, store: ArtifactStore, day: str, scores: pd.DataFrame
+) -> dict[str, Any] | None:
+    """The day's scores against ``score_baseline`` (prediction drift, the Dagster
+    ``anomaly_scores:drift`` check), by the packaged policy; None until a baseline exists."""
+    baseline = store.get_ref(asset_ref_name(SCORE_BASELINE_ASSET, None))
+    if baseline is None:
+        return None
+    profile = BaselineProfile.from_bytes(store.get_bytes(baseline))
+    policy = load_policy(None)
+    previous, _ = _previous_verdicts(
+        config, store, day, max(policy.persistence_window - 1, 1), SCORE_DRIFT_FACTS
+    )
+    result = evaluate_drift(profile, scores, policy, previous=previous)
+    check = {
+        "passed": result.verdict == "ok",
+        "severity": "ERROR" if result.verdict == "error" else "WARN",
+        "verdict": result.verdict,
+        "drifted": ", ".join(result.drifted),
+        "policy_sha256": result.policy_sha256,
+        "baseline_sha256": baseline.sha256,
+    }
+    put_facts(
+        store,
+        SCORE_DRIFT_FACTS,
+        day,
+        {
+            **check,
+            "feature_verdicts": dict(result.feature_verdicts()),
+            "feature_effects": {item.feature: float(item.effect) for item in result.features},
+        },
+    )
+    return check
 
 
 def scored_days(config: ProviderConfig, until: str) -> Sequence[str]:

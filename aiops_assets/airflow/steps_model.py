@@ -2,16 +2,17 @@
 
 The same calls as ``reference/assets/models.py`` in the same order, so the same training set
 gives the same model bytes (the model hash) and the same ledger facts whichever orchestrator ran
-it. Alerts go through Airflow's own notifications (a task failure or callback), not the alert sink.
+it. A promotion, a refused promotion, a rollback and a refused permission alert through the same
+sink and wording as the Dagster champion asset (``alerting.py``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
+from aiops_assets.airflow.alerting import champion_alert
 from aiops_assets.airflow.config import ProviderConfig
 from aiops_assets.airflow.records import (
     StepFailed,
@@ -22,7 +23,6 @@ from aiops_assets.airflow.records import (
     put_facts,
 )
 from aiops_assets.airflow.steps_data import feature_days, scored_days
-from aiops_assets.core.experiments import ExperimentRun, criterion_met
 from aiops_assets.core.features import TIMESTAMP
 from aiops_assets.core.ledger import Ledger, LedgerError, ModelVersion, StaleChampionError
 from aiops_assets.core.lifecycle import LifecycleError, feature_set_mix
@@ -45,18 +45,16 @@ from aiops_assets.core.pipeline.training import (
     CandidateSettings,
     TrainingSetSettings,
     model_capsule,
-    record_capsule,
     scored_pair,
     settings_hash,
     training_set_capsule,
 )
 from aiops_assets.core.policy import AccessPolicy, authorize, identify
 from aiops_assets.core.promotion import GateConfig, decide
+from aiops_assets.core.registration import Training, record_capsule, register_training
 from aiops_assets.core.registry import (
-    CHALLENGER,
     CHAMPION,
     MODEL_NAME,
-    artifact_tags,
     describe,
     load_model,
     verify_model,
@@ -159,51 +157,30 @@ def candidate_step(
         model_sha256=ref.sha256,
         metrics=metrics,
     )
-    recorded = record_capsule(registry, store, capsule)
     feature_set_version = str(training_facts.get("feature_set_version", ""))
-    version = registry.register_model_version(
-        MODEL_NAME,
-        ref.sha256,
-        metrics=metrics,
-        training_set_version=training_ref.sha256,
-        feature_set_version=feature_set_version,
-        actor=actor,
-        capsule_ref=capsule.capsule_id,
-        run_id=run_id,
-        tags={
-            **artifact_tags(ref),
-            "seed": str(chosen.seed),
-            "config_hash": settings_hash(chosen),
-            "trained_until": str(training_facts.get("until", "")),
-        },
-    )
-    registry.record_experiment_run(
-        ExperimentRun(
-            run_id=run_id,
+    registered = register_training(
+        registry,
+        store,
+        Training(
             model_name=MODEL_NAME,
-            model_version=version.version,
-            capsule_id=capsule.capsule_id,
-            at=capsule.created_at or datetime.now(UTC),
-            config=dict(capsule.config),
-            metrics=dict(metrics),
-            tags=dict(tags or {}),
-            dataset_version=training_ref.sha256,
+            model=ref,
+            capsule=capsule,
+            metrics=metrics,
+            training_set_version=training_ref.sha256,
+            actor=actor,
+            run_id=run_id,
             feature_set_version=feature_set_version,
+            tags={
+                "seed": str(chosen.seed),
+                "config_hash": settings_hash(chosen),
+                "trained_until": str(training_facts.get("until", "")),
+            },
+            run_tags=tags,
             hypothesis=chosen.hypothesis,
             success_criterion=chosen.success_criterion,
-            criterion_met=criterion_met(chosen.success_criterion, metrics),
-        )
+        ),
     )
-    current = registry.get_alias(MODEL_NAME, CHALLENGER)
-    if current is None or current.version != version.version:
-        registry.set_alias(
-            MODEL_NAME,
-            CHALLENGER,
-            version.version,
-            actor=actor,
-            reason=f"trained in run {run_id}",
-            run_id=run_id,
-        )
+    recorded, version = registered.capsule_facts, registered.version
     store.set_ref(asset_ref_name(CANDIDATE, None), ref)
     return StepResult(
         asset=CANDIDATE,
@@ -324,7 +301,7 @@ def _gate_once(
         shadow_partitions=shadow_keys,
     )
     if decision.promote:
-        _authorize(registry, actor, "promote", run_id)
+        _authorize(config, registry, actor, "promote", run_id)
     registry.record_promotion(
         MODEL_NAME,
         candidate.version,
@@ -335,6 +312,22 @@ def _gate_once(
         actor=actor,
         run_id=run_id,
     )
+    if decision.promote:
+        _alert(
+            config,
+            "promotion",
+            "INFO",
+            f"{describe(candidate)} promoted: {decision.reason}",
+            run_id,
+        )
+    elif champion is not None:
+        _alert(
+            config,
+            "promotion_refused",
+            "INFO",
+            f"{describe(candidate)} not promoted: {decision.reason}",
+            run_id,
+        )
     serving = candidate if decision.promote or champion is None else champion
     return _champion_result(
         store,
@@ -348,7 +341,13 @@ def _gate_once(
     )
 
 
-def _authorize(registry: Ledger, actor: str, action: str, run_id: str) -> None:
+def _alert(config: ProviderConfig, kind: str, severity: str, summary: str, run_id: str) -> None:
+    champion_alert(config, kind, severity, summary, asset=CHAMPION_ASSET, run_id=run_id)
+
+
+def _authorize(
+    config: ProviderConfig, registry: Ledger, actor: str, action: str, run_id: str
+) -> None:
     try:
         authorize(
             AccessPolicy.load(None),
@@ -359,6 +358,7 @@ def _authorize(registry: Ledger, actor: str, action: str, run_id: str) -> None:
             run_id=run_id,
         )
     except PermissionError as error:
+        _alert(config, "access_denied", "WARN", str(error), run_id)
         raise StepFailed(str(error)) from error
 
 
@@ -370,29 +370,39 @@ def rollback_step(
     actor = identify(
         registry, action="rollback", subject=f"{MODEL_NAME}:champion", tags=tags, run_id=run_id
     )
-    _authorize(registry, actor, "rollback", run_id)
+    _authorize(config, registry, actor, "rollback", run_id)
     current = registry.get_alias(MODEL_NAME, CHAMPION)
     if current is None:
         raise StepFailed(f"{MODEL_NAME} has no champion to roll back")
     target = registry.last_known_good(MODEL_NAME, alias=CHAMPION)
     if target is None or target.version == current.version:
-        raise StepFailed(
+        message = (
             f"cannot roll back {describe(current)}: no earlier champion has passing checks on "
             "record; it stays in service"
         )
+        _alert(config, "rollback", "ERROR", message, run_id)
+        raise StepFailed(message)
     verify_model(store, target)
+    reason = reason or f"rollback by {actor}"
     try:
         registry.set_alias(
             MODEL_NAME,
             CHAMPION,
             target.version,
             actor=actor,
-            reason=reason or f"rollback by {actor}",
+            reason=reason,
             kind="rollback",
             run_id=run_id,
         )
     except LedgerError as error:
         raise StepFailed(f"cannot roll back: {error}") from error
+    _alert(
+        config,
+        "rollback",
+        "ERROR",
+        f"{describe(current)} rolled back to {describe(target)}: {reason}",
+        run_id,
+    )
     return _champion_result(
         store, target, "rolled back", reason, {"rolled_back_version": current.version}
     )

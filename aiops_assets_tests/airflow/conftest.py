@@ -1,7 +1,7 @@
 """A throwaway Airflow home with a SQLite metadata database, set before Airflow is imported.
 
 Airflow reads its configuration once, at import, so the variables are set when this conftest is
-loaded; the database is migrated once per session. The DAGs folder is the package's example
+loaded; the database is created afresh for each test module. The DAGs folder is the package's example
 folder, so ``dag.test()`` finds the very DAG file a user copies.
 """
 
@@ -30,11 +30,13 @@ START = date(2026, 1, 5)
 DAYS = 7
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def airflow_db() -> Path:
+    """A fresh metadata database per test module: the loop remembers its requests as asset
+    events there (as a scheduler would), so one module's requests must not be another's past."""
     from airflow.utils import db
 
-    db.initdb()
+    db.resetdb()
     return _HOME
 
 

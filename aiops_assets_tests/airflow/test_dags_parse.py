@@ -27,10 +27,15 @@ def test_the_example_dags_parse_without_import_errors(airflow_db: Path) -> None:
         "anomaly_scores",
         "request_retraining",
         "request_rollback",
+        "monitoring_report",
     }
     outlets = {task.task_id: [asset.uri for asset in task.outlets] for task in daily.tasks}
     assert outlets["telemetry_snapshot"] == ["aiops://reference/telemetry_snapshot"]
     assert outlets["request_retraining"] == ["aiops://reference/retrain_request"]
+    assert outlets["monitoring_report"] == ["aiops://reference/monitoring_report"]
+    for dag_id in (TRAIN_DAG, ROLLBACK_DAG):  # the champion changes there: so does its baseline
+        dag = bag.get_dag(dag_id)
+        assert dag is not None and "score_baseline" in {task.task_id for task in dag.tasks}
 
 
 @pytest.mark.subprocess

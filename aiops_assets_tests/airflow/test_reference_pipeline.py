@@ -152,6 +152,45 @@ def test_drift_at_error_requests_one_retraining_which_the_train_dag_runs(
     assert {entry.action for entry in entries} >= {"record_capsule"}
 
 
+def test_each_day_s_scores_are_judged_against_the_champion_s_score_baseline(
+    trained: Trained,
+) -> None:
+    champion = trained.config.ledger().get_alias(MODEL_NAME, CHAMPION)
+    baseline = asset_events("score_baseline")[-1]
+    assert champion is not None and baseline["model_version"] == champion.version
+    assert baseline["calibrated_on_partitions"] >= 2  # one chunk per training day
+    store = trained.config.store()
+    ref = store.get_ref(asset_ref_name("score_baseline", None))
+    assert ref is not None and ref.sha256 == baseline["data_version"]
+    states = run(dags()["daily"], day=LAST)
+    assert states["anomaly_scores"] == "success"
+    drift = asset_events("anomaly_scores")[-1]["checks"]["drift"]
+    assert drift["baseline_sha256"] == baseline["data_version"]
+    assert drift["verdict"] in ("ok", "warn", "error")
+    assert drift["passed"] is (drift["verdict"] == "ok")
+
+
+def test_the_monitoring_report_lays_out_the_days_verdicts_by_day(trained: Trained) -> None:
+    # The last daily run was of LAST (the test before): its report covers the days up to it.
+    event = asset_events("monitoring_report")[-1]
+    assert event["partition"] == LAST and event["code_version"] == "monitoring_report-1"
+    store = trained.config.store()
+    ref = store.get_ref(asset_ref_name("monitoring_report", LAST))
+    assert ref is not None and ref.sha256 == event["data_version"]
+    stored = store.get_json(ref)
+    rows = {row["partition"]: row for row in stored["rows"]}
+    assert sorted(rows) == [day for day in HISTORY]  # 2026-01-05 .. LAST, oldest first
+    assert all(rows[day]["quality"] == "pass" for day in HISTORY)
+    # Before the first training nothing scored or drifted; on LAST both did.
+    assert rows[HISTORY[0]]["performance"] == "" and rows[HISTORY[0]]["drift"] == ""
+    performance = asset_events("anomaly_scores")[-1]["checks"]["performance"]
+    assert rows[LAST]["performance"] == ("pass" if performance["passed"] else "FAIL")
+    assert rows[LAST]["f1"] == round(performance["f1"], 4)
+    assert rows[LAST]["drift"] == "FAIL"  # the features' ERROR drift of the first weekend day
+    assert event["drift"] == "FAIL" and event["partitions"] == len(HISTORY)
+    assert stored["markdown"].count(f"| {LAST} |") == 1
+
+
 def test_a_regression_of_the_champion_requests_a_rollback_that_restores_the_last_good(
     trained: Trained,
 ) -> None:
@@ -182,7 +221,14 @@ def test_a_regression_of_the_champion_requests_a_rollback_that_restores_the_last
     assert request["run_key"] == f"rollback_on_regression:{MODEL_NAME}:v{version}"
     assert ROLLBACK_DAG in queued_dags("rollback_request")
     states = run(dags()["rollback"], reason=request["reason"])
-    assert states == {"rollback": "success", "incident_report": "success"}
+    assert states == {
+        "rollback": "success",
+        "incident_report": "success",
+        "score_baseline": "success",
+    }
+    # The prediction-drift reference follows the champion back.
+    baseline = asset_events("score_baseline")[-1]
+    assert baseline["model_version"] == trained.first_champion
     champion = registry.get_alias(MODEL_NAME, CHAMPION)
     assert champion is not None and champion.version == trained.first_champion
     entry = registry.audit_entries()[-1]
@@ -219,6 +265,8 @@ def test_the_same_days_give_the_same_hashes_through_dagster(
             selection=["training_set", "candidate_model"],
             run_config={"ops": {"training_set": {"config": {"until": LAST}}}},
         )
+        # The first champion (the gate's "first model") and its prediction-drift reference.
+        materialize_selection(definitions, instance, selection=["champion_model", "score_baseline"])
     dagster_store = ProviderConfig(home=tmp_path / "dagster", start=START, days=DAYS).store()
     airflow_store = trained.config.store()
 
@@ -234,3 +282,6 @@ def test_the_same_days_give_the_same_hashes_through_dagster(
     assert sha(dagster_store, "training_set", None) == first_training["data_version"]
     first_model = next(e for e in asset_events("candidate_model") if e["model_version"] == 1)
     assert sha(dagster_store, "candidate_model", None) == first_model["data_version"]
+    first_baseline = next(e for e in asset_events("score_baseline") if e["model_version"] == 1)
+    assert sha(dagster_store, "champion_model", None) == first_model["data_version"]
+    assert sha(dagster_store, "score_baseline", None) == first_baseline["data_version"]
