@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -68,15 +69,83 @@ def freshness_policy(settings: PipelineSettings) -> dg.FreshnessPolicy:
     )
 
 
+class InputNewerCondition(dg.AutomationCondition[dg.AssetKey]):
+    """True for the partitions that were never materialized, or whose dependency partitions
+    (the champion aside) hold a materialization newer than their own: their input really changed.
+
+    Read from the event log on every evaluation, not from the sensor's cursor, so it cannot be
+    fooled by a tick's window. Eager's "a dependency was updated" is an edge the cursor latches
+    until the partition's own update is seen; the scheduled job's runs carry no asset selection,
+    so Dagster's ``executed_with_root_target`` never tells their snapshot (or features) update
+    apart from late data, and each scheduled run latches its own downstream partitions. If no
+    tick then sees the partition's own materialization (one racing the run's writes, a daemon
+    killed mid-tick), the latch outlives the run and the sensor re-runs an untouched day.
+    """
+
+    @property
+    def name(self) -> str:
+        return "input_newer"
+
+    @property
+    def description(self) -> str:
+        return "Missing, or a dependency partition was materialized after this one"
+
+    def evaluate(
+        self, context: dg.AutomationContext[dg.AssetKey]
+    ) -> dg.AutomationResult[dg.AssetKey]:
+        candidates = context.candidate_subset
+        if candidates.is_empty or context.partitions_def is None:
+            return dg.AutomationResult(context=context, true_subset=candidates)
+        view = context.asset_graph_view
+        keys = set(candidates.expensively_compute_partition_keys())
+        built = _latest_ids(view.instance, context.key, keys)
+        parents = context.asset_graph.get(context.key).parent_keys - {CHAMPION_KEY}
+        newer = {
+            key
+            for key in keys
+            if key not in built
+            or any(_newest_input(view, context, parent, key) > built[key] for parent in parents)
+        }
+        return dg.AutomationResult(
+            context=context, true_subset=candidates.compute_intersection_with_partition_keys(newer)
+        )
+
+
+def _latest_ids(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: set[str] | None
+) -> dict[str, int]:
+    return dict(
+        instance.get_latest_storage_id_by_partition(
+            key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=partitions
+        )
+    )
+
+
+def _newest_input(
+    view: Any, context: dg.AutomationContext[dg.AssetKey], parent: dg.AssetKey, partition: str
+) -> int:
+    """The newest materialization's storage id among the ``parent`` partitions ``partition``
+    reads (-1 without any)."""
+    assert context.partitions_def is not None
+    one = view.get_subset_from_partition_keys(context.key, context.partitions_def, {partition})
+    mapped = one.compute_parent_subset(parent)
+    if mapped.is_empty:
+        return -1
+    partitions = set(mapped.expensively_compute_partition_keys()) if mapped.is_partitioned else None
+    return max(_latest_ids(view.instance, parent, partitions).values(), default=-1)
+
+
 def late_data_condition(settings: PipelineSettings) -> dg.AutomationCondition:
     """Eager (run when a dependency got a new version and none is missing or running), for every
-    partition in the lookback, not only the newest: a re-ingested day re-runs its downstream.
+    partition in the lookback, not only the newest: a re-ingested day re-runs its downstream;
+    and only if an input is really newer than the partition (``InputNewerCondition``) or is
+    requested in the same tick, so a partition its scheduled run already built is never re-run.
 
     A new champion is not "new data": it scores from the next partition on, and re-scoring
     history stays a person's decision, so champion updates are ignored.
     """
     lookback = LATE_DATA_LOOKBACK[settings.partition]
-    return (
+    eager = (
         dg.AutomationCondition.eager()
         .replace("in_latest_time_window", dg.AutomationCondition.in_latest_time_window(lookback))
         .replace(
@@ -86,6 +155,10 @@ def late_data_condition(settings: PipelineSettings) -> dg.AutomationCondition:
             ),
         )
     )
+    really_new = InputNewerCondition() | dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.will_be_requested()
+    ).ignore(dg.AssetSelection.assets(CHAMPION_KEY))
+    return (eager & really_new.with_label("input_newer_or_requested")).with_label("late_data")
 
 
 def apply_policies(
@@ -143,11 +216,14 @@ def build_schedules(
 
 def build_automation_sensor(settings: PipelineSettings) -> dg.AutomationConditionSensorDefinition:
     """The sensor that evaluates the late-data conditions; stopped like the schedules (Dagster's
-    implicit one would start running)."""
+    implicit one would start running). Evaluated in the code server, where
+    ``InputNewerCondition``'s Python lives (the daemon only runs Dagster's own conditions)."""
     return dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=dg.AssetSelection.assets(FEATURES_KEY, SCORES_KEY, MONITORING_REPORT_KEY),
         default_status=sensor_status(settings),
+        use_user_code_server=True,
+        minimum_interval_seconds=settings.automation_interval,
         description=(
             "Re-runs features and anomaly_scores for partitions whose upstream changed, and "
             "each day's monitoring_report once its scores' run (with their checks) ended."

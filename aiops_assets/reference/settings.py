@@ -26,6 +26,8 @@ DEFAULT_QUALITY_SUITE = Path(__file__).parent.parent / "core" / "suites" / "tele
 ExecutorKind = Literal["in_process", "multiprocess", "celery"]
 EXECUTOR_KINDS: tuple[ExecutorKind, ...] = get_args(ExecutorKind)
 DEFAULT_CELERY_QUEUE = "dagster"
+# Dagster's own default for an automation condition sensor.
+DEFAULT_AUTOMATION_INTERVAL = 30
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class PipelineSettings:
         label_delay: How long after a partition ends its labels are mature (``AIOPS_LABEL_DELAY``,
             e.g. ``2d``); until then the performance check reports a label-free estimate.
         rollback_on_estimate: ``AIOPS_ROLLBACK_ON_ESTIMATE=1`` lets a failed estimate roll back.
+        automation_interval: Seconds between the automation sensor's evaluations
+            (``AIOPS_AUTOMATION_INTERVAL``, default 30, Dagster's; the soak test shortens it).
     """
 
     start: date = DEFAULT_START
@@ -105,8 +109,13 @@ class PipelineSettings:
     label_table: str = ""
     label_delay: timedelta = timedelta(0)
     rollback_on_estimate: bool = False
+    automation_interval: int = DEFAULT_AUTOMATION_INTERVAL
 
     def __post_init__(self) -> None:
+        if self.automation_interval < 1:
+            raise ValueError(
+                f"AIOPS_AUTOMATION_INTERVAL must be at least 1 second, got {self.automation_interval}"
+            )
         if self.label_delay < timedelta(0):
             raise ValueError(f"AIOPS_LABEL_DELAY must not be negative, got {self.label_delay}")
         if "://" in self.label_source and not self.label_table:
@@ -213,7 +222,8 @@ class PipelineSettings:
         ``AIOPS_ALERT_SERVICE``, ``AIOPS_ALERT_RUNBOOK_URL``, ``AIOPS_UI_URL``, ``AIOPS_ACCESS_POLICY``,
         ``AIOPS_EXECUTOR``, ``AIOPS_CELERY_QUEUE``, ``AIOPS_ENV``, ``AIOPS_PARTITION``,
         ``AIOPS_LAG``, ``AIOPS_NOW``, ``AIOPS_SCHEDULES``, ``AIOPS_LABEL_SOURCE``,
-        ``AIOPS_LABEL_TABLE``, ``AIOPS_LABEL_DELAY`` and ``AIOPS_ROLLBACK_ON_ESTIMATE``."""
+        ``AIOPS_LABEL_TABLE``, ``AIOPS_LABEL_DELAY``, ``AIOPS_ROLLBACK_ON_ESTIMATE`` and
+        ``AIOPS_AUTOMATION_INTERVAL``."""
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("AIOPS_HOME", ".aiops"))
         return cls(
@@ -251,6 +261,9 @@ class PipelineSettings:
             rollback_on_estimate=_switch(
                 env.get("AIOPS_ROLLBACK_ON_ESTIMATE", ""), "AIOPS_ROLLBACK_ON_ESTIMATE"
             ),
+            automation_interval=_seconds(
+                env.get("AIOPS_AUTOMATION_INTERVAL", ""), DEFAULT_AUTOMATION_INTERVAL
+            ),
         )
 
     def with_overrides(self, **changes: object) -> PipelineSettings:
@@ -276,6 +289,18 @@ def _label_delay(value: str) -> timedelta:
     except ValueError:
         raise ValueError(
             f"AIOPS_LABEL_DELAY must look like 2d, 12h, 1d6h or 0, got {value!r}"
+        ) from None
+
+
+def _seconds(value: str, default: int) -> int:
+    """``AIOPS_AUTOMATION_INTERVAL``: whole seconds; empty is the default."""
+    if not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(
+            f"AIOPS_AUTOMATION_INTERVAL must be whole seconds, got {value!r}"
         ) from None
 
 

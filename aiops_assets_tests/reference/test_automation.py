@@ -193,9 +193,11 @@ def test_late_data_re_runs_downstream_through_a_stopped_automation_sensor() -> N
     graph = definitions.resolve_asset_graph()
     for key in (FEATURES_KEY, SCORES_KEY):
         condition = graph.get(key).automation_condition
-        assert condition is not None and condition.get_label() == "eager", key
+        assert condition is not None and condition.get_label() == "late_data", key
+        eager, really_new = condition.children
+        assert (eager.get_label(), really_new.get_label()) == ("eager", "input_newer_or_requested")
         # Older partitions than the newest re-run too (a re-ingested day), for a week.
-        assert "Within 7 days" in condition.children[0].description
+        assert "Within 7 days" in eager.children[0].description
     assert graph.get(SNAPSHOT_KEY).automation_condition is None, "ingest is scheduled"
     assert graph.get(CHAMPION_KEY).automation_condition is None
     # The repository's sensors, Dagster's implicit ones included: no running default sensor.
@@ -206,6 +208,12 @@ def test_late_data_re_runs_downstream_through_a_stopped_automation_sensor() -> N
     ]
     assert [sensor.name for sensor in automation] == [AUTOMATION_SENSOR]
     assert automation[0].default_status == dg.DefaultSensorStatus.STOPPED
+    # Dagster's default interval; AIOPS_AUTOMATION_INTERVAL shortens it (the soak does).
+    assert automation[0].minimum_interval_seconds == 30
+    quick = build_definitions(_settings(AIOPS_AUTOMATION_INTERVAL="5")).get_repository_def()
+    assert quick.get_sensor_def(AUTOMATION_SENSOR).minimum_interval_seconds == 5
+    with pytest.raises(ValueError, match="AIOPS_AUTOMATION_INTERVAL must be whole seconds"):
+        _settings(AIOPS_AUTOMATION_INTERVAL="soon")
 
 
 def test_the_live_code_location_loads() -> None:
