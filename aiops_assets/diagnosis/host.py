@@ -27,7 +27,7 @@ from aiops_assets.core.rollout import MODEL_VERSION_COLUMN
 from aiops_assets.core.store import canonical_json_bytes, sha256_hex
 from aiops_assets.core.telemetry import LABEL, SERVICE, TIMESTAMP
 from aiops_assets.diagnosis.evidence import REFERENCE_PARTITIONS, DataEvidence, _label_health
-from aiops_assets.diagnosis.plan import _replay_order
+from aiops_assets.diagnosis.plan import _replay_order, is_model_move, model_revert
 from aiops_assets.diagnosis.replay import ReplayContext, ReplaySpec, _effect, _outcome
 from aiops_assets.diagnosis.target import DiagnosisTarget
 
@@ -173,16 +173,9 @@ def _spec(change: Change, window: IncidentWindow, target: DiagnosisTarget) -> Re
             good_partition=donor,
             replaced_partitions=(bad,),
         )
-    if change.kind == "alias" and isinstance(change.before, int) and change.after != change.before:
-        failing_version = window.first_bad.model_version
-        if failing_version is not None and change.after != failing_version:
-            return None
-        return ReplaySpec(
-            change=change,
-            direction="revert",
-            partition=bad,
-            action=f"{bad} re-scored by v{change.before} instead of v{change.after}",
-            model_version=change.before,
+    if is_model_move(change):
+        return model_revert(
+            change, window, f"{bad} re-scored by v{change.before} instead of v{change.after}"
         )
     return None
 

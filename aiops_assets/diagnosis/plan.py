@@ -173,16 +173,9 @@ def _spec(
             action=f"features[{bad}] recomputed with {which} (v{version})",
             flags_version=version,
         )
-    if change.kind == "alias" and isinstance(change.before, int) and change.after != change.before:
-        failing_version = window.first_bad.model_version
-        if failing_version is not None and change.after != failing_version:
-            return None
-        return ReplaySpec(
-            change=change,
-            direction="revert",
-            partition=bad,
-            action=f"{bad} scored by v{change.before} instead of v{change.after}",
-            model_version=change.before,
+    if is_model_move(change):
+        return model_revert(
+            change, window, f"{bad} scored by v{change.before} instead of v{change.after}"
         )
     if _is_deploy(change):
         # Applied to a day computed before the deploy: the last good day may already run it.
@@ -209,6 +202,28 @@ def _spec(
             flags_version=flags_version_at(before),
         )
     return None
+
+
+def is_model_move(change: Change) -> bool:
+    """A champion alias that moved from one version to another: revertible by re-scoring."""
+    return (
+        change.kind == "alias" and isinstance(change.before, int) and change.after != change.before
+    )
+
+
+def model_revert(change: Change, window: IncidentWindow, action: str) -> ReplaySpec | None:
+    """The first failing partition re-scored by the version the alias moved away from; none
+    when the move is not the one that served the failing partition."""
+    failing_version = window.first_bad.model_version
+    if failing_version is not None and change.after != failing_version:
+        return None
+    return ReplaySpec(
+        change=change,
+        direction="revert",
+        partition=window.first_bad.partition,
+        action=action,
+        model_version=int(change.before),
+    )
 
 
 def _before_flags(change: Change, flags_version_at: Callable[[str], int | None]) -> int | None:

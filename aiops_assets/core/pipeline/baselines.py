@@ -1,6 +1,6 @@
 """The prediction-drift reference: the champion's scores on its own training rows, calibrated
-per training partition, as ``reference/assets/drift.py``'s ``score_baseline`` builds it; here
-without Dagster, so the Airflow provider stores the same profile bytes from the same inputs."""
+per training partition. Dagster-free, so the reference's ``score_baseline`` asset and the
+Airflow provider build the same profile bytes from the same inputs with one function."""
 
 from __future__ import annotations
 

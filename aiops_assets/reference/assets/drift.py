@@ -9,18 +9,17 @@ the reference data.
 from collections.abc import Sequence
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from aiops_assets import ArtifactStoreResource, LedgerResource
 from aiops_assets.baselines import profile_metadata, store_profile
 from aiops_assets.core import models as core_models
 from aiops_assets.core.code_fingerprint import FINGERPRINT_KEY, code_fingerprint
-from aiops_assets.core.drift import build_profile, calibrate
-from aiops_assets.core.features import LABEL, TIMESTAMP
+from aiops_assets.core.features import TIMESTAMP
 from aiops_assets.core.flags import pinned_version
 from aiops_assets.core.ledger import Ledger, LedgerError
-from aiops_assets.core.models import HOLDOUT, SCORE, SPLIT, AnomalyDetector, score_frame
+from aiops_assets.core.models import SCORE, AnomalyDetector, score_frame
+from aiops_assets.core.pipeline.baselines import score_profile
 from aiops_assets.core.pipeline.scoring import groups_by_version
 from aiops_assets.core.registry import MODEL_NAME, load_model
 from aiops_assets.core.rollout import MODEL_VERSION_COLUMN, running_rollout, serving_versions
@@ -182,22 +181,19 @@ def score_baseline(
     store = artifact_store.get_store()
     detector = _detector(store, ledger.get_ledger(), None, champion_model)
     training = store.get_frame(training_set)
-    train = training[training[SPLIT] != HOLDOUT]
-    scores = score_frame(detector, train)
-    profile = build_profile(scores, numeric=[], predictions=[SCORE], labels=[LABEL])
-    chunks = partition_chunks(scores, _training_partitions(context, training_set))
-    # Calibration needs at least two chunks to measure spread; with a single training partition
-    # the policy's plain floors apply, and the metadata says so.
-    calibrated = len(chunks) >= 2
-    if calibrated:
-        profile = calibrate(profile, chunks)
+    # The same profile the Airflow provider builds (core/pipeline/baselines.py). Calibration
+    # needs at least two partitions to measure spread; with a single one the policy's plain
+    # floors apply, and the metadata says so (0).
+    profile, calibrated_on, scores = score_profile(
+        detector, training, _training_partitions(context, training_set)
+    )
     ref = store_profile(store, profile)
     return versioned_output(
         ref,
         {
             **artifact_metadata(ref),
             **profile_metadata(profile, scores),
-            "calibrated_on_partitions": dg.MetadataValue.int(len(chunks) if calibrated else 0),
+            "calibrated_on_partitions": dg.MetadataValue.int(calibrated_on),
             "model_sha256": dg.MetadataValue.text(champion_model.sha256),
         },
     )
@@ -210,18 +206,3 @@ def _training_partitions(context: dg.AssetExecutionContext, training_set: Artifa
     if recorded.get("sha256") != training_set.sha256:
         return []
     return [key.strip() for key in str(recorded.get("partitions", "")).split(",") if key.strip()]
-
-
-def partition_chunks(frame: pd.DataFrame, partitions: Sequence[str]) -> list[pd.DataFrame]:
-    """``frame``'s rows per partition, oldest first: the drift check judges one partition at a
-    time, so the baseline is calibrated on chunks of that size (an hour each for hourly
-    partitions; a day's chunk would calibrate thresholds far too tight for an hour's rows).
-
-    ``partitions`` are time keys (``2026-01-05``, ``2026-01-05T03``); without them, by day.
-    """
-    if not partitions:
-        return [day for _, day in frame.groupby(frame[TIMESTAMP].dt.floor("D"))]
-    starts = np.sort(pd.to_datetime(list(partitions)).to_numpy("datetime64[ns]"))
-    stamps = frame[TIMESTAMP].to_numpy("datetime64[ns]")
-    position = np.searchsorted(starts, stamps, side="right") - 1
-    return [chunk for _, chunk in frame.groupby(position) if not chunk.empty]
